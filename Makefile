@@ -1,0 +1,31 @@
+# `make demo` and `make test` create or refresh .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sc2deploy-installed
+COMPRESSAI := compressai==1.2.8
+
+.PHONY: demo test venv demo-student clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=23.2"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	# CompressAI is a test reference only: without its deps (it would pull torchvision).
+	$(BIN)/pip install --quiet --no-deps $(COMPRESSAI)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sc2deploy demo --out build/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# Retrain the bundled demo student (~10 min on 2 cores); writes sc2deploy/data/demo_student.pt.
+demo-student: $(STAMP)
+	$(BIN)/python scripts/train_demo_student.py
+
+clean:
+	rm -rf build $(VENV)

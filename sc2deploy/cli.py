@@ -1,0 +1,104 @@
+"""Command-line interface: a thin layer over the Python API.
+
+User errors print one line on stderr and exit with code 2; ``--debug`` shows
+the traceback instead.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from sc2deploy import __version__
+from sc2deploy.errors import Sc2DeployError, UsageError
+from sc2deploy.log import configure, logger
+from sc2deploy.specs import DEMO_MODEL, HEADS
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sc2deploy", description="Deploy the heads of split-computing models to edge devices.")
+    parser.add_argument("--version", action="version", version=f"sc2deploy {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("export", help="export a checkpoint's head to a verified bundle")
+    p.add_argument("model", metavar="MODEL",
+                   help=f"one of: {', '.join([DEMO_MODEL, *HEADS])}")
+    p.add_argument("--checkpoint", type=Path, metavar="CKPT",
+                   help="torchdistill/sc2bench checkpoint (not needed for 'demo')")
+    p.add_argument("--input-size", type=int, metavar="N",
+                   help="square input size in pixels (default: the model's own)")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="verification images (default: the bundled samples)")
+    p.add_argument("--out", type=Path, required=True, metavar="BUNDLE",
+                   help="bundle directory to write")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("info", help="verify a bundle and describe it")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("demo", help="run the whole flow on the bundled demo student")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the demo's outputs (its bundle: DIR/demo-bundle)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _cmd_export(args) -> int:
+    from sc2deploy.export import ExportOptions, export_bundle
+    from sc2deploy.preprocess import list_images
+
+    images = list_images(args.images) if args.images else None
+    bundle = export_bundle(ExportOptions(model=args.model, out=args.out,
+                                         checkpoint=args.checkpoint, input_size=args.input_size,
+                                         images=images, force=args.force))
+    print(f"bundle written: {bundle.path}")
+    print(f"next: sc2deploy info {bundle.path}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from sc2deploy.bundle import Bundle
+    from sc2deploy.report_info import describe
+
+    bundle = Bundle.open(args.bundle)
+    print(json.dumps(bundle.manifest, indent=2, sort_keys=True) if args.json else describe(bundle))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from sc2deploy.bundle import Bundle
+    from sc2deploy.export import ExportOptions, export_bundle
+    from sc2deploy.report_info import describe
+
+    target = Path(args.out) / "demo-bundle"
+    if target.exists() and not (target / "manifest.json").is_file():
+        raise UsageError(f"{target} exists and is not a bundle; choose another --out")
+    export_bundle(ExportOptions(model=DEMO_MODEL, out=target, force=True))
+    print(describe(Bundle.open(target)))
+    print(f"demo bundle: {target.resolve()}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure()
+    try:
+        return args.func(args)
+    except Sc2DeployError as exc:
+        if args.debug:
+            raise
+        logger.error("sc2deploy %s: error: %s", args.command, exc)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The one exception hierarchy of sc2deploy.
+
+Every error a user can cause derives from :class:`Sc2DeployError`; its message
+says what was received, what was expected and how to fix it.
+"""
+
+
+class Sc2DeployError(Exception):
+    """Base class of every sc2deploy error."""
+
+
+class UsageError(Sc2DeployError):
+    """Bad user input: an unknown name, a missing file, an invalid option."""
+
+
+class CheckpointError(Sc2DeployError):
+    """A checkpoint is unsafe, unreadable, or does not fit the architecture."""
+
+
+class BundleError(Sc2DeployError):
+    """A bundle is missing, malformed, or fails hash verification."""
+
+
+class PriorError(Sc2DeployError):
+    """Entropy-model tables are invalid."""
+
+
+class ExportError(Sc2DeployError):
+    """Exporting a head failed (e.g. the ONNX graph disagrees with torch)."""
+
+
+class CodecError(Sc2DeployError):
+    """Encoding or decoding a latent failed."""

@@ -1,0 +1,169 @@
+"""``export``: checkpoint → verified bundle (head.onnx, prior.npz, reference.npz, manifest)."""
+
+import datetime
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from sc2deploy import __version__
+from sc2deploy.bundle import FORMAT_VERSION, Bundle, sha256_file, write_manifest
+from sc2deploy.errors import UsageError
+from sc2deploy.export.checkpoint import bottleneck_state, load_state_dict
+from sc2deploy.export.heads import BuiltHead, build_head
+from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
+from sc2deploy.log import logger, step
+from sc2deploy.preprocess import Preprocessing, sample_images
+from sc2deploy.specs import DEMO_MODEL, IMAGENET_MEAN, IMAGENET_STD, HeadSpec, get_spec
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "demo_student.pt"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and where."""
+
+    model: str
+    out: Path
+    checkpoint: Optional[Path] = None
+    input_size: Optional[int] = None
+    images: Optional[Sequence[Path]] = None  # verification images; default: the samples
+    force: bool = False
+
+
+def export_bundle(options: ExportOptions) -> Bundle:
+    """Export ``options.model`` to a verified bundle at ``options.out`` and return it."""
+    spec = get_spec(options.model)
+    if options.input_size is not None:
+        spec = spec.with_input_size(options.input_size)
+    checkpoint = _checkpoint_path(options)
+    out = Path(options.out)
+    _check_destination(out, options.force)
+
+    with step(f"loading checkpoint {checkpoint}"):
+        state, prefix = bottleneck_state(load_state_dict(checkpoint), spec.family)
+        head = build_head(spec, state)
+    pre = Preprocessing(spec.resize, (spec.crop, spec.crop), IMAGENET_MEAN, IMAGENET_STD)
+    images = list(options.images) if options.images else sample_images()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    work.chmod(0o755)
+    try:
+        manifest = _write_contents(work, spec, head, pre, images)
+        manifest["model"]["demo"] = options.model == DEMO_MODEL
+        manifest["provenance"] = _provenance(checkpoint, prefix, head)
+        write_manifest(work, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
+    return Bundle.open(out)
+
+
+def _checkpoint_path(options: ExportOptions) -> Path:
+    if options.model == DEMO_MODEL:
+        if options.checkpoint is not None:
+            raise UsageError("model 'demo' uses the bundled checkpoint; drop --checkpoint "
+                             "or export 'entropic_student' with it")
+        return DEMO_CHECKPOINT
+    if options.checkpoint is None:
+        raise UsageError(f"model {options.model!r} needs --checkpoint PATH (a torchdistill or "
+                         "sc2bench checkpoint); only 'demo' ships its own weights")
+    path = Path(options.checkpoint)
+    if not path.is_file():
+        raise UsageError(f"checkpoint not found: {path}")
+    return path
+
+
+def _check_destination(out: Path, force: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir() or any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise UsageError(f"--out {out} exists and is not a bundle; choose another path")
+    if any(out.iterdir()) and not force:
+        raise UsageError(f"bundle {out} already exists; pass --force to replace it")
+
+
+def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocessing,
+                    images: List[Path]) -> Dict:
+    shape = spec.input_shape()
+    onnx_path = work / "head.onnx"
+    with step(f"exporting {spec.name} to ONNX (opset {OPSET}, input {list(shape)})"):
+        export_onnx(head.module, shape, onnx_path, head.output_names,
+                    {"sc2deploy_model": spec.name, "sc2deploy_family": spec.family})
+    with step(f"preprocessing {len(images)} images and verifying onnxruntime against torch"):
+        inputs = [pre(p) for p in images]
+        reference, fidelity = verify_onnx(onnx_path, head.module, inputs)
+    latent_shape = list(reference[0][0].shape[1:])
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": {
+            "name": spec.name, "family": spec.family, "description": spec.description,
+            "input": {"name": INPUT_NAME, "shape": list(shape), "layout": "NCHW",
+                      "dtype": "float32", **pre.to_manifest()},
+            "latent": {"shape": latent_shape, "outputs": list(head.output_names),
+                       **_latent_meaning(spec)},
+        },
+        "artifacts": {"onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path),
+                               "precision": "fp32", "opset": OPSET, "runtime": "onnxruntime",
+                               "fidelity": fidelity}},
+    }
+    manifest["prior"] = _write_prior(work, head)
+    manifest["reference"] = _write_reference(work, head, reference, images)
+    return manifest
+
+
+def _latent_meaning(spec: HeadSpec) -> Dict:
+    if spec.family == "fp":
+        return {"dtype": "int32", "definition": "round(y - median[c])"}
+    return {"dtype": "uint8", "definition": "round(clip(zero_point + y / scale, 0, 255)), "
+            "scale = (max(y) - min(y)) / 255, zero_point = floor(clip(-min(y) / scale, 0, 255))"}
+
+
+def _write_prior(work: Path, head: BuiltHead) -> Dict:
+    if head.prior is None:
+        return {"kind": "uint8-minmax", "note": "BQ baseline: no entropy model"}
+    path = work / "prior.npz"
+    head.prior.save(path)
+    return {"file": path.name, "sha256": sha256_file(path), "kind": "factorized",
+            "channels": head.prior.channels, "cdf_precision": 16,
+            "tables_source": head.tables_source, "digest": head.prior.digest()}
+
+
+def _write_reference(work: Path, head: BuiltHead, reference, images: List[Path]) -> Dict:
+    arrays = {}
+    for i, name in enumerate(head.output_names):
+        stacked = np.concatenate([outs[i] for outs in reference])
+        if name == "symbols":
+            lo, hi = stacked.min(), stacked.max()
+            small = np.int16 if -2**15 <= lo and hi < 2**15 else np.int32
+            stacked = stacked.astype(np.uint8 if head.prior is None else small)
+        arrays[name] = stacked
+    arrays["image_sha256"] = np.array([sha256_file(p) for p in images])
+    path = work / "reference.npz"
+    np.savez_compressed(path, **arrays)
+    return {"file": path.name, "sha256": sha256_file(path), "source": "torch fp32",
+            "images": [p.name for p in images]}
+
+
+def _provenance(checkpoint: Path, prefix: str, head: BuiltHead) -> Dict:
+    import onnx
+    import onnxruntime
+
+    return {
+        "checkpoint": {"file": checkpoint.name, "sha256": sha256_file(checkpoint),
+                       "key_prefix": prefix},
+        "tables": head.tables_source,
+        "tools": {"sc2deploy": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                  "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+                  "python": platform.python_version()},
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,26 @@
+"""One logger for sc2deploy, and a timed step helper for long work."""
+
+import contextlib
+import logging
+import sys
+import time
+
+logger = logging.getLogger("sc2deploy")
+
+
+def configure(verbose: bool = True) -> None:
+    """Send sc2deploy's messages to stderr (idempotent)."""
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@contextlib.contextmanager
+def step(title: str):
+    """Log ``title`` when work starts and its duration when it ends."""
+    logger.info("• %s ...", title)
+    start = time.perf_counter()
+    yield
+    logger.info("  done in %.1f s", time.perf_counter() - start)

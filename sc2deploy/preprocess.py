@@ -1,0 +1,85 @@
+"""Image preprocessing as the manifest describes it (Pillow + numpy, torch-free).
+
+Same arithmetic as torchvision's eval transform on PIL images: resize the
+shorter side (bilinear), center-crop, scale to [0, 1], normalize by mean/std.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Tuple
+
+import numpy as np
+
+from sc2deploy.errors import UsageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the head's normalized NCHW float32 input."""
+
+    resize: int
+    crop: Tuple[int, int]
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+
+    @classmethod
+    def from_manifest(cls, spec: dict) -> "Preprocessing":
+        return cls(int(spec["resize"]), tuple(spec["crop"]), tuple(spec["mean"]),
+                   tuple(spec["std"]))
+
+    def to_manifest(self) -> dict:
+        return {"resize": self.resize, "crop": list(self.crop), "interpolation": "bilinear",
+                "color": "RGB", "scale": "1/255", "mean": list(self.mean), "std": list(self.std)}
+
+    def __call__(self, path: Path) -> np.ndarray:
+        """Return the [1, 3, H, W] float32 input for the image file at ``path``."""
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise UsageError(f"cannot read image {path}: {exc}") from None
+        img = self._resize(img)
+        arr = np.asarray(self._center_crop(img), dtype=np.float32) / np.float32(255)
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        arr = (arr - mean) / std
+        return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
+
+    def _resize(self, img):
+        from PIL import Image
+
+        w, h = img.size
+        short, long = (w, h) if w <= h else (h, w)
+        new_long = int(self.resize * long / short)
+        size = (self.resize, new_long) if w <= h else (new_long, self.resize)
+        return img.resize(size, Image.BILINEAR)
+
+    def _center_crop(self, img):
+        th, tw = self.crop
+        w, h = img.size
+        if w < tw or h < th:
+            raise UsageError(f"image of {w}x{h} px is smaller than the {tw}x{th} crop")
+        top = int(round((h - th) / 2.0))
+        left = int(round((w - tw) / 2.0))
+        return img.crop((left, top, left + tw, top + th))
+
+
+def list_images(folder: Path) -> List[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"image folder not found: {folder}")
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return images
+
+
+def sample_images() -> List[Path]:
+    """The sample images shipped with sc2deploy (CC0 / public domain)."""
+    return list_images(Path(__file__).parent / "data" / "samples")
+

@@ -1,0 +1,37 @@
+"""Human-readable description of a verified bundle (``sc2deploy info``)."""
+
+from sc2deploy.bundle import Bundle, file_entries
+
+
+def describe(bundle: Bundle) -> str:
+    m = bundle.manifest
+    model, inp = m["model"], m["model"]["input"]
+    lines = [
+        f"bundle     {bundle.path}",
+        f"model      {model['name']} ({model['family']}){'  [demo student]' if model.get('demo') else ''}",
+        f"input      {inp['layout']} {inp['shape']} {inp['dtype']}; resize {inp['resize']}, "
+        f"crop {inp['crop']}, mean {inp['mean']}, std {inp['std']}",
+        f"latent     {model['latent']['shape']} {model['latent']['dtype']}: "
+        f"{model['latent']['definition']}",
+    ]
+    prior = m.get("prior", {})
+    if "file" in prior:
+        lines.append(f"prior      {prior['kind']}, {prior['channels']} channels, tables from "
+                     f"{prior['tables_source']}, digest {prior['digest'][:16]}")
+    else:
+        lines.append(f"prior      {prior.get('kind', 'none')}")
+    lines.append("artifacts")
+    for name, art in sorted(m.get("artifacts", {}).items()):
+        size = bundle.file(art["file"]).stat().st_size
+        fid = art.get("fidelity", {})
+        agree = f"{fid['agreement_pct']:.4f} % symbols equal to torch" if fid else "not verified"
+        lines.append(f"  {name:<12} {art['file']:<16} {art['precision']:<5} "
+                     f"{size / 1024:8.1f} KiB  {agree}")
+    prov = m.get("provenance", {})
+    ckpt = prov.get("checkpoint", {})
+    lines.append(f"checkpoint {ckpt.get('file')} sha256 {str(ckpt.get('sha256'))[:16]}…")
+    lines.append(f"created    {prov.get('created')} with "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(prov.get("tools", {}).items())))
+    count = sum(1 for _ in file_entries(m))
+    lines.append(f"verified   manifest digest and {count} file hashes OK")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Head modules: folded GDN reproduces CompressAI exactly; the BQ quantizer matches torchdistill's."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from reference_models import compressai_bottleneck, reference_symbols
+from sc2deploy.errors import CheckpointError
+from sc2deploy.export.heads import build_head
+from sc2deploy.export.layers import GDN1, FoldedGDN1, effective_gdn_constants
+from sc2deploy.specs import get_spec
+
+
+def test_folded_head_is_bit_identical_to_compressai():
+    ref = compressai_bottleneck(channels=24, seed=5)
+    head = build_head(get_spec("entropic_student"), dict(ref.state_dict()))
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = head.module(x)
+    expected = reference_symbols(ref, x).float()
+    assert ours.shape == (2, 24, 23, 23)
+    assert torch.equal(ours, expected)
+    assert ours.abs().max() > 2, "the reference latent should spread over several symbols"
+
+
+def test_gdn_folding_matches_the_trainable_layer():
+    gdn = GDN1(6)
+    with torch.no_grad():
+        gdn.beta.uniform_(-0.1, 2)  # some values below the bound
+        gdn.gamma.uniform_(-0.05, 0.3)
+    beta, gamma = effective_gdn_constants(
+        gdn.beta, gdn.gamma, gdn.beta_reparam.lower_bound.bound, gdn.beta_reparam.pedestal,
+        gdn.gamma_reparam.lower_bound.bound, gdn.gamma_reparam.pedestal)
+    folded = FoldedGDN1(beta, gamma)
+    x = torch.randn(1, 6, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(folded(x), gdn(x))
+    assert float(beta.detach().min()) > 0
+
+
+def _torchdistill_quantize(x, num_bits=8):
+    """The published BQ quantizer, written from its description (min/max, uint8)."""
+    qmin, qmax = 0.0, 2.0 ** num_bits - 1.0
+    min_val, max_val = x.min(), x.max()
+    scale = (max_val - min_val) / (qmax - qmin)
+    initial = qmin - min_val / scale
+    zero_point = qmin if initial < qmin else qmax if initial > qmax else initial
+    zero_point = int(zero_point)
+    q = (zero_point + x / scale).clamp(qmin, qmax).round()
+    return q.byte(), scale, zero_point
+
+
+def _bq_state(channels, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    state = {"encoder.0.weight": torch.randn(64, 3, 7, 7, generator=gen) * 0.1,
+             "encoder.6.weight": torch.randn(channels, 64, 2, 2, generator=gen) * 0.2}
+    for bn in ("encoder.1", "encoder.4"):
+        state[f"{bn}.weight"] = 1 + 0.1 * torch.randn(64, generator=gen)
+        state[f"{bn}.bias"] = 0.1 * torch.randn(64, generator=gen)
+        state[f"{bn}.running_mean"] = 0.1 * torch.randn(64, generator=gen)
+        state[f"{bn}.running_var"] = 1 + torch.rand(64, generator=gen)
+        state[f"{bn}.num_batches_tracked"] = torch.tensor(100)
+    return state
+
+
+@pytest.mark.parametrize("name,channels", [("bq2", 2), ("bq12", 12)])
+def test_bq_quantizer_matches_published_formula(name, channels):
+    head = build_head(get_spec(name), _bq_state(channels))
+    assert head.prior is None and head.output_names == ("symbols", "scale", "zero_point")
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        q, scale, zero_point = head.module(x)
+        y = head.module.encoder(x)
+    ref_q, ref_scale, ref_zp = _torchdistill_quantize(y)
+    assert q.shape == (1, channels, 29, 29)
+    assert torch.equal(q, ref_q.float())
+    assert float(scale) == float(ref_scale) and int(zero_point) == ref_zp
+    assert float(q.min()) == 0 and float(q.max()) >= 254  # zero point is truncated
+
+
+def test_bq_wrong_channel_count_is_reported():
+    with pytest.raises(CheckpointError, match=r"encoder.6.weight has shape \[3, 64, 2, 2\], "
+                                              r"expected \[6, 64, 2, 2\]"):
+        build_head(get_spec("bq6"), _bq_state(3))
+
+
+def test_fp_head_latent_channels_follow_the_checkpoint():
+    ref = compressai_bottleneck(channels=32, seed=2)  # the ResNeSt-269e variant
+    head = build_head(get_spec("ladon"), dict(ref.state_dict()))
+    assert head.prior.channels == 32
+    assert isinstance(head.module.encoder, nn.Sequential)
+    assert np.all(head.prior.cdf_lengths >= 3)

@@ -1,0 +1,94 @@
+"""The command line: exit codes, one-line errors, and the README kept in sync with --help."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sc2deploy.cli import build_parser, main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def run_cli(*args):
+    """Run the installed entry point the way a user does."""
+    return subprocess.run([sys.executable, "-m", "sc2deploy.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_info_prints_a_verified_summary(demo_bundle, capsys):
+    assert main(["info", str(demo_bundle.path)]) == 0
+    out = capsys.readouterr().out
+    assert "entropic_student" in out and "[24, 55, 55]" in out
+    assert "verified   manifest digest and 3 file hashes OK" in out
+
+
+def test_info_json(demo_bundle, capsys):
+    assert main(["info", str(demo_bundle.path), "--json"]) == 0
+    assert '"format_version": 1' in capsys.readouterr().out
+
+
+def test_tampered_bundle_fails_naming_the_file(demo_bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(demo_bundle.path, copy)
+    data = bytearray((copy / "head.onnx").read_bytes())
+    data[100] ^= 0xFF
+    (copy / "head.onnx").write_bytes(bytes(data))
+    result = run_cli("info", copy)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "head.onnx was modified" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["export", "resnet", "--out", "{tmp}/b"], "unknown model 'resnet'"),
+    (["export", "ladon", "--checkpoint", "{tmp}/absent.pt", "--out", "{tmp}/b"],
+     "checkpoint not found"),
+    (["export", "demo", "--input-size", "7", "--out", "{tmp}/b"], "input size 7 is out of range"),
+    (["export", "ladon", "--out", "{tmp}/b"], "needs --checkpoint"),
+    (["info", "{tmp}/nothing"], "bundle not found"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
+    result = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_cli("--debug", "info", tmp_path / "nothing")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_bad_flags_are_usage_errors():
+    result = run_cli("export", "demo")
+    assert result.returncode == 2 and "--out" in result.stderr
+
+
+def test_demo_command_prints_the_bundle_path(tmp_path):
+    result = run_cli("demo", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == f"demo bundle: {(tmp_path / 'demo-bundle').resolve()}"
+    assert "exporting entropic_student to ONNX" in result.stderr  # progress output
+
+
+def _subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_readme_documents_every_option(name):
+    text = README.read_text()
+    section = re.search(rf"^### `sc2deploy {name}`(.*?)(?=^### |\Z)", text, re.S | re.M)
+    assert section, f"README has no '### `sc2deploy {name}`' section"
+    help_text = _subcommands()[name].format_help()
+    for option in set(re.findall(r"--[a-z][a-z-]+", help_text)) - {"--help"}:
+        assert option in section.group(1), f"README section of {name} lacks {option}"
