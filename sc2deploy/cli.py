@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from sc2deploy import __version__
+from sc2deploy.codec.backends import CODERS
 from sc2deploy.errors import Sc2DeployError, UsageError
 from sc2deploy.log import configure, logger
 from sc2deploy.specs import DEMO_MODEL, HEADS
@@ -44,11 +45,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=_cmd_info)
 
+    p = sub.add_parser("encode", help="encode images to containers with a bundle")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--target", default="onnx", help="artifact that runs the head (default: onnx)")
+    _add_coder(p)
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the containers: one IMAGE_STEM.s2c per image")
+    p.set_defaults(func=_cmd_encode)
+
+    p = sub.add_parser("decode", help="decode a container (or a batch of them) to a latent")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle that encoded it")
+    p.add_argument("stream", type=Path, metavar="IN", help=".s2c container or batch file")
+    _add_coder(p)
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="LATENT.npy",
+                   help="int32 latent: [C,H,W] for one container, [N,C,H,W] for a batch")
+    p.set_defaults(func=_cmd_decode)
+
     p = sub.add_parser("demo", help="run the whole flow on the bundled demo student")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder for the demo's outputs (its bundle: DIR/demo-bundle)")
     p.set_defaults(func=_cmd_demo)
     return parser
+
+
+def _add_coder(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--coder", choices=CODERS,
+                        help="range coder (default: constriction if installed, else c)")
 
 
 def _cmd_export(args) -> int:
@@ -70,6 +93,44 @@ def _cmd_info(args) -> int:
 
     bundle = Bundle.open(args.bundle)
     print(json.dumps(bundle.manifest, indent=2, sort_keys=True) if args.json else describe(bundle))
+    return 0
+
+
+def _cmd_encode(args) -> int:
+    from sc2deploy.bundle import Bundle
+    from sc2deploy.codec.images import encode_images
+
+    stems = [p.stem for p in args.images]
+    if len(set(stems)) != len(stems):
+        raise UsageError("two images share a file name stem; their containers would collide")
+    missing = [str(p) for p in args.images if not p.is_file()]
+    if missing:
+        raise UsageError(f"image not found: {', '.join(missing)}")
+    bundle = Bundle.open(args.bundle)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, data in encode_images(bundle, args.images, args.target, args.coder):
+        dest = args.out / f"{path.stem}.s2c"
+        dest.write_bytes(data)
+        print(f"{path} -> {dest} ({len(data)} bytes)")
+    return 0
+
+
+def _cmd_decode(args) -> int:
+    import numpy as np
+
+    from sc2deploy.bundle import Bundle
+    from sc2deploy.codec.images import latent_codec
+
+    if not args.stream.is_file():
+        raise UsageError(f"stream not found: {args.stream}")
+    bundle = Bundle.open(args.bundle)
+    codec = latent_codec(bundle, args.coder)
+    latents = codec.decode_batch(args.stream.read_bytes(), bundle.model["latent"]["shape"])
+    if not latents:
+        raise UsageError(f"{args.stream} is empty")
+    latent = latents[0] if len(latents) == 1 else np.stack(latents)
+    np.save(args.out, latent, allow_pickle=False)
+    print(f"{args.stream} -> {args.out} (int32 {list(latent.shape)})")
     return 0
 
 

@@ -35,6 +35,14 @@ class Preprocessing:
 
     def __call__(self, path: Path) -> np.ndarray:
         """Return the [1, 3, H, W] float32 input for the image file at ``path``."""
+        arr = np.asarray(self.cropped_image(path), dtype=np.float32) / np.float32(255)
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        arr = (arr - mean) / std
+        return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
+
+    def cropped_image(self, path: Path):
+        """The RGB Pillow image the head sees (resized and cropped, not normalized)."""
         from PIL import Image, UnidentifiedImageError
 
         try:
@@ -42,12 +50,7 @@ class Preprocessing:
                 img = img.convert("RGB")
         except (OSError, UnidentifiedImageError) as exc:
             raise UsageError(f"cannot read image {path}: {exc}") from None
-        img = self._resize(img)
-        arr = np.asarray(self._center_crop(img), dtype=np.float32) / np.float32(255)
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        arr = (arr - mean) / std
-        return np.ascontiguousarray(arr.transpose(2, 0, 1)[None])
+        return self._center_crop(self._resize(img))
 
     def _resize(self, img):
         from PIL import Image

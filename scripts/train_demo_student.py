@@ -152,8 +152,8 @@ def save(encoder, prior, tables, path: Path, args):
     state[eb + "_quantized_cdf"] = torch.from_numpy(tables.quantized_cdf.copy())
     state[eb + "_cdf_length"] = torch.from_numpy(tables.cdf_lengths.copy())
     state[eb + "likelihood_lower_bound.bound"] = torch.tensor([1e-9])
-    plain = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    ckpt = {"model": state, "args": argparse.Namespace(**plain, student="demo")}
+    recipe = {k: v for k, v in vars(args).items() if k != "out"}  # no machine paths
+    ckpt = {"model": state, "args": argparse.Namespace(**recipe, student="demo")}
     torch.save(ckpt, path)
 
 

@@ -92,3 +92,31 @@ def test_readme_documents_every_option(name):
     help_text = _subcommands()[name].format_help()
     for option in set(re.findall(r"--[a-z][a-z-]+", help_text)) - {"--help"}:
         assert option in section.group(1), f"README section of {name} lacks {option}"
+
+
+def test_encode_then_decode(demo_bundle, tmp_path):
+    from sc2deploy.preprocess import sample_images
+
+    images = sample_images()[:2]
+    out = tmp_path / "streams"
+    result = run_cli("encode", demo_bundle.path, *images, "-o", out)
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.glob("*.s2c"))
+    assert [f.stem for f in files] == [p.stem for p in images]
+    batch = tmp_path / "batch.s2c"
+    batch.write_bytes(b"".join(f.read_bytes() for f in files))
+    import numpy as np
+
+    reference = demo_bundle.reference()["symbols"][:2]
+    for stream, expected in ((files[0], reference[0]), (batch, reference)):
+        latent = tmp_path / "latent.npy"
+        result = run_cli("decode", demo_bundle.path, stream, "-o", latent)
+        assert result.returncode == 0, result.stderr
+        np.testing.assert_array_equal(np.load(latent), expected)
+
+
+def test_decode_corrupt_stream_is_a_user_error(demo_bundle, tmp_path):
+    bad = tmp_path / "bad.s2c"
+    bad.write_bytes(b"S2\x01" + bytes(40))
+    result = run_cli("decode", demo_bundle.path, bad, "-o", tmp_path / "x.npy")
+    assert result.returncode == 2 and "invalid latent shape" in result.stderr

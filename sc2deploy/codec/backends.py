@@ -1,0 +1,139 @@
+"""Range-coder backends: constriction, and sc2deploy's portable C coder (same bytes).
+
+A backend turns a float64 pmf into a *model*, encodes segments
+``(symbols, model)`` in order into uint32 words, and decodes them back with a
+stateful decoder (segments may depend on what was decoded before).
+"""
+
+import importlib.util
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from sc2deploy.errors import CodecError
+
+CODERS = ("constriction", "c")
+
+
+class ConstrictionBackend:
+    """constriction's RangeEncoder with ``Categorical(pmf, perfect=False)``."""
+
+    name = "constriction"
+
+    def __init__(self):
+        import constriction
+
+        self._stream = constriction.stream
+        self._categorical = constriction.stream.model.Categorical
+
+    def model(self, pmf: np.ndarray):
+        return self._categorical(pmf, perfect=False)
+
+    def encode(self, segments: Sequence[Tuple[np.ndarray, object]]) -> np.ndarray:
+        encoder = self._stream.queue.RangeEncoder()
+        for symbols, model in segments:
+            if symbols.size:
+                encoder.encode(symbols, model)
+        return encoder.get_compressed()
+
+    def decoder(self, words: np.ndarray) -> "ConstrictionDecoder":
+        return ConstrictionDecoder(self._stream.queue.RangeDecoder(words))
+
+
+class ConstrictionDecoder:
+    def __init__(self, decoder):
+        self._decoder = decoder
+
+    def decode(self, model, count: int) -> np.ndarray:
+        if count == 0:
+            return np.zeros(0, dtype=np.int32)
+        try:
+            return np.asarray(self._decoder.decode(model, count), dtype=np.int32)
+        except (AssertionError, ValueError, RuntimeError, KeyError) as exc:
+            raise CodecError(f"invalid compressed data: {exc}") from None
+
+
+def constriction_available() -> bool:
+    return importlib.util.find_spec("constriction") is not None
+
+
+def get_backend(coder: Optional[str] = None):
+    """The backend named ``coder``; by default constriction if installed, else the C coder."""
+    if coder is None:
+        coder = "constriction" if constriction_available() else "c"
+    if coder == "constriction":
+        if not constriction_available():
+            raise CodecError("coder 'constriction' is not installed (it has no Linux aarch64 "
+                             "wheel); use coder='c', which writes identical bytes")
+        return ConstrictionBackend()
+    if coder == "c":
+        from sc2deploy.codec.c_backend import CBackend
+
+        return CBackend()
+    raise CodecError(f"unknown coder {coder!r}; known coders: {', '.join(CODERS)}")
+
+
+def check_pmf(pmf, where: str) -> np.ndarray:
+    """A pmf must be a 1-D float64 array of >= 2 entries, finite, non-negative, summing > 0."""
+    if not isinstance(pmf, np.ndarray) or pmf.dtype != np.float64:
+        got = pmf.dtype if isinstance(pmf, np.ndarray) else type(pmf).__name__
+        raise CodecError(f"{where}: pmf must be a numpy float64 array, got {got} "
+                         "(float32 tables give different bits)")
+    if pmf.ndim != 1 or pmf.size < 2:
+        raise CodecError(f"{where}: pmf must be 1-D with at least 2 entries, got shape "
+                         f"{pmf.shape}")
+    if not np.all(np.isfinite(pmf)) or np.any(pmf < 0):
+        raise CodecError(f"{where}: pmf has NaN, infinite or negative entries")
+    if not pmf.sum() > 1e-300:
+        raise CodecError(f"{where}: pmf sums to {pmf.sum()} and cannot be normalized")
+    return pmf
+
+
+def check_symbols(symbols, pmf: np.ndarray, where: str) -> np.ndarray:
+    """Symbols must be a 1-D int32 array of indices with non-zero probability."""
+    if not isinstance(symbols, np.ndarray) or symbols.dtype != np.int32 or symbols.ndim != 1:
+        got = getattr(symbols, "dtype", type(symbols).__name__)
+        raise CodecError(f"{where}: symbols must be a 1-D numpy int32 array, got {got}")
+    if symbols.size:
+        lo, hi = int(symbols.min()), int(symbols.max())
+        if lo < 0 or hi >= pmf.size:
+            raise CodecError(f"{where}: symbol {lo if lo < 0 else hi} is outside [0, {pmf.size})")
+        if np.any(pmf[symbols] == 0):
+            bad = int(symbols[pmf[symbols] == 0][0])
+            raise CodecError(f"{where}: symbol {bad} has probability zero")
+    return symbols
+
+
+def raw_encode(symbols: List[np.ndarray], pmfs: List[np.ndarray], coder: Optional[str] = None
+               ) -> np.ndarray:
+    """Encode channel ``i``'s int32 ``symbols[i]`` with ``pmfs[i]``, in order → uint32 words.
+
+    With ``coder="constriction"`` this is a RangeEncoder fed each channel with
+    ``Categorical(pmf, perfect=False)``; ``coder="c"`` returns the same words.
+    """
+    if len(symbols) != len(pmfs):
+        raise CodecError(f"{len(symbols)} symbol arrays but {len(pmfs)} pmfs")
+    backend = get_backend(coder)
+    segments = []
+    for i, (sym, pmf) in enumerate(zip(symbols, pmfs)):
+        check_pmf(pmf, f"channel {i}")
+        segments.append((check_symbols(sym, pmf, f"channel {i}"), backend.model(pmf)))
+    return backend.encode(segments)
+
+
+def raw_decode(words: np.ndarray, sizes: Sequence[int], pmfs: List[np.ndarray],
+               coder: Optional[str] = None) -> List[np.ndarray]:
+    """Invert :func:`raw_encode`: ``sizes[i]`` symbols of channel ``i`` with ``pmfs[i]``."""
+    if len(sizes) != len(pmfs):
+        raise CodecError(f"{len(sizes)} sizes but {len(pmfs)} pmfs")
+    if not isinstance(words, np.ndarray) or words.dtype != np.uint32 or words.ndim != 1:
+        raise CodecError("words must be a 1-D numpy uint32 array")
+    backend = get_backend(coder)
+    decoder = backend.decoder(words)
+    out = []
+    for i, (size, pmf) in enumerate(zip(sizes, pmfs)):
+        check_pmf(pmf, f"channel {i}")
+        if int(size) < 0:
+            raise CodecError(f"channel {i}: negative size {size}")
+        out.append(decoder.decode(backend.model(pmf), int(size)))
+    return out

@@ -1,0 +1,160 @@
+"""ctypes binding of sc2deploy's portable C range coder (rangecoder.c)."""
+
+import ctypes
+from pathlib import Path
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from sc2deploy.errors import CodecError
+
+_OK, _BAD_PMF, _BAD_SYMBOL, _OUT_OF_SPACE, _INVALID_DATA = range(5)
+_LIB = None
+
+
+def _find_library() -> Path:
+    here = Path(__file__).resolve().parent
+    found = sorted(p for p in here.glob("_rangecoder*") if p.suffix in (".so", ".pyd", ".dylib"))
+    if not found:
+        raise CodecError(
+            "the C coder is not built (no sc2deploy/codec/_rangecoder*.so): reinstall sc2deploy "
+            "where a C compiler is available, e.g. pip install --force-reinstall --no-binary "
+            "sc2deploy sc2deploy")
+    return found[0]
+
+
+def library() -> ctypes.CDLL:
+    """Load the C coder once and declare its signatures."""
+    global _LIB
+    if _LIB is None:
+        lib = ctypes.CDLL(str(_find_library()))
+        p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
+        lib.s2c_quantize.argtypes = [p, i64, p]
+        lib.s2c_encode.argtypes = [p, p, p, i64, p, p, p, p, i64, p, p]
+        lib.s2c_decoder_size.restype = i64
+        lib.s2c_decoder_init.argtypes = [p, p, i64]
+        lib.s2c_decoder_init.restype = None
+        lib.s2c_decode.argtypes = [p, p, i32, p, i64]
+        lib.s2c_encode_latent.argtypes = [p, i32, i64, p, p, p, p, p, p, p, p, i64, p]
+        lib.s2c_decode_latent.argtypes = [p, i64, i32, i64, p, p, p, p, p, p, i64, p, p]
+        _LIB = lib
+    return _LIB
+
+
+def _ptr(arr: np.ndarray):
+    return arr.ctypes.data_as(ctypes.c_void_p)
+
+
+class CModel:
+    """A pmf quantized to constriction's fixed-point CDF (n + 1 uint32 entries)."""
+
+    def __init__(self, pmf: np.ndarray):
+        pmf = np.ascontiguousarray(pmf, dtype=np.float64)
+        self.size = int(pmf.size)
+        self.cdf = np.empty(self.size + 1, dtype=np.uint32)
+        if library().s2c_quantize(_ptr(pmf), self.size, _ptr(self.cdf)) != _OK:
+            raise CodecError(f"pmf with {pmf.size} entries cannot be quantized: it needs at "
+                             "least 2 entries and a sum that is a positive normal number")
+
+
+class CBackend:
+    """The C coder: same words as constriction's RangeEncoder + Categorical(perfect=False)."""
+
+    name = "c"
+
+    def __init__(self):
+        library()
+
+    def model(self, pmf: np.ndarray) -> CModel:
+        return CModel(pmf)
+
+    def encode(self, segments: Sequence[Tuple[np.ndarray, CModel]]) -> np.ndarray:
+        models, index = [], {}
+        for _, model in segments:
+            if id(model) not in index:
+                index[id(model)] = len(models)
+                models.append(model)
+        cdfs = np.concatenate([m.cdf for m in models]) if models else np.zeros(1, np.uint32)
+        sizes = np.array([m.size for m in models] or [0], dtype=np.int32)
+        starts = np.concatenate([[0], np.cumsum([m.size + 1 for m in models])[:-1]]).astype(np.int64)
+        symbols = (np.concatenate([s for s, _ in segments]).astype(np.int32, copy=False)
+                   if segments else np.zeros(0, np.int32))
+        seg_len = np.array([s.size for s, _ in segments] or [0], dtype=np.int64)
+        seg_model = np.array([index[id(m)] for _, m in segments] or [0], dtype=np.int32)
+        out = np.empty(symbols.size + 3, dtype=np.uint32)
+        out_len, bad = ctypes.c_int64(0), ctypes.c_int64(-1)
+        code = library().s2c_encode(
+            _ptr(symbols), _ptr(seg_len), _ptr(seg_model), len(segments), _ptr(cdfs),
+            _ptr(starts), _ptr(sizes), _ptr(out), out.size, ctypes.byref(out_len),
+            ctypes.byref(bad))
+        if code == _BAD_SYMBOL:
+            raise CodecError(f"symbol {int(symbols[bad.value])} at position {bad.value} is "
+                             "outside its model's alphabet")
+        if code != _OK:
+            raise CodecError(f"C encoder failed with code {code}")
+        return out[: out_len.value].copy()
+
+    def decoder(self, words: np.ndarray) -> "CDecoder":
+        return CDecoder(words)
+
+    def latent_coder(self, prior, count_pmf: np.ndarray, digit_pmf: np.ndarray):
+        return CLatentCoder(prior, count_pmf, digit_pmf)
+
+
+class CLatentCoder:
+    """Whole latents with escapes in one C call each way (layout of docs/bitstream.md)."""
+
+    def __init__(self, prior, count_pmf: np.ndarray, digit_pmf: np.ndarray):
+        models = [CModel(prior.pmf(c)) for c in range(prior.channels)]
+        self._cdfs = np.concatenate([m.cdf for m in models])
+        self._starts = np.concatenate([[0], np.cumsum([m.size + 1 for m in models])[:-1]]
+                                      ).astype(np.int64)
+        self._offsets = np.ascontiguousarray(prior.offsets, dtype=np.int32)
+        self._lengths = np.ascontiguousarray(prior.pmf_lengths, dtype=np.int32)
+        self._count_cdf = CModel(count_pmf).cdf
+        self._digit_cdf = CModel(digit_pmf).cdf
+
+    def encode(self, flat: np.ndarray) -> np.ndarray:
+        flat = np.ascontiguousarray(flat, dtype=np.int32)
+        channels, per_channel = flat.shape
+        scratch = np.empty(flat.size, dtype=np.uint64)
+        out = np.empty(11 * flat.size + 3, dtype=np.uint32)  # symbol + count + 9 digits each
+        out_len = ctypes.c_int64(0)
+        code = library().s2c_encode_latent(
+            _ptr(flat), channels, per_channel, _ptr(self._offsets), _ptr(self._lengths),
+            _ptr(self._cdfs), _ptr(self._starts), _ptr(self._count_cdf), _ptr(self._digit_cdf),
+            _ptr(scratch), _ptr(out), out.size, ctypes.byref(out_len))
+        if code != _OK:
+            raise CodecError(f"C encoder failed with code {code}")
+        return out[: out_len.value].copy()
+
+    def decode(self, words: np.ndarray, channels: int, per_channel: int, digit_limit: int):
+        words = np.ascontiguousarray(words, dtype=np.uint32)
+        out = np.empty((channels, per_channel), dtype=np.int32)
+        scratch = np.empty(channels * per_channel, dtype=np.uint8)
+        code = library().s2c_decode_latent(
+            _ptr(words), words.size, channels, per_channel, _ptr(self._offsets),
+            _ptr(self._lengths), _ptr(self._cdfs), _ptr(self._starts), _ptr(self._count_cdf),
+            _ptr(self._digit_cdf), digit_limit, _ptr(scratch), _ptr(out))
+        if code != _OK:
+            raise CodecError("invalid compressed data: the stream does not decode under this "
+                             "prior (decoder left its interval, too many escape digits, or a "
+                             "value beyond int32)")
+        return out
+
+
+class CDecoder:
+    """Stateful decoder over a uint32 word array (kept alive by this object)."""
+
+    def __init__(self, words: np.ndarray):
+        lib = library()
+        self._words = np.ascontiguousarray(words, dtype=np.uint32)
+        self._state = ctypes.create_string_buffer(int(lib.s2c_decoder_size()))
+        lib.s2c_decoder_init(self._state, _ptr(self._words), self._words.size)
+
+    def decode(self, model: CModel, count: int) -> np.ndarray:
+        out = np.empty(int(count), dtype=np.int32)
+        if count and library().s2c_decode(self._state, _ptr(model.cdf), model.size, _ptr(out),
+                                          int(count)) != _OK:
+            raise CodecError("invalid compressed data: the range decoder left its interval")
+        return out

@@ -1,0 +1,130 @@
+"""Latent coding: lossless at the extremes, tight, and strict about its inputs."""
+
+import numpy as np
+import pytest
+
+from sc2deploy.codec import LatentCodec, constriction_available
+from sc2deploy.codec.container import HEADER_SIZE
+from sc2deploy.errors import CodecError
+
+INT32 = np.iinfo(np.int32)
+
+
+@pytest.fixture(scope="module")
+def prior(demo_bundle):
+    return demo_bundle.prior()
+
+
+@pytest.fixture(scope="module")
+def latents(demo_bundle):
+    return demo_bundle.reference()["symbols"].astype(np.int32)
+
+
+def coders():
+    return ["c", "constriction"] if constriction_available() else ["c"]
+
+
+@pytest.mark.parametrize("coder", coders())
+def test_roundtrip_and_size_near_ideal(prior, latents, coder):
+    codec = LatentCodec(prior, coder)
+    for latent in latents[:4]:
+        data = codec.encode(latent)
+        np.testing.assert_array_equal(codec.decode(data), latent)
+        ideal = prior.bits_per_symbol(latent) * latent.size / 8
+        assert len(data) - HEADER_SIZE <= ideal * 1.0005 + 8
+
+
+@pytest.mark.parametrize("coder", coders())
+def test_escapes_at_the_extremes_are_lossless(prior, latents, coder):
+    codec = LatentCodec(prior, coder)
+    latent = latents[0].copy()
+    extremes = [INT32.min, INT32.max, -30000, 30000, INT32.min + 1, INT32.max - 1]
+    for i, value in enumerate(extremes):
+        latent[i % latent.shape[0], i, i] = value
+    n = int(prior.pmf_lengths[0])
+    off = int(prior.offsets[0])
+    latent[0, 10, :4] = [off - 1, off + n, off, off + n - 1]  # just outside / at the edges
+    data = codec.encode(latent)
+    np.testing.assert_array_equal(codec.decode(data), latent)
+
+
+def test_every_symbol_escaped(prior):
+    codec = LatentCodec(prior)
+    rng = np.random.default_rng(0)
+    latent = rng.integers(INT32.min, INT32.max, size=(24, 8, 8), dtype=np.int64).astype(np.int32)
+    np.testing.assert_array_equal(codec.decode(codec.encode(latent)), latent)
+
+
+def test_float_latents_must_be_integral(prior, latents):
+    codec = LatentCodec(prior)
+    ok = latents[0].astype(np.float32)
+    np.testing.assert_array_equal(codec.decode(codec.encode(ok)), latents[0])
+    bad = ok.copy()
+    bad[0, 0, 0] = 0.5
+    with pytest.raises(CodecError, match="non-integer"):
+        codec.encode(bad)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(CodecError, match="non-integer or non-finite"):
+        codec.encode(bad)
+    with pytest.raises(CodecError, match="exceed the int32 range"):
+        codec.encode(np.full((24, 1, 1), 2**40, dtype=np.int64))
+    with pytest.raises(CodecError, match=r"expected \[C,H,W\] with C=24"):
+        codec.encode(np.zeros((3, 4, 4), dtype=np.int32))
+
+
+def test_stream_for_another_prior_is_refused(prior, latents):
+    from sc2deploy.prior import PriorTables
+
+    other = PriorTables(prior.medians + 1, prior.offsets, prior.quantized_cdf, prior.cdf_lengths)
+    data = LatentCodec(other).encode(latents[0])
+    with pytest.raises(CodecError, match="another prior"):
+        LatentCodec(prior).decode(data)
+
+
+def test_batch_files(prior, latents):
+    codec = LatentCodec(prior)
+    batch = b"".join(codec.encode(x) for x in latents[:3])
+    decoded = codec.decode_batch(batch, expected_shape=latents.shape[1:])
+    np.testing.assert_array_equal(np.stack(decoded), latents[:3])
+    with pytest.raises(CodecError, match="unexpected bytes"):
+        codec.decode(batch)
+    with pytest.raises(CodecError, match="differs from the bundle"):
+        codec.decode_batch(batch, expected_shape=(24, 5, 5))
+
+
+def _random_prior(rng, channels):
+    from sc2deploy.export.tables import pmf_to_quantized_cdf
+    from sc2deploy.prior import PriorTables
+
+    rows = []
+    for _ in range(channels):
+        n = int(rng.integers(1, 2001))
+        p = rng.exponential(size=n + 1) ** rng.choice([1, 6])
+        rows.append(pmf_to_quantized_cdf((p / p.sum()).astype(np.float32)))
+    width = max(r.size for r in rows)
+    cdf = np.zeros((channels, width), np.int32)
+    for i, r in enumerate(rows):
+        cdf[i, : r.size] = r
+    return PriorTables(medians=rng.normal(size=channels).astype(np.float32),
+                       offsets=-rng.integers(0, 1000, size=channels).astype(np.int32),
+                       quantized_cdf=cdf,
+                       cdf_lengths=np.array([r.size for r in rows], np.int32))
+
+
+@pytest.mark.skipif(not constriction_available(), reason="constriction is not installed")
+def test_containers_are_identical_across_coders_on_random_priors():
+    rng = np.random.default_rng(7)
+    mismatches = 0
+    for case in range(150):
+        prior = _random_prior(rng, int(rng.integers(1, 9)))
+        shape = (prior.channels, int(rng.integers(1, 20)), int(rng.integers(1, 20)))
+        spread = rng.choice([3, 300, 3000, 2**31 - 1])
+        latent = rng.integers(-spread, spread, size=shape, dtype=np.int64)
+        latent = np.clip(latent, INT32.min, INT32.max).astype(np.int32)
+        a = LatentCodec(prior, "c").encode(latent)
+        b = LatentCodec(prior, "constriction").encode(latent)
+        back_a = LatentCodec(prior, "constriction").decode(a)
+        back_b = LatentCodec(prior, "c").decode(b)
+        mismatches += not (a == b and np.array_equal(back_a, latent)
+                           and np.array_equal(back_b, latent))
+    assert mismatches == 0

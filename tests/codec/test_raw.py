@@ -1,0 +1,129 @@
+"""The raw layer: the C coder writes constriction's words, case after case."""
+
+import numpy as np
+import pytest
+
+from sc2deploy.codec import constriction_available, raw_decode, raw_encode
+from sc2deploy.errors import CodecError
+
+needs_constriction = pytest.mark.skipif(
+    not constriction_available(), reason="constriction is not installed on this platform")
+
+# (symbols per channel, pmf per channel, words written by constriction 0.5.0)
+GOLDEN = [
+    ([[0, 1, 2, 1]], [[0.2, 0.5, 0.3]], [498216161]),
+    ([[3, 3, 0, 1, 2] * 4, [0, 0, 1]], [[0.1, 0.2, 0.3, 0.4], [0.999, 0.001]],
+     [3622245085, 1354824496]),
+    ([[1] * 40], [[1 - 1e-7, 1e-7]],  # improbable symbols: long runs of held-back words
+     [4294967295, 4261412866, 4294967295, 4279959551, 4294967295, 4279959551, 4294967295,
+      4294967295, 4294967295, 4294967295, 4279369727, 4294967295, 4286185471, 4294967295,
+      4294967295, 4294967295, 4294967295, 4293197823, 4294967295, 4293459967, 4294967295,
+      4294967295, 4294967295, 4294967295, 4291166207, 4294967295, 4288610303, 4294967295,
+      1467351040]),
+    ([[0] * 300], [[1 - 1e-7, 1e-7]], [0]),
+    ([list(range(16)) * 3], [[1 / 16] * 16],
+     [19088743, 2279813938, 573780787, 858993458, 573780787, 858993458, 554696704]),
+    ([[]], [[0.5, 0.5]], []),
+]
+
+
+def _arrays(symbols, pmfs):
+    return ([np.array(s, dtype=np.int32) for s in symbols],
+            [np.array(p, dtype=np.float64) for p in pmfs])
+
+
+@pytest.mark.parametrize("coder", ["c", pytest.param("constriction", marks=needs_constriction)])
+@pytest.mark.parametrize("symbols,pmfs,words", GOLDEN)
+def test_golden_bitstreams(coder, symbols, pmfs, words):
+    sym, pmf = _arrays(symbols, pmfs)
+    out = raw_encode(sym, pmf, coder)
+    assert out.dtype == np.uint32 and out.tolist() == words
+    decoded = raw_decode(np.array(words, dtype=np.uint32), [len(s) for s in symbols], pmf, coder)
+    assert [d.tolist() for d in decoded] == symbols
+
+
+def _random_pmf(rng, n):
+    kind = rng.integers(5)
+    if kind == 0:
+        p = rng.exponential(size=n) ** 6  # skewed
+    elif kind == 1:
+        p = np.ones(n)  # flat
+    elif kind == 2:
+        p = rng.dirichlet(np.full(n, 0.05)) + 1e-12  # few dominant symbols, many tiny
+    elif kind == 3:
+        p = np.full(n, 1e-9)
+        p[rng.integers(n)] = 1.0  # extremely peaked
+    else:
+        p = rng.random(n) * rng.choice([0.5, 3.0, 1e-20])  # not normalized
+    return p
+
+
+def _random_case(rng):
+    pmfs, symbols = [], []
+    for _ in range(int(rng.integers(1, 6))):
+        n = int(rng.integers(2, 2001))
+        p = _random_pmf(rng, n)
+        m = int(rng.integers(0, 2000))
+        if rng.random() < 0.5:
+            s = rng.choice(n, size=m, p=p / p.sum())
+        else:  # any symbol, including very improbable ones (the "escape" regime)
+            s = rng.integers(0, n, size=m)
+        pmfs.append(p.astype(np.float64))
+        symbols.append(s.astype(np.int32))
+    return symbols, pmfs
+
+
+@needs_constriction
+def test_c_and_constriction_agree_on_1000_random_cases():
+    rng = np.random.default_rng(20261122)
+    mismatches = 0
+    for _ in range(1000):
+        symbols, pmfs = _random_case(rng)
+        words_c = raw_encode(symbols, pmfs, "c")
+        words_k = raw_encode(symbols, pmfs, "constriction")
+        sizes = [s.size for s in symbols]
+        back_c = raw_decode(words_k, sizes, pmfs, "c")
+        back_k = raw_decode(words_c, sizes, pmfs, "constriction")
+        same = np.array_equal(words_c, words_k) and all(
+            np.array_equal(a, b) and np.array_equal(a, c)
+            for a, b, c in zip(symbols, back_c, back_k))
+        mismatches += not same
+    assert mismatches == 0
+
+
+@pytest.mark.parametrize("symbols,pmfs,match", [
+    ([np.array([0], np.int32)], [np.array([0.5, 0.5], np.float32)], "float64"),
+    ([np.array([0], np.int32)], [np.array([1.0])], "at least 2 entries"),
+    ([np.array([0], np.int32)], [np.array([0.5, np.nan])], "NaN"),
+    ([np.array([0], np.int32)], [np.array([0.5, -0.1, 0.6])], "negative"),
+    ([np.array([0], np.int32)], [np.array([0.0, 0.0])], "cannot be normalized"),
+    ([np.array([2], np.int32)], [np.array([0.5, 0.5])], r"symbol 2 is outside \[0, 2\)"),
+    ([np.array([1], np.int32)], [np.array([1.0, 0.0])], "symbol 1 has probability zero"),
+    ([np.array([0], np.int64)], [np.array([0.5, 0.5])], "int32"),
+    ([np.array([0], np.int32)], [], "1 symbol arrays but 0 pmfs"),
+])
+def test_invalid_input_is_refused(symbols, pmfs, match):
+    with pytest.raises(CodecError, match=match):
+        raw_encode(symbols, pmfs, "c")
+
+
+def test_unknown_coder():
+    with pytest.raises(CodecError, match="unknown coder 'ans'; known coders: constriction, c"):
+        raw_encode([], [], "ans")
+
+
+@pytest.mark.parametrize("coder", ["c", pytest.param("constriction", marks=needs_constriction)])
+def test_decoding_garbage_gives_symbols_or_the_codec_error(coder):
+    pmf = np.array([0.7, 0.2, 0.1])
+    invalid = np.array([2630408506, 506206201, 1299800593, 2525847255, 3372974474], np.uint32)
+    with pytest.raises(CodecError, match="invalid compressed data"):
+        raw_decode(invalid, [50], [pmf], coder)
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        words = rng.integers(0, 2**32, size=int(rng.integers(0, 6)), dtype=np.uint64)
+        try:
+            out = raw_decode(words.astype(np.uint32), [50], [pmf], coder)
+        except CodecError as exc:
+            assert "invalid compressed data" in str(exc)
+        else:
+            assert out[0].size == 50 and out[0].min() >= 0 and out[0].max() < 3
