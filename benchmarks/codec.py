@@ -14,6 +14,7 @@ import glob
 import importlib.machinery
 import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -161,7 +162,8 @@ def main(argv=None):
     parser.add_argument("--markdown", type=Path, help="write the summary section to this file")
     args = parser.parse_args(argv)
     result = run(args.bundle, args.images, args.repeats)
-    summary = markdown(result, "python benchmarks/codec.py " + " ".join(argv or []))
+    shown = sys.argv[1:] if argv is None else argv
+    summary = markdown(result, " ".join(["python benchmarks/codec.py", *shown]))
     print(summary)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

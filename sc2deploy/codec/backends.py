@@ -90,7 +90,11 @@ def check_pmf(pmf, where: str) -> np.ndarray:
 
 
 def check_symbols(symbols, pmf: np.ndarray, where: str) -> np.ndarray:
-    """Symbols must be a 1-D int32 array of indices with non-zero probability."""
+    """Symbols must be a 1-D int32 array of indices into the pmf.
+
+    Like constriction's ``perfect=False`` model, a zero-probability entry still
+    gets the smallest fixed-point probability, so its symbol can be coded.
+    """
     if not isinstance(symbols, np.ndarray) or symbols.dtype != np.int32 or symbols.ndim != 1:
         got = getattr(symbols, "dtype", type(symbols).__name__)
         raise CodecError(f"{where}: symbols must be a 1-D numpy int32 array, got {got}")
@@ -98,9 +102,6 @@ def check_symbols(symbols, pmf: np.ndarray, where: str) -> np.ndarray:
         lo, hi = int(symbols.min()), int(symbols.max())
         if lo < 0 or hi >= pmf.size:
             raise CodecError(f"{where}: symbol {lo if lo < 0 else hi} is outside [0, {pmf.size})")
-        if np.any(pmf[symbols] == 0):
-            bad = int(symbols[pmf[symbols] == 0][0])
-            raise CodecError(f"{where}: symbol {bad} has probability zero")
     return symbols
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from sc2deploy.errors import CodecError
 
 _OK, _BAD_PMF, _BAD_SYMBOL, _OUT_OF_SPACE, _INVALID_DATA = range(5)
+LUT_SIZE = 256  # LUT_BITS = 8 in rangecoder.c
 _LIB = None
 
 
@@ -36,7 +37,9 @@ def library() -> ctypes.CDLL:
         lib.s2c_decoder_init.restype = None
         lib.s2c_decode.argtypes = [p, p, i32, p, i64]
         lib.s2c_encode_latent.argtypes = [p, i32, i64, p, p, p, p, p, p, p, p, i64, p]
-        lib.s2c_decode_latent.argtypes = [p, i64, i32, i64, p, p, p, p, p, p, i64, p, p]
+        lib.s2c_decode_latent.argtypes = [p, i64, i32, i64, p, p, p, p, p, p, p, i64, p, p]
+        lib.s2c_build_lut.argtypes = [p, i32, p]
+        lib.s2c_build_lut.restype = None
         _LIB = lib
     return _LIB
 
@@ -111,6 +114,9 @@ class CLatentCoder:
                                       ).astype(np.int64)
         self._offsets = np.ascontiguousarray(prior.offsets, dtype=np.int32)
         self._lengths = np.ascontiguousarray(prior.pmf_lengths, dtype=np.int32)
+        self._luts = np.empty((len(models), LUT_SIZE), dtype=np.uint32)
+        for model, lut in zip(models, self._luts):
+            library().s2c_build_lut(_ptr(model.cdf), model.size, _ptr(lut))
         self._count_cdf = CModel(count_pmf).cdf
         self._digit_cdf = CModel(digit_pmf).cdf
 
@@ -135,7 +141,7 @@ class CLatentCoder:
         code = library().s2c_decode_latent(
             _ptr(words), words.size, channels, per_channel, _ptr(self._offsets),
             _ptr(self._lengths), _ptr(self._cdfs), _ptr(self._starts), _ptr(self._count_cdf),
-            _ptr(self._digit_cdf), digit_limit, _ptr(scratch), _ptr(out))
+            _ptr(self._digit_cdf), _ptr(self._luts), digit_limit, _ptr(scratch), _ptr(out))
         if code != _OK:
             raise CodecError("invalid compressed data: the stream does not decode under this "
                              "prior (decoder left its interval, too many escape digits, or a "

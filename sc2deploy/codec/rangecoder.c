@@ -175,25 +175,67 @@ void s2c_decoder_init(s2c_decoder *d, const uint32_t *words, int64_t n)
 }
 
 /*
- * Decode `count` symbols with a cdf of `size` symbols. Garbage input either
- * decodes to some symbols or returns S2C_INVALID_DATA; it never reads past
- * the words and always stops after `count` symbols.
+ * floor(num / den) where it matters (< 2^24), or some value >= 2^24 otherwise.
+ * A double estimate (relative error < 2^-51) is off by at most one there and is
+ * corrected with exact integer arithmetic; it avoids a slow 64-bit division.
  */
-int s2c_decode(s2c_decoder *d, const uint32_t *cdf, int32_t size, int32_t *out, int64_t count)
+static uint64_t quotient(uint64_t num, uint64_t den)
+{
+    uint64_t q = (uint64_t)((double)num / (double)den);
+    uint64_t prod;
+    if (q > TOTAL) return q;
+    prod = q * den; /* q <= 2^24 and den < 2^40: no overflow */
+    if (prod > num) return q - 1;
+    if (num - prod >= den) return q + 1;
+    return q;
+}
+
+#define LUT_BITS 8
+#define LUT_SIZE (1 << LUT_BITS)
+
+/* lut[b] = the symbol whose bin holds quantile b << (24 - LUT_BITS). */
+void s2c_build_lut(const uint32_t *cdf, int32_t size, uint32_t *lut)
+{
+    int32_t b, s = 0;
+    for (b = 0; b < LUT_SIZE; b++) {
+        uint32_t q = (uint32_t)b << (PRECISION - LUT_BITS);
+        while (s + 1 < size && cdf[s + 1] <= q) s++;
+        lut[b] = (uint32_t)s;
+    }
+}
+
+/* Largest s with cdf[s] <= quantile, from a lookup table or by binary search. */
+static int32_t find_symbol(const uint32_t *cdf, int32_t size, const uint32_t *lut,
+                           uint64_t quantile)
+{
+    const uint32_t *base = cdf;
+    int32_t left = size;
+    if (lut) {
+        int32_t s = (int32_t)lut[quantile >> (PRECISION - LUT_BITS)];
+        while (s + 1 < size && cdf[s + 1] <= quantile) s++;
+        return s;
+    }
+    while (left > 1) { /* branch-free halving */
+        int32_t half = left / 2;
+        base = base[half] <= quantile ? base + half : base;
+        left -= half;
+    }
+    return (int32_t)(base - cdf);
+}
+
+static int decode_symbols(s2c_decoder *d, const uint32_t *cdf, int32_t size,
+                          const uint32_t *lut, int32_t *out, int64_t count)
 {
     int64_t i;
     for (i = 0; i < count; i++) {
         uint64_t scale = d->range >> PRECISION;
-        uint64_t quantile = (d->point - d->lower) / scale;
-        int32_t lo = 0, hi = size - 1;
+        uint64_t quantile = quotient(d->point - d->lower, scale);
+        int32_t s;
         if (quantile >= TOTAL) return S2C_INVALID_DATA;
-        while (lo < hi) { /* largest s with cdf[s] <= quantile */
-            int32_t mid = lo + (hi - lo + 1) / 2;
-            if (cdf[mid] <= quantile) lo = mid; else hi = mid - 1;
-        }
-        out[i] = lo;
-        d->lower += scale * cdf[lo];
-        d->range = scale * (uint64_t)(cdf[lo + 1] - cdf[lo]);
+        s = find_symbol(cdf, size, lut, quantile);
+        out[i] = s;
+        d->lower += scale * cdf[s];
+        d->range = scale * (uint64_t)(cdf[s + 1] - cdf[s]);
         if (d->range < RENORM) {
             d->lower <<= WORD_BITS;
             d->range <<= WORD_BITS;
@@ -202,6 +244,16 @@ int s2c_decode(s2c_decoder *d, const uint32_t *cdf, int32_t size, int32_t *out, 
         }
     }
     return S2C_OK;
+}
+
+/*
+ * Decode `count` symbols with a cdf of `size` symbols. Garbage input either
+ * decodes to some symbols or returns S2C_INVALID_DATA; it never reads past
+ * the words and always stops after `count` symbols.
+ */
+int s2c_decode(s2c_decoder *d, const uint32_t *cdf, int32_t size, int32_t *out, int64_t count)
+{
+    return decode_symbols(d, cdf, size, NULL, out, count);
 }
 
 /*
@@ -259,15 +311,15 @@ int s2c_encode_latent(const int32_t *latent, int32_t channels, int64_t per_chann
 }
 
 /*
- * Inverse of s2c_encode_latent. Refuses (S2C_INVALID_DATA) streams that leave
+ * Inverse of s2c_encode_latent; luts holds one s2c_build_lut table per channel. Refuses (S2C_INVALID_DATA) streams that leave
  * the decoder's interval, claim more escape digits than `max_digits`, or
  * decode to values beyond int32. `scratch` holds channels * per_channel bytes.
  */
 int s2c_decode_latent(const uint32_t *words, int64_t n_words, int32_t channels,
                       int64_t per_channel, const int32_t *offsets, const int32_t *n,
                       const uint32_t *cdfs, const int64_t *cdf_start, const uint32_t *count_cdf,
-                      const uint32_t *digit_cdf, int64_t max_digits, uint8_t *scratch,
-                      int32_t *out)
+                      const uint32_t *digit_cdf, const uint32_t *luts, int64_t max_digits,
+                      uint8_t *scratch, int32_t *out)
 {
     s2c_decoder d;
     int64_t i, escapes = 0, digits = 0, pos = 0;
@@ -275,7 +327,9 @@ int s2c_decode_latent(const uint32_t *words, int64_t n_words, int32_t channels,
     s2c_decoder_init(&d, words, n_words);
     for (c = 0; c < channels; c++) {
         int32_t *row = out + (int64_t)c * per_channel;
-        if (s2c_decode(&d, cdfs + cdf_start[c], n[c] + 1, row, per_channel)) return S2C_INVALID_DATA;
+        if (decode_symbols(&d, cdfs + cdf_start[c], n[c] + 1, luts + (int64_t)c * LUT_SIZE, row,
+                           per_channel))
+            return S2C_INVALID_DATA;
         for (i = 0; i < per_channel; i++) escapes += row[i] == n[c];
     }
     for (i = 0; i < escapes; i++) {

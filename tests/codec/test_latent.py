@@ -128,3 +128,39 @@ def test_containers_are_identical_across_coders_on_random_priors():
         mismatches += not (a == b and np.array_equal(back_a, latent)
                            and np.array_equal(back_b, latent))
     assert mismatches == 0
+
+
+@pytest.mark.skipif(not constriction_available(), reason="constriction is not installed")
+def test_coders_agree_on_corrupt_and_hostile_streams(prior, latents):
+    from sc2deploy.codec import container
+
+    c_codec, k_codec = LatentCodec(prior, "c"), LatentCodec(prior, "constriction")
+    digest = container.prior_digest16(prior.digest())
+    rng = np.random.default_rng(11)
+    seeds = [c_codec.encode(x) for x in latents[:3]]
+
+    def outcome(codec, data):
+        try:
+            return codec.decode(data).tobytes()
+        except CodecError:
+            return "refused"
+
+    def reseal(data):
+        head, payload = data[:14], data[16:]
+        return head + container._checksum(head, payload).to_bytes(2, "little") + payload
+
+    outcomes = set()
+    for i in range(1500):
+        if i % 2:
+            data = bytearray(seeds[i % 3])
+            data[int(rng.integers(16, len(data)))] ^= 1 << int(rng.integers(8))
+            data = reseal(bytes(data))
+        else:
+            payload = rng.integers(0, 256, size=4 * int(rng.integers(0, 64)), dtype=np.uint8)
+            head = container.HEADER.pack(b"S2", 1, 24, int(rng.integers(1, 30)),
+                                         int(rng.integers(1, 30)), digest, payload.size, 0)
+            data = reseal(head + payload.tobytes())
+        got = outcome(c_codec, data)
+        assert got == outcome(k_codec, data)
+        outcomes.add(got == "refused")
+    assert outcomes == {True, False}
