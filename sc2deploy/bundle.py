@@ -7,6 +7,7 @@ Layout::
       head.onnx        the fp32 head (more artifacts are added by `targets`)
       prior.npz        entropy-model tables (factorized-prior heads only)
       reference.npz    torch reference outputs on the sample images
+      head_state.npz   the folded fp32 head's weights, to rebuild the torch reference on a host
 
 Opening a bundle verifies every hash and the manifest's own digest, and names
 the first file that is missing or was modified.
@@ -56,7 +57,7 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 def file_entries(manifest: dict) -> Iterator[Tuple[str, dict]]:
     """(label, entry) for every manifest entry that names a file and its sha256."""
-    for key in ("prior", "reference"):
+    for key in ("prior", "reference", "torch_head"):
         entry = manifest.get(key)
         if isinstance(entry, dict) and "file" in entry:
             yield key, entry
@@ -129,9 +130,16 @@ class Bundle:
 
     def reference(self) -> Dict[str, np.ndarray]:
         """Reference outputs of the torch model (arrays keyed by output name)."""
-        entry = self.manifest.get("reference")
+        return self._arrays("reference", "carries no reference outputs")
+
+    def torch_head_arrays(self) -> Dict[str, np.ndarray]:
+        """Weights of the folded fp32 head (rebuilt with ``sc2deploy.export.heads``)."""
+        return self._arrays("torch_head", "carries no head_state.npz; re-export it")
+
+    def _arrays(self, key: str, missing: str) -> Dict[str, np.ndarray]:
+        entry = self.manifest.get(key)
         if not entry:
-            raise BundleError(f"{self.path}: the bundle carries no reference outputs")
+            raise BundleError(f"{self.path}: the bundle {missing}")
         with np.load(self.file(entry["file"]), allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 

@@ -45,6 +45,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=_cmd_info)
 
+    p = sub.add_parser("build", help="build target artifacts into a bundle, gated on fidelity")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--target", action="append", required=True, metavar="T",
+                   help="target to build (repeat for several); see `sc2deploy targets`")
+    p.add_argument("--calib", type=Path, metavar="DIR",
+                   help="calibration images (default: half of the bundled samples)")
+    p.add_argument("--search", action="store_true",
+                   help="int8: try configurations, keep the fastest that passes the gate")
+    p.add_argument("--allow-low-fidelity", action="store_true",
+                   help="keep an artifact that fails the symbol-agreement gate")
+    p.add_argument("--min-agreement", type=float, metavar="PCT",
+                   help="required %% of symbols equal to torch (default: fp32 100, fp16 99.9, "
+                        "int8 99)")
+    p.add_argument("--per-channel", choices=("on", "off"), default="on",
+                   help="int8: per-channel weight scales (default: on)")
+    p.add_argument("--reduce-range", action="store_true", help="int8: 7-bit weights")
+    p.add_argument("--activations", choices=("int8", "int16"), default="int8",
+                   help="int8: activation type (int16 = A16W8)")
+    p.add_argument("--calibration", choices=("minmax", "entropy", "percentile"),
+                   default="minmax", help="int8: calibration method (default: minmax)")
+    p.add_argument("--keep-float", action="append", default=[], metavar="NODE",
+                   help="int8: node name or op type left in float (repeatable)")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("verify", help="compare every built target with the torch reference")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="evaluation images (default: the half of the samples not used to "
+                        "calibrate)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("targets", help="list the targets and whether they can build here")
+    p.set_defaults(func=_cmd_targets)
+
     p = sub.add_parser("encode", help="encode images to containers with a bundle")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
@@ -96,6 +131,41 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_build(args) -> int:
+    from sc2deploy.preprocess import list_images
+    from sc2deploy.targets.build import BuildOptions, Int8Options, build_targets, format_table
+
+    int8 = Int8Options(per_channel=args.per_channel == "on", reduce_range=args.reduce_range,
+                       activations=args.activations, calibration=args.calibration,
+                       keep_float=tuple(args.keep_float))
+    options = BuildOptions(calib=list_images(args.calib) if args.calib else None,
+                           allow_low_fidelity=args.allow_low_fidelity, search=args.search,
+                           int8=int8, min_agreement=args.min_agreement)
+    rows = build_targets(args.bundle, args.target, options)
+    print(format_table(rows))
+    first = args.target[0]
+    print(f"next: sc2deploy encode {args.bundle} IMAGE... --target {first} -o OUT")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from sc2deploy.preprocess import list_images
+    from sc2deploy.targets.build import format_table, to_json, verify_bundle
+
+    rows = verify_bundle(args.bundle, list_images(args.images) if args.images else None)
+    print(to_json(rows) if args.json else format_table(rows))
+    return 0
+
+
+def _cmd_targets(args) -> int:
+    from sc2deploy.targets import targets
+
+    for name, t in targets().items():
+        state = t.missing("build") or "buildable here"
+        print(f"{name:<14} {t.precision:<5} {t.runtime:<12} built on {t.build_on:<6} {state}")
+    return 0
+
+
 def _cmd_encode(args) -> int:
     from sc2deploy.bundle import Bundle
     from sc2deploy.codec.images import encode_images
@@ -138,12 +208,20 @@ def _cmd_demo(args) -> int:
     from sc2deploy.bundle import Bundle
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.report_info import describe
+    from sc2deploy.targets import targets
+    from sc2deploy.targets.build import BuildOptions, build_targets, format_table, verify_bundle
 
     target = Path(args.out) / "demo-bundle"
     if target.exists() and not (target / "manifest.json").is_file():
         raise UsageError(f"{target} exists and is not a bundle; choose another --out")
     export_bundle(ExportOptions(model=DEMO_MODEL, out=target, force=True))
+    buildable = [n for n, t in targets().items() if t.build_on == "host" and not t.missing()]
+    skipped = sorted(set(targets()) - set(buildable))
+    if skipped:
+        print(f"targets not buildable here (skipped): {', '.join(skipped)}")
+    build_targets(target, buildable, BuildOptions(search=True))
     print(describe(Bundle.open(target)))
+    print(format_table(verify_bundle(target)))
     print(f"demo bundle: {target.resolve()}")
     return 0
 

@@ -31,3 +31,7 @@ class ExportError(Sc2DeployError):
 
 class CodecError(Sc2DeployError):
     """Encoding or decoding a latent failed."""
+
+
+class FidelityError(Sc2DeployError):
+    """A built artifact changes too many symbols (see --allow-low-fidelity)."""

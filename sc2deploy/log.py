@@ -15,6 +15,7 @@ def configure(verbose: bool = True) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False  # libraries that configure the root logger must not echo us
 
 
 @contextlib.contextmanager

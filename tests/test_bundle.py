@@ -23,7 +23,7 @@ def _flip_byte(path, offset=None):
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("name", ["head.onnx", "prior.npz", "reference.npz"])
+@pytest.mark.parametrize("name", ["head.onnx", "prior.npz", "reference.npz", "head_state.npz"])
 def test_modified_file_is_named(bundle_copy, name):
     Bundle.open(bundle_copy)
     _flip_byte(bundle_copy / name)

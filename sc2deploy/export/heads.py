@@ -10,6 +10,7 @@ Data flow of the exported graphs::
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -181,3 +182,24 @@ def _build_bq(state: Dict[str, Tensor], channels: int) -> BuiltHead:
         _conv(state["encoder.6.weight"], 2, 1),
     )
     return BuiltHead(BQHead(encoder).eval(), None, "none")
+
+
+def head_arrays(module: nn.Module) -> Dict[str, np.ndarray]:
+    """The export module's tensors as plain arrays (stored in the bundle without pickle)."""
+    return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+
+
+def head_from_arrays(family: str, arrays: Dict[str, np.ndarray]) -> nn.Module:
+    """Rebuild the torch export module of a bundle (the fp32 reference) from its arrays."""
+    t = {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}
+    if family == "fp":
+        encoder = nn.Sequential(
+            _conv(t["encoder.0.weight"], 2, 2), FoldedGDN1(t["encoder.1.beta"], t["encoder.1.gamma"]),
+            _conv(t["encoder.2.weight"], 2, 2), FoldedGDN1(t["encoder.3.beta"], t["encoder.3.gamma"]),
+            _conv(t["encoder.4.weight"], 1, 0))
+        return FPHead(encoder, t["medians"]).eval()
+    state = {k[len("encoder."):]: v for k, v in t.items()}
+    channels = int(state["6.weight"].shape[0])
+    encoder = _build_bq({f"encoder.{k}": v for k, v in state.items()}, channels).module.encoder
+    return BQHead(encoder).eval()

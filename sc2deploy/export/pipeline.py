@@ -15,7 +15,7 @@ from sc2deploy import __version__
 from sc2deploy.bundle import FORMAT_VERSION, Bundle, sha256_file, write_manifest
 from sc2deploy.errors import UsageError
 from sc2deploy.export.checkpoint import bottleneck_state, load_state_dict
-from sc2deploy.export.heads import BuiltHead, build_head
+from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
 from sc2deploy.log import logger, step
 from sc2deploy.preprocess import Preprocessing, sample_images
@@ -117,6 +117,7 @@ def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocess
                                "fidelity": fidelity}},
     }
     manifest["prior"] = _write_prior(work, head)
+    manifest["torch_head"] = _write_torch_head(work, spec, head)
     manifest["reference"] = _write_reference(work, head, reference, images)
     return manifest
 
@@ -136,6 +137,13 @@ def _write_prior(work: Path, head: BuiltHead) -> Dict:
     return {"file": path.name, "sha256": sha256_file(path), "kind": "factorized",
             "channels": head.prior.channels, "cdf_precision": 16,
             "tables_source": head.tables_source, "digest": head.prior.digest()}
+
+
+def _write_torch_head(work: Path, spec: HeadSpec, head: BuiltHead) -> Dict:
+    path = work / "head_state.npz"
+    np.savez(path, **head_arrays(head.module))
+    return {"file": path.name, "sha256": sha256_file(path), "family": spec.family,
+            "note": "folded fp32 head for host-side builds and references (no pickle)"}
 
 
 def _write_reference(work: Path, head: BuiltHead, reference, images: List[Path]) -> Dict:

@@ -1,21 +1,30 @@
-"""Per-target runners (torch-free). Only ``onnx`` (fp32) exists so far."""
+"""Per-target artifacts and their runners (runners are torch-free).
+
+Each target module registers :class:`Target` records; ``load_runner`` gives a
+context-managed runner whose ``infer()`` validates its input.
+"""
+
+from typing import Optional
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
+from sc2deploy.targets.registry import Target, get_target, targets
 from sc2deploy.targets.runner import Runner
 
-TARGETS = ("onnx",)
 
-
-def load_runner(bundle: Bundle, target: str = "onnx", threads=None) -> Runner:
-    """A context-managed runner of ``target``'s artifact in ``bundle``."""
-    if target not in TARGETS:
-        raise UsageError(f"unknown target {target!r}; known targets: {', '.join(TARGETS)}")
+def load_runner(bundle: Bundle, target: str = "onnx", threads: Optional[int] = None) -> Runner:
+    """A runner of ``target``'s artifact in ``bundle`` (use it in a ``with`` block)."""
+    spec = get_target(target)
     if target not in bundle.manifest.get("artifacts", {}):
-        raise UsageError(f"bundle {bundle.path} has no {target!r} artifact; build it first")
-    from sc2deploy.targets.onnx import OnnxRunner
+        raise UsageError(f"bundle {bundle.path} has no {target!r} artifact; build it first: "
+                         f"sc2deploy build {bundle.path} --target {target}")
+    missing = spec.missing("run")
+    if missing:
+        raise UsageError(f"cannot run {target} here: {missing}")
+    entry = bundle.manifest["artifacts"][target]
+    model_input = bundle.model["input"]
+    return spec.load("runner")(bundle.file(entry["file"]), model_input["shape"],
+                               model_input["name"], threads)
 
-    return OnnxRunner(bundle, target, threads)
 
-
-__all__ = ["TARGETS", "Runner", "load_runner"]
+__all__ = ["Runner", "Target", "get_target", "load_runner", "targets"]

@@ -1,20 +1,36 @@
-"""Target ``onnx``: the fp32 head run with onnxruntime on the CPU."""
+"""ONNX targets run by onnxruntime: ``onnx`` (fp32), ``onnx-fp16``, ``onnx-int8``."""
 
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
-from sc2deploy.bundle import Bundle
+from sc2deploy.targets.registry import Target, register
 from sc2deploy.targets.runner import Runner
+
+_RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
+_BUILD = "sc2deploy.targets.onnx_build"
+
+register(Target("onnx", "fp32", "onnxruntime", f"{_BUILD}:build_fp32", _RUNNER,
+                build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",),
+                description="the exported fp32 graph (any CPU)"))
+register(Target("onnx-fp16", "fp16", "onnxruntime", f"{_BUILD}:build_fp16", _RUNNER,
+                build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",),
+                description="fp16 weights and activations, fp32 input/output"))
+register(Target("onnx-int8", "int8", "onnxruntime", "sc2deploy.targets.onnx_int8:build_int8",
+                _RUNNER, needs_calibration=True, build_requires=("onnx", "onnxruntime"),
+                run_requires=("onnxruntime",),
+                description="static QDQ quantization calibrated on images"))
 
 
 class OnnxRunner(Runner):
-    """onnxruntime session over an ONNX artifact of the bundle."""
+    """onnxruntime CPU session over one ONNX file."""
 
-    def __init__(self, bundle: Bundle, artifact: str = "onnx", threads: Optional[int] = None):
-        super().__init__(bundle.model["input"]["shape"])
-        self.path = bundle.file(bundle.manifest["artifacts"][artifact]["file"])
-        self.input_name = bundle.model["input"]["name"]
+    def __init__(self, path: Path, input_shape: Sequence[int], input_name: str = "image",
+                 threads: Optional[int] = None):
+        super().__init__(input_shape)
+        self.path = Path(path)
+        self.input_name = input_name
         self.threads = threads
         self._session = None
 
@@ -24,6 +40,7 @@ class OnnxRunner(Runner):
         options = ort.SessionOptions()
         if self.threads:
             options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(self.path), options,
                                              providers=["CPUExecutionProvider"])
 

@@ -91,3 +91,24 @@ def test_fp_head_latent_channels_follow_the_checkpoint():
     assert head.prior.channels == 32
     assert isinstance(head.module.encoder, nn.Sequential)
     assert np.all(head.prior.cdf_lengths >= 3)
+
+
+def test_bundle_head_state_rebuilds_the_reference(demo_bundle, few_images):
+    from sc2deploy.export.heads import head_from_arrays
+
+    module = head_from_arrays("fp", demo_bundle.torch_head_arrays())
+    x = demo_bundle.preprocessing()(few_images[0])
+    with torch.no_grad():
+        symbols = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(symbols[0], demo_bundle.reference()["symbols"][0])
+
+
+def test_bq_head_state_roundtrip():
+    from sc2deploy.export.heads import head_arrays, head_from_arrays
+
+    head = build_head(get_spec("bq3"), _bq_state(3))
+    rebuilt = head_from_arrays("bq", head_arrays(head.module))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(head.module(x), rebuilt(x)):
+            assert torch.equal(a, b)

@@ -1,0 +1,283 @@
+"""``build`` and ``verify``: artifacts gated on symbol agreement with the torch fp32 head.
+
+    bundle ─ builder(target) ─ artifact ─ runner ─ symbols ─┐
+    bundle ─ head_state.npz ─ torch fp32 head ─ symbols ────┴─ agreement, ±1, |Δ|, rate change
+                                                              └─ gate: fail below the threshold
+
+Fidelity is measured on images not used for calibration: by default the
+sample images are split in two halves (calibration, evaluation).
+"""
+
+import importlib.util
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from sc2deploy import __version__
+from sc2deploy.bundle import Bundle
+from sc2deploy.errors import FidelityError, UsageError
+from sc2deploy.fidelity import agreement, is_exact
+from sc2deploy.log import logger, step
+from sc2deploy.preprocess import sample_images
+from sc2deploy.targets.registry import Target, get_target
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """Static int8 quantization settings (onnx-int8, tflite-int8, tensorrt-int8)."""
+
+    per_channel: bool = True
+    reduce_range: bool = False
+    activations: str = "int8"  # or "int16" (A16W8)
+    calibration: str = "minmax"  # "entropy" or "percentile"
+    keep_float: Sequence[str] = ()  # node names (or op types) left in float
+
+    def __post_init__(self):
+        if self.activations not in ("int8", "int16"):
+            raise UsageError(f"activations {self.activations!r}: expected int8 or int16")
+        if self.calibration not in ("minmax", "entropy", "percentile"):
+            raise UsageError(f"calibration {self.calibration!r}: expected minmax, entropy or "
+                             "percentile")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    calib: Optional[Sequence[Path]] = None  # default: first half of the sample images
+    allow_low_fidelity: bool = False
+    search: bool = False
+    int8: Int8Options = field(default_factory=Int8Options)
+    latency_runs: int = 10
+    min_agreement: Optional[float] = None  # % symbols equal; default: by precision
+
+
+def split_images(calib: Optional[Sequence[Path]]):
+    """(calibration images, evaluation images); they never overlap."""
+    samples = sample_images()
+    if calib:
+        names = {Path(p).resolve() for p in calib}
+        return list(calib), [p for p in samples if p.resolve() not in names]
+    half = len(samples) // 2
+    return samples[:half], samples[half:]
+
+
+class Reference:
+    """Torch fp32 symbols (and pre-rounding values, to spot .5 ties) on evaluation images."""
+
+    def __init__(self, bundle: Bundle, images: Sequence[Path]):
+        import torch  # host side: the reference is the torch fp32 head
+
+        from sc2deploy.export.heads import head_from_arrays
+
+        self.module = head_from_arrays(bundle.model["family"], bundle.torch_head_arrays())
+        pre = bundle.preprocessing()
+        self.inputs = [pre(p) for p in images]
+        with torch.no_grad():
+            tensors = [torch.from_numpy(x) for x in self.inputs]
+            outputs = [self.module(t) for t in tensors]
+            self.symbols = [(o[0] if isinstance(o, tuple) else o).numpy() for o in outputs]
+            self.pre_round = [self.module.pre_round(t).numpy() for t in tensors]
+
+
+class StoredReference:
+    """The torch outputs stored at export (reference.npz), for hosts without torch."""
+
+    def __init__(self, bundle: Bundle):
+        names = bundle.manifest["reference"]["images"]
+        by_name = {p.name: p for p in sample_images()}
+        if not all(n in by_name for n in names):
+            raise UsageError("the bundle's reference images are not the bundled samples; "
+                             "verify needs torch (or --images with torch) for this bundle")
+        pre = bundle.preprocessing()
+        self.inputs = [pre(by_name[n]) for n in names]
+        stored = bundle.reference()["symbols"]
+        self.symbols = [stored[i:i + 1] for i in range(len(names))]
+        self.pre_round = None
+
+
+def evaluate(bundle: Bundle, target: Target, path: Path, reference: Reference,
+             latency_runs: int = 10) -> Dict:
+    """Agreement with the torch reference, rate change under the prior, latency p50."""
+    runner_cls = target.load("runner")
+    inp = bundle.model["input"]
+    with runner_cls(path, inp["shape"], inp["name"], 1) as runner:
+        symbols = [runner.infer(x) for x in reference.inputs]
+        times = []
+        for _ in range(latency_runs):
+            start = time.perf_counter()
+            runner.infer(reference.inputs[0])
+            times.append(time.perf_counter() - start)
+    stats = agreement(reference.symbols, symbols, reference.pre_round)
+    stats.update(images=len(symbols), latency_p50_ms=1e3 * float(np.median(times)),
+                 latency_threads=1, rate_change_pct=_rate_change(bundle, reference.symbols,
+                                                                 symbols))
+    return stats
+
+
+def _rate_change(bundle: Bundle, reference, candidate) -> Optional[float]:
+    prior = bundle.prior()
+    if prior is None:
+        return None
+    from sc2deploy.codec import LatentCodec
+
+    codec = LatentCodec(prior)
+    ref = sum(len(codec.encode(s[0])) for s in reference)
+    new = sum(len(codec.encode(s[0])) for s in candidate)
+    return 100.0 * (new - ref) / ref
+
+
+def threshold(target: Target, options: BuildOptions) -> float:
+    """Required % of symbols equal to torch: the option, else the precision's default."""
+    return options.min_agreement if options.min_agreement is not None else target.min_agreement
+
+
+def passes(target: Target, stats: Dict, options: BuildOptions) -> bool:
+    if target.precision == "fp32" and options.min_agreement is None:
+        return is_exact(stats)
+    return stats["agreement_pct"] >= threshold(target, options)
+
+
+def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions) -> List[Dict]:
+    """Build each target into the bundle; return one summary per target."""
+    bundle = Bundle.open(bundle_path)
+    chosen = [get_target(n) for n in names]
+    for target in chosen:
+        missing = target.missing("build")
+        if missing:
+            raise UsageError(f"cannot build {target.name} here: {missing}")
+        if target.build_on == "device":
+            raise UsageError(f"{target.name} is built on the device: run there "
+                             f"`sc2deploy build-engine {bundle.path}`")
+    calib, evals = split_images(options.calib)
+    if not evals:
+        raise UsageError("no evaluation images left: --calib uses every sample image")
+    with step(f"torch fp32 reference on {len(evals)} evaluation images"):
+        reference = Reference(bundle, evals)
+    calibration = None
+    if any(t.needs_calibration for t in chosen):
+        pre = bundle.preprocessing()
+        calibration = [pre(p) for p in calib]
+    return [_build_one(bundle, t, options, calibration, reference) for t in chosen]
+
+
+def search_space(bundle: Bundle) -> List[Int8Options]:
+    """int8 configurations tried by --search, from cheapest to most float."""
+    import onnx
+
+    model = onnx.load(str(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])))
+    last_conv = [n.name for n in model.graph.node if n.op_type == "Conv"][-1:]
+    return [Int8Options(), Int8Options(calibration="percentile"),
+            Int8Options(reduce_range=True), Int8Options(keep_float=tuple(last_conv)),
+            Int8Options(activations="int16"), Int8Options(activations="int16", per_channel=False),
+            Int8Options(activations="int16", calibration="percentile"),
+            Int8Options(activations="int16", keep_float=tuple(last_conv))]
+
+
+def _search(bundle, target: Target, options, calibration, reference):
+    """Try each configuration; keep the fastest that passes the gate (else the most faithful)."""
+    from dataclasses import replace
+
+    builder = target.load("builder")
+    tried, best = [], None
+    for cfg in search_space(bundle):
+        path, recorded = builder(bundle, replace(options, int8=cfg), calibration)
+        stats = evaluate(bundle, target, path, reference, options.latency_runs)
+        ok = passes(target, stats, options)
+        tried.append({"options": recorded, "passed": ok, **stats})
+        logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%, p50 %6.1f ms%s",
+                    _describe(cfg), stats["agreement_pct"], stats["rate_change_pct"] or 0.0,
+                    stats["latency_p50_ms"], "  passes" if ok else "")
+        key = (ok, -stats["latency_p50_ms"] if ok else stats["agreement_pct"])
+        if best is None or key > best[0]:
+            kept = path.with_suffix(".best")
+            path.replace(kept)
+            best = (key, kept, recorded, stats)
+        else:
+            path.unlink()
+    _, kept, recorded, stats = best
+    final = kept.with_suffix(".onnx")
+    kept.replace(final)
+    return final, {**recorded, "search": tried}, stats
+
+
+def _describe(cfg: Int8Options) -> str:
+    parts = [f"act {cfg.activations}", "per-channel" if cfg.per_channel else "per-tensor",
+             cfg.calibration]
+    if cfg.reduce_range:
+        parts.append("reduce-range")
+    if cfg.keep_float:
+        parts.append("float: " + ",".join(cfg.keep_float))
+    return ", ".join(parts)
+
+
+def _build_one(bundle, target: Target, options, calibration, reference) -> Dict:
+    start = time.perf_counter()
+    with step(f"building {target.name} ({target.precision}, {target.runtime})"):
+        if options.search and target.precision == "int8":
+            path, recorded, stats = _search(bundle, target, options, calibration, reference)
+        else:
+            path, recorded = target.load("builder")(bundle, options, calibration)
+            stats = evaluate(bundle, target, path, reference, options.latency_runs)
+    seconds = time.perf_counter() - start
+    ok = passes(target, stats, options)
+    logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%, "
+                "p50 %.1f ms, %.1f KiB, %.1f s", target.name, stats["agreement_pct"],
+                stats["ties"], stats["within_one_pct"], stats["rate_change_pct"] or 0.0,
+                stats["latency_p50_ms"], path.stat().st_size / 1024, seconds)
+    if not ok and not options.allow_low_fidelity:
+        if path.name != "head.onnx":
+            path.unlink()
+        raise FidelityError(
+            f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch fp32 "
+            f"reference, below the {threshold(target, options)} % required; "
+            "the artifact was removed (try --search, or --allow-low-fidelity to keep it)")
+    bundle.add_artifact(target.name, path, precision=target.precision, target=target.name,
+                        runtime=target.runtime, options=recorded, fidelity=stats,
+                        gate={"min_agreement_pct": threshold(target, options), "passed": ok},
+                        build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
+                               "sc2deploy": __version__})
+    return {"target": target.name, "passed": ok, "file": path.name, **stats}
+
+
+def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None) -> List[Dict]:
+    """Side-by-side fidelity of every artifact in the bundle (fresh measurement)."""
+    from sc2deploy.targets.registry import targets
+
+    bundle = Bundle.open(bundle_path)
+    if importlib.util.find_spec("torch") is not None:
+        reference = Reference(bundle, images or split_images(None)[1])
+    elif images is None:
+        reference = StoredReference(bundle)
+    else:
+        raise UsageError("verify --images needs torch for the reference; without torch, verify "
+                         "uses the torch outputs stored in the bundle (omit --images)")
+    known = targets()
+    rows = []
+    for name in bundle.manifest.get("artifacts", {}):
+        target = known.get(name)
+        if target is None or target.missing("run"):
+            rows.append({"target": name, "skipped": "cannot run here"})
+            continue
+        path = bundle.file(bundle.manifest["artifacts"][name]["file"])
+        rows.append({"target": name, **evaluate(bundle, target, path, reference)})
+    return rows
+
+
+def format_table(rows: List[Dict]) -> str:
+    lines = [f"{'target':<14} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} {'rate Δ %':>9} "
+             f"{'p50 ms':>8}"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"{r['target']:<14} skipped: {r['skipped']}")
+            continue
+        rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
+        lines.append(f"{r['target']:<14} {r['agreement_pct']:>10.4f} {r['within_one_pct']:>9.4f} "
+                     f"{r['mean_abs_diff']:>8.5f} {rate:>9} {r['latency_p50_ms']:>8.1f}")
+    return "\n".join(lines)
+
+
+def to_json(rows: List[Dict]) -> str:
+    return json.dumps(rows, indent=2)

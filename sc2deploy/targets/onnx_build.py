@@ -1,0 +1,41 @@
+"""Host-side builders of the fp32 and fp16 ONNX targets."""
+
+from pathlib import Path
+from typing import Dict, Tuple
+
+from sc2deploy.bundle import Bundle
+
+
+def build_fp32(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+    """The fp32 graph is the export's own ``head.onnx``: nothing to convert."""
+    return bundle.file(bundle.manifest["artifacts"]["onnx"]["file"]), {}
+
+
+def build_fp16(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+    """fp16 weights and activations; inputs and outputs stay float32."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    source = bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])
+    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    sort_topologically(model.graph)  # the converter appends its input casts at the end
+    onnx.checker.check_model(model, full_check=True)
+    path = bundle.path / "head-fp16.onnx"
+    onnx.save(model, str(path))
+    return path, {"keep_io_types": True}
+
+
+def sort_topologically(graph) -> None:
+    """Reorder ``graph.node`` so that every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("graph has a cycle or an undefined input")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [n for n in pending if n not in ready]
+    del graph.node[:]
+    graph.node.extend(ordered)
