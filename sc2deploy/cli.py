@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-channel", choices=("on", "off"), default="on",
                    help="int8: per-channel weight scales (default: on)")
     p.add_argument("--reduce-range", action="store_true", help="int8: 7-bit weights")
-    p.add_argument("--activations", choices=("int8", "int16"), default="int8",
-                   help="int8: activation type (int16 = A16W8)")
+    p.add_argument("--activations", choices=("int8", "int16", "dynamic"), default="int8",
+                   help="int8: activation type (int16 = A16W8 for onnx; dynamic for tflite)")
     p.add_argument("--calibration", choices=("minmax", "entropy", "percentile"),
                    default="minmax", help="int8: calibration method (default: minmax)")
     p.add_argument("--keep-float", action="append", default=[], metavar="NODE",

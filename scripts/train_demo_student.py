@@ -12,7 +12,6 @@ as after ``update()``) is saved, in torchdistill's layout, to stay < 2 MB.
 """
 
 import argparse
-import math
 import time
 from pathlib import Path
 

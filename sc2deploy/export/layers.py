@@ -72,20 +72,27 @@ class GDN1(nn.Module):
 
 
 class FoldedGDN1(nn.Module):
-    """GDN1 with effective constants (no reparametrization left in the graph)."""
+    """GDN1 with effective constants (no reparametrization left in the graph).
+
+    ``divide=True`` computes ``x / norm`` instead of CompressAI's
+    ``x * (1 / norm)``, for converters that mishandle the reciprocal.
+    """
 
     def __init__(self, beta: Tensor, gamma: Tensor, inverse: bool = False):
         super().__init__()
         c = beta.shape[0]
         self.inverse = inverse
+        self.divide = False
         self.register_buffer("beta", beta.detach().clone().float())
         self.register_buffer("gamma", gamma.detach().clone().float().reshape(c, c, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         norm = F.conv2d(torch.abs(x), self.gamma, self.beta)
-        if not self.inverse:
-            norm = 1.0 / norm
-        return x * norm
+        if self.inverse:
+            return x * norm
+        if self.divide:
+            return x / norm
+        return x * (1.0 / norm)
 
 
 class FactorizedPrior(nn.Module):

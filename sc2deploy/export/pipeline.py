@@ -17,7 +17,7 @@ from sc2deploy.errors import UsageError
 from sc2deploy.export.checkpoint import bottleneck_state, load_state_dict
 from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
-from sc2deploy.log import logger, step
+from sc2deploy.log import step
 from sc2deploy.preprocess import Preprocessing, sample_images
 from sc2deploy.specs import DEMO_MODEL, IMAGENET_MEAN, IMAGENET_STD, HeadSpec, get_spec
 

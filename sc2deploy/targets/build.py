@@ -32,13 +32,14 @@ class Int8Options:
 
     per_channel: bool = True
     reduce_range: bool = False
-    activations: str = "int8"  # or "int16" (A16W8)
+    activations: str = "int8"  # "int16" (A16W8), or "dynamic" (ranges at run time; TFLite)
     calibration: str = "minmax"  # "entropy" or "percentile"
     keep_float: Sequence[str] = ()  # node names (or op types) left in float
 
     def __post_init__(self):
-        if self.activations not in ("int8", "int16"):
-            raise UsageError(f"activations {self.activations!r}: expected int8 or int16")
+        if self.activations not in ("int8", "int16", "dynamic"):
+            raise UsageError(f"activations {self.activations!r}: expected int8, int16 or "
+                             "dynamic")
         if self.calibration not in ("minmax", "entropy", "percentile"):
             raise UsageError(f"calibration {self.calibration!r}: expected minmax, entropy or "
                              "percentile")
@@ -163,9 +164,13 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
     return [_build_one(bundle, t, options, calibration, reference) for t in chosen]
 
 
-def search_space(bundle: Bundle) -> List[Int8Options]:
+def search_space(bundle: Bundle, target: Target) -> List[Int8Options]:
     """int8 configurations tried by --search, from cheapest to most float."""
     import onnx
+
+    if target.runtime == "litert":  # keep_float names encoder layers of the torch head
+        return [Int8Options(), Int8Options(keep_float=("0", "4")),
+                Int8Options(activations="dynamic")]
 
     model = onnx.load(str(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])))
     last_conv = [n.name for n in model.graph.node if n.op_type == "Conv"][-1:]
@@ -182,7 +187,7 @@ def _search(bundle, target: Target, options, calibration, reference):
 
     builder = target.load("builder")
     tried, best = [], None
-    for cfg in search_space(bundle):
+    for cfg in search_space(bundle, target):
         path, recorded = builder(bundle, replace(options, int8=cfg), calibration)
         stats = evaluate(bundle, target, path, reference, options.latency_runs)
         ok = passes(target, stats, options)
@@ -192,13 +197,12 @@ def _search(bundle, target: Target, options, calibration, reference):
                     stats["latency_p50_ms"], "  passes" if ok else "")
         key = (ok, -stats["latency_p50_ms"] if ok else stats["agreement_pct"])
         if best is None or key > best[0]:
-            kept = path.with_suffix(".best")
+            kept = path.with_name(path.name + ".best")
             path.replace(kept)
-            best = (key, kept, recorded, stats)
+            best = (key, kept, path, recorded, stats)
         else:
             path.unlink()
-    _, kept, recorded, stats = best
-    final = kept.with_suffix(".onnx")
+    _, kept, final, recorded, stats = best
     kept.replace(final)
     return final, {**recorded, "search": tried}, stats
 

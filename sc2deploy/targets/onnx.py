@@ -1,8 +1,5 @@
 """ONNX targets run by onnxruntime: ``onnx`` (fp32), ``onnx-fp16``, ``onnx-int8``."""
 
-from pathlib import Path
-from typing import Optional, Sequence
-
 import numpy as np
 
 from sc2deploy.targets.registry import Target, register
@@ -25,14 +22,6 @@ register(Target("onnx-int8", "int8", "onnxruntime", "sc2deploy.targets.onnx_int8
 
 class OnnxRunner(Runner):
     """onnxruntime CPU session over one ONNX file."""
-
-    def __init__(self, path: Path, input_shape: Sequence[int], input_name: str = "image",
-                 threads: Optional[int] = None):
-        super().__init__(input_shape)
-        self.path = Path(path)
-        self.input_name = input_name
-        self.threads = threads
-        self._session = None
 
     def activate(self) -> None:
         import onnxruntime as ort

@@ -1,6 +1,7 @@
 """The runner contract: a context manager whose ``infer()`` validates, then runs (torch-free)."""
 
-from typing import Sequence
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -12,8 +13,12 @@ _INT32 = np.iinfo(np.int32)
 class Runner:
     """Base class: subclasses implement ``activate``, ``infer_impl`` and ``deactivate``."""
 
-    def __init__(self, input_shape: Sequence[int]):
+    def __init__(self, path: Path, input_shape: Sequence[int], input_name: str = "image",
+                 threads: Optional[int] = None):
+        self.path = Path(path)
         self.input_shape = tuple(int(d) for d in input_shape)
+        self.input_name = input_name
+        self.threads = threads
         self._active = False
 
     def __enter__(self) -> "Runner":
