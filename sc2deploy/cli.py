@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: node name or op type left in float (repeatable)")
     p.set_defaults(func=_cmd_build)
 
+    p = sub.add_parser("build-engine", help="on a Jetson: build the TensorRT engine")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--precision", choices=("fp16", "int8"), required=True,
+                   help="engine precision (build tensorrt-PRECISION on the host first)")
+    p.add_argument("--workspace-mb", type=int, default=256, metavar="MB",
+                   help="builder workspace (default: 256)")
+    p.set_defaults(func=_cmd_build_engine)
+
     p = sub.add_parser("verify", help="compare every built target with the torch reference")
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
     p.add_argument("--images", type=Path, metavar="DIR",
@@ -148,6 +156,15 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_build_engine(args) -> int:
+    from sc2deploy.targets.tensorrt_build import build_engine
+
+    engine = build_engine(args.bundle, args.precision, args.workspace_mb)
+    print(f"engine written: {engine}")
+    print(f"next: sc2deploy verify {args.bundle}")
+    return 0
+
+
 def _cmd_verify(args) -> int:
     from sc2deploy.preprocess import list_images
     from sc2deploy.targets.build import format_table, to_json, verify_bundle
@@ -162,7 +179,7 @@ def _cmd_targets(args) -> int:
 
     for name, t in targets().items():
         state = t.missing("build") or "buildable here"
-        print(f"{name:<14} {t.precision:<5} {t.runtime:<12} built on {t.build_on:<6} {state}")
+        print(f"{name:<21} {t.precision:<5} {t.runtime:<25} built on {t.build_on:<6}  {state}")
     return 0
 
 

@@ -171,6 +171,8 @@ def search_space(bundle: Bundle, target: Target) -> List[Int8Options]:
     if target.runtime == "litert":  # keep_float names encoder layers of the torch head
         return [Int8Options(), Int8Options(keep_float=("0", "4")),
                 Int8Options(activations="dynamic")]
+    if target.name.startswith("tensorrt"):  # TensorRT: symmetric int8 activations only
+        return [Int8Options(), Int8Options(calibration="percentile")]
 
     model = onnx.load(str(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])))
     last_conv = [n.name for n in model.graph.node if n.op_type == "Conv"][-1:]

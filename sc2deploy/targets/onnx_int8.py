@@ -68,7 +68,7 @@ def _quiet():
 
 
 def quantize(source: Path, dest: Path, cfg, calibration: Sequence[np.ndarray], input_name: str,
-             symmetric: bool = False) -> None:
+             symmetric: bool = False, op_types=None, extra=None) -> None:
     """Write a QDQ model of ``source`` to ``dest`` (symmetric: zero points 0, for TensorRT)."""
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
@@ -92,5 +92,6 @@ def quantize(source: Path, dest: Path, cfg, calibration: Sequence[np.ndarray], i
             per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
             activation_type=QuantType.QInt16 if cfg.activations == "int16" else QuantType.QInt8,
             weight_type=QuantType.QInt8, calibrate_method=method, calibration_cache_path=cache,
-            nodes_to_exclude=keep_float_nodes(model, cfg.keep_float),
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+            nodes_to_exclude=keep_float_nodes(model, cfg.keep_float), op_types_to_quantize=op_types,
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                           **(extra or {})})

@@ -73,4 +73,4 @@ def get_target(name: str) -> Target:
 
 
 def _load_all() -> None:
-    from sc2deploy.targets import onnx, tflite  # noqa: F401  (modules register themselves)
+    from sc2deploy.targets import onnx, tensorrt, tflite  # noqa: F401  (they register themselves)

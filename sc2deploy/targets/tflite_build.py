@@ -93,7 +93,8 @@ def build_int8(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
     quantizer = PT2EQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=cfg.per_channel,
                                           is_dynamic=cfg.activations == "dynamic"))
-    quantizer.set_module_type(_FloatConv, None)
+    # torch >= 2.13 records module types by qualified name: match the marker by name.
+    quantizer.set_module_type(f"{_FloatConv.__module__}.{_FloatConv.__qualname__}", None)
     sample = _sample(bundle)
     with _quiet():
         graph = prepare_pt2e(torch.export.export(module, sample).module(), quantizer)
