@@ -1,0 +1,190 @@
+"""Power sensors read from sysfs trees or commands (torch-free).
+
+Every source is discovered under a root directory (``/`` on a device, a fixture
+tree in tests) and returns instantaneous watts, or cumulative joules for
+counters (RAPL). A sensor that is missing or unreadable is *unavailable, with
+the reason*, never a crash.
+
+Facts: ../shared/notes/ENERGY-FACTS.md (INA3221 layouts, Pi 5 PMIC, RAPL).
+"""
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from sc2deploy.errors import Sc2DeployError, UsageError
+
+TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
+
+
+class SensorUnavailable(Sc2DeployError):
+    """The sensor does not exist here or cannot be read; the message says why."""
+
+
+def _read_number(path: Path) -> float:
+    try:
+        return float(path.read_text().split()[0])
+    except PermissionError:
+        raise SensorUnavailable(f"permission denied reading {path}") from None
+    except (OSError, ValueError, IndexError) as exc:
+        raise SensorUnavailable(f"cannot read {path}: {exc}") from None
+
+
+@dataclass
+class Rail:
+    name: str
+    read_mw: Callable[[], float]
+
+
+class JetsonINA3221:
+    """Jetson INA3221 rails, iio (JetPack <= 4: mW files) or hwmon (JetPack >= 5: mV x mA)."""
+
+    kind = "jetson"
+
+    def __init__(self, root: Path = Path("/")):
+        self.rails = self._iio(Path(root)) + self._hwmon(Path(root))
+        if not self.rails:
+            raise SensorUnavailable(f"no INA3221 found under {root}/sys/bus/i2c/drivers")
+
+    @staticmethod
+    def _iio(root: Path) -> List[Rail]:
+        rails = []
+        for dev in sorted(root.glob("sys/bus/i2c/drivers/ina3221x/*/iio:device*")):
+            for label in sorted(dev.glob("rail_name_*")):
+                n = label.name.rsplit("_", 1)[1]
+                power = dev / f"in_power{n}_input"
+                rails.append(Rail(label.read_text().strip(), lambda p=power: _read_number(p)))
+        return rails
+
+    @staticmethod
+    def _hwmon(root: Path) -> List[Rail]:
+        rails = []
+        for dev in sorted(root.glob("sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*")):
+            for label in sorted(dev.glob("in*_label")):
+                k = label.name[2:-len("_label")]
+                name = label.read_text().strip()
+                if k == "7" or "NC" in name.split():
+                    continue  # channel 7 sums the shunt voltages; NC is not connected
+                volt, curr = dev / f"in{k}_input", dev / f"curr{k}_input"
+                rails.append(Rail(name, lambda v=volt, c=curr:
+                                  _read_number(v) * _read_number(c) / 1000.0))
+        return rails
+
+    def read_rails(self) -> Dict[str, float]:
+        """Milliwatts per rail."""
+        return {r.name: r.read_mw() for r in self.rails}
+
+    def read_watts(self) -> float:
+        """Board input power if a total rail exists, else the sum of the real rails."""
+        rails = self.read_rails()
+        for total in TOTAL_RAILS:
+            if total in rails:
+                return rails[total] / 1000.0
+        return sum(rails.values()) / 1000.0
+
+
+class INA2xx:
+    """INA219/INA226 through the hwmon ``ina2xx`` driver (``power1_input`` in µW)."""
+
+    kind = "ina2xx"
+
+    def __init__(self, root: Path = Path("/")):
+        found = [d for d in sorted(Path(root).glob("sys/class/hwmon/hwmon*"))
+                 if (d / "name").is_file() and (d / "name").read_text().strip().startswith("ina2")]
+        if not found:
+            raise SensorUnavailable(f"no ina2xx hwmon device under {root}/sys/class/hwmon")
+        self.power = found[0] / "power1_input"
+
+    def read_watts(self) -> float:
+        return _read_number(self.power) / 1e6
+
+
+_PMIC_LINE = re.compile(r"^\s*(\w+)_([AV])\s+(?:current|volt)\(\d+\)=([\d.]+)([AV])\s*$")
+
+
+def parse_pmic_adc(text: str) -> float:
+    """Watts from ``vcgencmd pmic_read_adc``: Σ V·I over rails that report both.
+
+    Voltage-only rails (EXT5V_V, BATT_V) are left out. This is power after the
+    PMIC (conversion losses are not seen).
+    """
+    amps, volts = {}, {}
+    for line in text.splitlines():
+        m = _PMIC_LINE.match(line)
+        if m:
+            (amps if m.group(2) == "A" else volts)[m.group(1)] = float(m.group(3))
+    rails = sorted(set(amps) & set(volts))
+    if not rails:
+        raise SensorUnavailable("pmic_read_adc printed no rail with both current and voltage")
+    return sum(amps[r] * volts[r] for r in rails)
+
+
+class Pi5PMIC:
+    """Raspberry Pi 5 PMIC through ``vcgencmd pmic_read_adc`` (one subprocess per sample)."""
+
+    kind = "rpi5"
+
+    def __init__(self, command: Sequence[str] = ("vcgencmd", "pmic_read_adc")):
+        self.command = list(command)
+        self.read_watts()  # fails early with the reason when absent
+
+    def read_watts(self) -> float:
+        try:
+            out = subprocess.run(self.command, capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SensorUnavailable(f"{' '.join(self.command)} failed: {exc}") from None
+        if out.returncode != 0:
+            raise SensorUnavailable(f"{' '.join(self.command)} exited with {out.returncode}: "
+                                    f"{out.stderr.strip()}")
+        return parse_pmic_adc(out.stdout)
+
+
+class RAPL:
+    """Intel/AMD RAPL package counters (µJ), differenced with wraparound."""
+
+    kind = "rapl"
+
+    def __init__(self, root: Path = Path("/")):
+        zones = [z for z in sorted(Path(root).glob("sys/class/powercap/intel-rapl:*"))
+                 if ":" in z.name and z.name.count(":") == 1]
+        if not zones:
+            raise SensorUnavailable(f"no RAPL zone under {root}/sys/class/powercap")
+        self.zones = zones
+        self.ranges = [_read_number(z / "max_energy_range_uj") for z in zones]
+        self._last = self._counters()
+        self.joules = 0.0
+
+    def _counters(self) -> List[float]:
+        return [_read_number(z / "energy_uj") for z in self.zones]
+
+    def read_joules(self) -> float:
+        """Cumulative joules since construction (wraps of each counter handled)."""
+        now = self._counters()
+        for i, (before, after) in enumerate(zip(self._last, now)):
+            delta = after - before
+            if delta < 0:
+                delta += self.ranges[i]
+            self.joules += delta / 1e6
+        self._last = now
+        return self.joules
+
+
+def discover(root: Path = Path("/"), kind: str = "auto",
+             pmic_command: Optional[Sequence[str]] = None):
+    """The first available source of ``kind`` (or any, for auto), and why the others are not."""
+    factories = {"jetson": lambda: JetsonINA3221(root), "ina2xx": lambda: INA2xx(root),
+                 "rpi5": lambda: Pi5PMIC(pmic_command or ("vcgencmd", "pmic_read_adc")),
+                 "rapl": lambda: RAPL(root)}
+    if kind != "auto" and kind not in factories:
+        raise UsageError(f"unknown energy source {kind!r}; known: auto, {', '.join(factories)}")
+    reasons = {}
+    for name, make in factories.items():
+        if kind not in ("auto", name):
+            continue
+        try:
+            return make(), reasons
+        except SensorUnavailable as exc:
+            reasons[name] = str(exc)
+    return None, reasons
