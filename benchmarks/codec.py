@@ -13,12 +13,11 @@ import argparse
 import glob
 import importlib.machinery
 import importlib.util
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from output import publish
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import LatentCodec
@@ -161,14 +160,8 @@ def main(argv=None):
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path, help="write the summary section to this file")
     args = parser.parse_args(argv)
-    result = run(args.bundle, args.images, args.repeats)
-    shown = sys.argv[1:] if argv is None else argv
-    summary = markdown(result, " ".join(["python benchmarks/codec.py", *shown]))
-    print(summary)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    if args.markdown:
-        args.markdown.write_text(summary)
+    publish(markdown, run(args.bundle, args.images, args.repeats), "codec.py", argv, args.json,
+            args.markdown)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ at the same thread count, and each target's recorded symbol agreement.
 """
 
 import argparse
-import json
-import sys
 import time
 
 import numpy as np
 import torch
+from output import publish
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.export.heads import head_from_arrays
@@ -72,12 +71,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    rows = run(args.bundle, args.runs)
-    shown = sys.argv[1:] if argv is None else argv
-    print(markdown(rows, " ".join(["python benchmarks/targets.py", *shown])))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    publish(markdown, run(args.bundle, args.runs), "targets.py", argv, args.json)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,15 @@ class CModel:
                              "least 2 entries and a sum that is a positive normal number")
 
 
+def _pack(models):
+    """All models' cdfs in one array, and where each one starts."""
+    if not models:
+        return np.zeros(1, np.uint32), np.zeros(1, np.int64)
+    cdfs = np.concatenate([m.cdf for m in models])
+    starts = np.cumsum([0] + [m.size + 1 for m in models[:-1]]).astype(np.int64)
+    return cdfs, starts
+
+
 class CBackend:
     """The C coder: same words as constriction's RangeEncoder + Categorical(perfect=False)."""
 
@@ -77,9 +86,8 @@ class CBackend:
             if id(model) not in index:
                 index[id(model)] = len(models)
                 models.append(model)
-        cdfs = np.concatenate([m.cdf for m in models]) if models else np.zeros(1, np.uint32)
+        cdfs, starts = _pack(models)
         sizes = np.array([m.size for m in models] or [0], dtype=np.int32)
-        starts = np.concatenate([[0], np.cumsum([m.size + 1 for m in models])[:-1]]).astype(np.int64)
         symbols = (np.concatenate([s for s, _ in segments]).astype(np.int32, copy=False)
                    if segments else np.zeros(0, np.int32))
         seg_len = np.array([s.size for s, _ in segments] or [0], dtype=np.int64)
@@ -109,9 +117,7 @@ class CLatentCoder:
 
     def __init__(self, prior, count_pmf: np.ndarray, digit_pmf: np.ndarray):
         models = [CModel(prior.pmf(c)) for c in range(prior.channels)]
-        self._cdfs = np.concatenate([m.cdf for m in models])
-        self._starts = np.concatenate([[0], np.cumsum([m.size + 1 for m in models])[:-1]]
-                                      ).astype(np.int64)
+        self._cdfs, self._starts = _pack(models)
         self._offsets = np.ascontiguousarray(prior.offsets, dtype=np.int32)
         self._lengths = np.ascontiguousarray(prior.pmf_lengths, dtype=np.int32)
         self._luts = np.empty((len(models), LUT_SIZE), dtype=np.uint32)

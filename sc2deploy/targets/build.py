@@ -76,11 +76,10 @@ class Reference:
         self.module = head_from_arrays(bundle.model["family"], bundle.torch_head_arrays())
         pre = bundle.preprocessing()
         self.inputs = [pre(p) for p in images]
-        with torch.no_grad():
-            tensors = [torch.from_numpy(x) for x in self.inputs]
-            outputs = [self.module(t) for t in tensors]
-            self.symbols = [(o[0] if isinstance(o, tuple) else o).numpy() for o in outputs]
-            self.pre_round = [self.module.pre_round(t).numpy() for t in tensors]
+        with torch.no_grad():  # both heads' symbols are round(pre_round): run torch once
+            self.pre_round = [self.module.pre_round(torch.from_numpy(x)).numpy()
+                              for x in self.inputs]
+        self.symbols = [np.round(v) for v in self.pre_round]
 
 
 class StoredReference:
