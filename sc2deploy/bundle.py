@@ -57,7 +57,7 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 def file_entries(manifest: dict) -> Iterator[Tuple[str, dict]]:
     """(label, entry) for every manifest entry that names a file and its sha256."""
-    for key in ("prior", "reference", "torch_head"):
+    for key in ("prior", "reference", "torch_head", "decoder"):
         entry = manifest.get(key)
         if isinstance(entry, dict) and "file" in entry:
             yield key, entry

@@ -35,7 +35,12 @@ class Preprocessing:
 
     def __call__(self, path: Path) -> np.ndarray:
         """Return the [1, 3, H, W] float32 input for the image file at ``path``."""
-        arr = np.asarray(self.cropped_image(path), dtype=np.float32) / np.float32(255)
+        return self.transform(load_image(path))
+
+    def transform(self, img) -> np.ndarray:
+        """A decoded RGB Pillow image → the [1, 3, H, W] float32 input."""
+        arr = np.asarray(self._center_crop(self._resize(img)), dtype=np.float32)
+        arr = arr / np.float32(255)
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
         arr = (arr - mean) / std
@@ -43,14 +48,7 @@ class Preprocessing:
 
     def cropped_image(self, path: Path):
         """The RGB Pillow image the head sees (resized and cropped, not normalized)."""
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise UsageError(f"cannot read image {path}: {exc}") from None
-        return self._center_crop(self._resize(img))
+        return self._center_crop(self._resize(load_image(path)))
 
     def _resize(self, img):
         from PIL import Image
@@ -69,6 +67,17 @@ class Preprocessing:
         top = int(round((h - th) / 2.0))
         left = int(round((w - tw) / 2.0))
         return img.crop((left, top, left + tw, top + th))
+
+
+def load_image(path: Path):
+    """Decode an image file to an RGB Pillow image (fully read, file closed)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"cannot read image {path}: {exc}") from None
 
 
 def list_images(folder: Path) -> List[Path]:

@@ -10,7 +10,7 @@ import compressai_ref
 MATRIX_NAMINGS = ("matrices.{i}", "_matrices.{i}", "_matrix{i}")
 
 
-def compressai_bottleneck(channels: int = 24, seed: int = 0) -> nn.Module:
+def compressai_bottleneck(channels: int = 24, seed: int = 0, decoder: bool = False) -> nn.Module:
     """An FPBasedResNetBottleneck-style head with CompressAI's GDN1 and EntropyBottleneck.
 
     Parameters are randomized so the latent spreads over several symbols and
@@ -25,11 +25,20 @@ def compressai_bottleneck(channels: int = 24, seed: int = 0) -> nn.Module:
         nn.Conv2d(4 * n, 2 * n, 5, 2, 2, bias=False), gdn.GDN1(2 * n),
         nn.Conv2d(2 * n, n, 2, 1, 0, bias=False))
     m.entropy_bottleneck = entropy.EntropyBottleneck(n)
+    layers = list(m.encoder)
+    if decoder:  # sc2bench's decoder layout (conv biases on the last two convs)
+        m.decoder = nn.Sequential(
+            nn.Conv2d(n, 4 * n, 2, 1, 1, bias=False), gdn.GDN1(4 * n, inverse=True),
+            nn.Conv2d(4 * n, 2 * n, 2, 1, 0), gdn.GDN1(2 * n, inverse=True),
+            nn.Conv2d(2 * n, 2 * n, 2, 1, 1))
+        layers += list(m.decoder)
     with torch.no_grad():
-        for layer in m.encoder:
+        for layer in layers:
             if isinstance(layer, nn.Conv2d):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen)
                                    * (3.0 / layer.weight[0].numel()) ** 0.5)
+                if layer.bias is not None:
+                    layer.bias.copy_(0.1 * torch.randn(layer.bias.shape, generator=gen))
             else:
                 c = layer.beta.shape[0]
                 beta = 0.5 + torch.rand(c, generator=gen)

@@ -17,7 +17,8 @@ INPUT_NAME = "image"
 
 
 def export_onnx(module: torch.nn.Module, input_shape: Sequence[int], path: Path,
-                output_names: Sequence[str], metadata: Dict[str, str]) -> None:
+                output_names: Sequence[str], metadata: Dict[str, str],
+                input_name: str = INPUT_NAME) -> None:
     """Write ``module`` as a static-shape opset-17 ONNX graph and check it fully."""
     import onnx
 
@@ -25,7 +26,7 @@ def export_onnx(module: torch.nn.Module, input_shape: Sequence[int], path: Path,
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is ours
         torch.onnx.export(module, (dummy,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT_NAME], output_names=list(output_names),
+                          input_names=[input_name], output_names=list(output_names),
                           do_constant_folding=True)
     model = onnx.load(str(path))
     casts = [n.name for n in model.graph.node if n.op_type == "Cast"]

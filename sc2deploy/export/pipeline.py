@@ -15,6 +15,7 @@ from sc2deploy import __version__
 from sc2deploy.bundle import FORMAT_VERSION, Bundle, sha256_file, write_manifest
 from sc2deploy.errors import UsageError
 from sc2deploy.export.checkpoint import bottleneck_state, load_state_dict
+from sc2deploy.export.decoder import build_decoder, write_decoder
 from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
 from sc2deploy.log import step
@@ -48,6 +49,7 @@ def export_bundle(options: ExportOptions) -> Bundle:
     with step(f"loading checkpoint {checkpoint}"):
         state, prefix = bottleneck_state(load_state_dict(checkpoint), spec.family)
         head = build_head(spec, state)
+        decoder = build_decoder(state, head.prior.medians) if head.prior is not None else None
     pre = Preprocessing(spec.resize, (spec.crop, spec.crop), IMAGENET_MEAN, IMAGENET_STD)
     images = list(options.images) if options.images else sample_images()
 
@@ -56,6 +58,10 @@ def export_bundle(options: ExportOptions) -> Bundle:
     work.chmod(0o755)
     try:
         manifest = _write_contents(work, spec, head, pre, images)
+        if decoder is not None:
+            with step("exporting the decoder (server side) to ONNX"):
+                symbols = bundle_symbols(work, manifest)
+                manifest["decoder"] = write_decoder(work, decoder, symbols)
         manifest["model"]["demo"] = options.model == DEMO_MODEL
         manifest["provenance"] = _provenance(checkpoint, prefix, head)
         write_manifest(work, manifest)
@@ -66,6 +72,12 @@ def export_bundle(options: ExportOptions) -> Bundle:
         if work.exists():
             shutil.rmtree(work)
     return Bundle.open(out)
+
+
+def bundle_symbols(work: Path, manifest: Dict, count: int = 4) -> List[np.ndarray]:
+    """The first reference latents ([1, C, H, W] int32) written into ``work``."""
+    with np.load(work / manifest["reference"]["file"], allow_pickle=False) as ref:
+        return [s[None].astype(np.int32) for s in ref["symbols"][:count]]
 
 
 def _checkpoint_path(options: ExportOptions) -> Path:

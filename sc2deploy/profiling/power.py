@@ -46,7 +46,8 @@ class JetsonINA3221:
     def __init__(self, root: Path = Path("/")):
         self.rails = self._iio(Path(root)) + self._hwmon(Path(root))
         if not self.rails:
-            raise SensorUnavailable(f"no INA3221 found under {root}/sys/bus/i2c/drivers")
+            where = Path(root) / "sys/bus/i2c/drivers"
+            raise SensorUnavailable(f"no INA3221 found under {where}")
 
     @staticmethod
     def _iio(root: Path) -> List[Rail]:
@@ -94,7 +95,8 @@ class INA2xx:
         found = [d for d in sorted(Path(root).glob("sys/class/hwmon/hwmon*"))
                  if (d / "name").is_file() and (d / "name").read_text().strip().startswith("ina2")]
         if not found:
-            raise SensorUnavailable(f"no ina2xx hwmon device under {root}/sys/class/hwmon")
+            where = Path(root) / "sys/class/hwmon"
+            raise SensorUnavailable(f"no ina2xx hwmon device under {where}")
         self.power = found[0] / "power1_input"
 
     def read_watts(self) -> float:
@@ -150,7 +152,8 @@ class RAPL:
         zones = [z for z in sorted(Path(root).glob("sys/class/powercap/intel-rapl:*"))
                  if ":" in z.name and z.name.count(":") == 1]
         if not zones:
-            raise SensorUnavailable(f"no RAPL zone under {root}/sys/class/powercap")
+            where = Path(root) / "sys/class/powercap"
+            raise SensorUnavailable(f"no RAPL zone under {where}")
         self.zones = zones
         self.ranges = [_read_number(z / "max_energy_range_uj") for z in zones]
         self._last = self._counters()

@@ -1,0 +1,377 @@
+"""The device runtime: encode images from a bundle and measure every stage (torch-free).
+
+Per image::
+
+    file ─ load (decode) ─ preprocess (resize/crop/normalize) ─ head (runner) ─ code ─ bytes
+
+Each stage is timed with ``perf_counter_ns``. A power sampler runs in its own
+thread during an idle baseline and the measured loop; energy per image comes
+from consecutive windows of the loop (repeats → confidence interval). Ctrl-C
+ends the loop early and the partial result says so (``complete: false``).
+"""
+
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from sc2deploy.bundle import Bundle
+from sc2deploy.codec.baselines import image_bytes
+from sc2deploy.codec.images import latent_codec
+from sc2deploy.errors import UsageError
+from sc2deploy.log import logger
+from sc2deploy.preprocess import list_images, load_image, sample_images
+from sc2deploy.profiling import conditions
+from sc2deploy.profiling.energy_models import get_profile
+from sc2deploy.profiling.links import load_link
+from sc2deploy.profiling.power import discover
+from sc2deploy.profiling.progress import Progress
+from sc2deploy.profiling.results import SCHEMA, SCHEMA_VERSION
+from sc2deploy.profiling.sampler import Sampler
+from sc2deploy.profiling.stats import mean_ci95, ns_to_ms, summarize
+from sc2deploy.targets import get_target, load_runner
+
+STAGES = ("load", "preprocess", "head", "code")
+ENERGY_CHOICES = ("auto", "jetson", "rpi5", "ina2xx", "rapl", "model", "none")
+RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert",
+                    "tensorrt": "tensorrt"}
+BASELINES = (("jpeg", 75), ("webp", 75))
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """What to run and how to measure it."""
+
+    bundle: Path
+    target: str = "onnx"
+    images: Optional[Path] = None  # a folder; default: the bundled samples
+    warmup: int = 5
+    runs: Optional[int] = None  # default 50 unless duration_s is given
+    duration_s: Optional[float] = None
+    threads: Optional[int] = None
+    coder: Optional[str] = None
+    link: Optional[str] = None
+    energy: str = "auto"
+    device_profile: Optional[str] = None
+    sysfs_root: Path = Path("/")
+    pmic_command: Optional[Sequence[str]] = None
+    idle_s: float = 2.0
+    sample_interval_s: float = 0.01
+    energy_repeats: int = 5
+    server: Optional[dict] = None  # the results' server_ms entry (given or measured)
+    baselines: bool = True
+    label: Optional[str] = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.runs is not None and self.duration_s is not None:
+            raise UsageError("give --runs or --duration, not both")
+        if self.runs is not None and self.runs < 1:
+            raise UsageError(f"--runs must be >= 1, got {self.runs}")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise UsageError(f"--duration must be > 0 s, got {self.duration_s}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.energy not in ENERGY_CHOICES:
+            raise UsageError(f"unknown --energy {self.energy!r}; known: "
+                             f"{', '.join(ENERGY_CHOICES)}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {self.threads}")
+
+
+class _Loop:
+    """Per-image timestamps and sizes of the measured loop."""
+
+    def __init__(self):
+        self.stage_ns = {s: [] for s in STAGES}
+        self.ends_ns: List[int] = []
+        self.nbytes: List[int] = []
+        self.start_ns = 0
+
+    def __len__(self) -> int:
+        return len(self.ends_ns)
+
+
+def _rss_mb(process) -> float:
+    return process.memory_info().rss / 2 ** 20
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
+
+
+def _energy_source(options: ProfileOptions):
+    """(source or None, reasons for the others, kind: measured/modeled/none)."""
+    if options.energy == "none":
+        return None, {}, "none"
+    if options.energy == "model":
+        return None, {}, "modeled"
+    source, reasons = discover(options.sysfs_root, options.energy, options.pmic_command)
+    if source is not None:
+        return source, reasons, "measured"
+    if options.energy == "auto" and options.device_profile:
+        return None, reasons, "modeled"
+    if options.energy != "auto":
+        raise UsageError(f"energy source {options.energy!r} is unavailable: "
+                         f"{reasons.get(options.energy, 'not found')}")
+    return None, reasons, "none"
+
+
+def profile(options: ProfileOptions) -> dict:
+    """Run the measurement and return the results document (see docs/results.md)."""
+    import psutil
+
+    process = psutil.Process()
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    bundle = Bundle.open(options.bundle)
+    target = get_target(options.target)
+    images = list_images(options.images) if options.images else sample_images()
+    link = load_link(options.link) if options.link else None
+    source, reasons, energy_kind = _energy_source(options)
+    model_profile = get_profile(options.device_profile) if energy_kind == "modeled" else None
+    codec = latent_codec(bundle, options.coder)
+    pre = bundle.preprocessing()
+    cond = conditions.collect(options.sysfs_root)
+    runs = options.runs if options.runs is not None or options.duration_s else 50
+    loop, interrupted = _Loop(), False
+    cpu_start = rss_start = rss_after_warmup = None
+    sampler = Sampler(source, options.sample_interval_s) if source is not None else None
+    idle = None
+    try:
+        with load_runner(bundle, options.target, options.threads) as runner:
+            if sampler is not None:
+                sampler.__enter__()
+                idle = _idle_baseline(sampler, options.idle_s)
+            rss_start = _rss_mb(process)
+            _warmup(runner, codec, pre, images, options.warmup, options.progress)
+            rss_after_warmup = _rss_mb(process)
+            cpu_start = process.cpu_times()
+            _measure(runner, codec, pre, images, runs, options.duration_s, loop,
+                     options.progress)
+    except KeyboardInterrupt:
+        interrupted = True
+        logger.warning("interrupted: keeping the %d images measured so far", len(loop))
+    finally:
+        if sampler is not None:
+            sampler.__exit__(None, None, None)
+    end_ns = loop.ends_ns[-1] if loop.ends_ns else time.perf_counter_ns()
+    wall_s = max(1e-9, (end_ns - loop.start_ns) / 1e9) if loop.start_ns else None
+    cpu_percent = None
+    if cpu_start is not None and wall_s:
+        cpu_end = process.cpu_times()
+        cpu_percent = 100.0 * ((cpu_end.user - cpu_start.user) +
+                               (cpu_end.system - cpu_start.system)) / wall_s
+    cond["temperatures_c"]["after"] = conditions.temperatures(Path(options.sysfs_root))
+    latency = _latency(loop)
+    nbytes = np.asarray(loop.nbytes, dtype=np.float64)
+    doc = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "device",
+        "complete": not interrupted and len(loop) > 0,
+        "label": options.label or f"{bundle.model['name']}/{options.target}",
+        "created_utc": created,
+        "bundle": {"path": str(bundle.path), "model": bundle.model["name"],
+                   "manifest_sha256": bundle.manifest.get("manifest_sha256"),
+                   "input_shape": list(bundle.model["input"]["shape"]),
+                   "latent_shape": list(bundle.model["latent"]["shape"])},
+        "target": target.name, "precision": target.precision,
+        "runtime": _runtime_version(target.runtime), "coder": codec.coder,
+        "threads": options.threads,
+        "runs": {"warmup": options.warmup, "measured": len(loop), "image_files": len(images),
+                 "stop": "interrupted" if interrupted else
+                 ("duration" if options.duration_s else "runs")},
+        "latency_ms": latency,
+        "throughput_ips": len(loop) / wall_s if wall_s and len(loop) else 0.0,
+        "bytes": _bytes_stats(nbytes),
+        "memory": {"peak_rss_mb": _peak_rss_mb(), "rss_start_mb": rss_start,
+                   "rss_after_warmup_mb": rss_after_warmup, "rss_end_mb": _rss_mb(process),
+                   "rss_growth_mb": (_rss_mb(process) - rss_after_warmup
+                                     if rss_after_warmup is not None else None)},
+        "cpu_percent": cpu_percent,
+        "conditions": cond,
+        "energy": _energy(energy_kind, source, reasons, sampler, idle, loop, model_profile,
+                          options.energy_repeats),
+        "link": link.summary(nbytes) if link is not None and nbytes.size else None,
+        "server_ms": options.server,
+    }
+    doc["end_to_end_ms"] = _end_to_end(doc, link, nbytes)
+    doc["baselines"] = (_baselines(images, pre, link) if options.baselines and not interrupted
+                        else [])
+    return doc
+
+
+def _idle_baseline(sampler: Sampler, seconds: float) -> Optional[dict]:
+    if seconds <= 0:
+        return None
+    start = time.perf_counter_ns()
+    time.sleep(seconds)
+    end = time.perf_counter_ns()
+    return {"watts": sampler.joules(start, end) / ((end - start) / 1e9), "seconds": seconds}
+
+
+def _warmup(runner, codec, pre, images, count: int, show: bool) -> None:
+    progress = Progress("warmup", count, enabled=show and count > 0)
+    for i in range(count):
+        path = images[i % len(images)]
+        codec.encode(runner.infer(pre.transform(load_image(path)))[0])
+        progress.update(i + 1)
+    progress.close()
+
+
+def _measure(runner, codec, pre, images, runs, duration_s, loop: _Loop, show: bool) -> None:
+    clock = time.perf_counter_ns
+    deadline = clock() + int(duration_s * 1e9) if duration_s else None
+    progress = Progress("profile", duration_s or runs, "s" if duration_s else "img", show)
+    stages = [loop.stage_ns[s] for s in STAGES]
+    loop.start_ns = clock()
+    i = 0
+    try:
+        while (i < runs) if deadline is None else (clock() < deadline):
+            path = images[i % len(images)]
+            t0 = clock()
+            img = load_image(path)
+            t1 = clock()
+            x = pre.transform(img)
+            t2 = clock()
+            symbols = runner.infer(x)[0]
+            t3 = clock()
+            data = codec.encode(symbols)
+            t4 = clock()
+            for store, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                store.append(value)
+            loop.ends_ns.append(t4)
+            loop.nbytes.append(len(data))
+            i += 1
+            done = (t4 - loop.start_ns) / 1e9 if deadline else i
+            progress.update(done, f"{(t4 - t0) / 1e6:.1f} ms/img")
+    finally:
+        progress.close()
+
+
+def _latency(loop: _Loop) -> dict:
+    latency = {s: summarize(ns_to_ms(loop.stage_ns[s])) for s in STAGES}
+    total = np.sum([loop.stage_ns[s] for s in STAGES], axis=0) if len(loop) else []
+    latency["total"] = summarize(ns_to_ms(total))
+    return latency
+
+
+def _bytes_stats(nbytes: np.ndarray) -> dict:
+    if not nbytes.size:
+        return {"mean": 0.0, "p50": 0.0, "p99": 0.0, "min": 0.0, "max": 0.0}
+    return {"mean": float(nbytes.mean()), "p50": float(np.percentile(nbytes, 50)),
+            "p99": float(np.percentile(nbytes, 99)), "min": float(nbytes.min()),
+            "max": float(nbytes.max())}
+
+
+def _windows(loop: _Loop, repeats: int):
+    """Consecutive (start_ns, end_ns, images) windows splitting the measured loop."""
+    n = len(loop)
+    bounds = np.linspace(0, n, min(repeats, n) + 1).astype(int)
+    starts = [loop.start_ns] + loop.ends_ns[:-1]
+    return [(starts[a], loop.ends_ns[b - 1], b - a) for a, b in zip(bounds[:-1], bounds[1:])
+            if b > a]
+
+
+def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats) -> dict:
+    entry = {"kind": kind, "source": None, "detail": None, "unavailable": reasons,
+             "sample_rate_hz": None, "idle_watts": None, "mean_watts": None,
+             "joules_per_image": None}
+    if kind == "measured":
+        entry.update(source=source.kind, detail=_describe(source),
+                     sample_rate_hz=sampler.rate_hz())
+        if sampler.error:
+            entry.update(kind="none", detail=f"sensor failed during the run: {sampler.error}")
+            return entry
+        idle_w = idle["watts"] if idle else None
+        windows = _windows(loop, repeats)
+        if not windows:
+            return entry
+        per_image, dynamic = [], []
+        for start, end, count in windows:
+            joules = sampler.joules(start, end)
+            per_image.append(joules / count)
+            if idle_w is not None:
+                dynamic.append((joules - idle_w * (end - start) / 1e9) / count)
+        total_j = sampler.joules(windows[0][0], windows[-1][1])
+        span_s = (windows[-1][1] - windows[0][0]) / 1e9
+        mean, ci = mean_ci95(per_image)
+        entry.update(idle_watts=idle_w, mean_watts=total_j / span_s,
+                     joules_per_image={"total": mean,
+                                       "dynamic": float(np.mean(dynamic)) if dynamic else None,
+                                       "ci95": list(ci) if ci else None,
+                                       "repeats": len(windows),
+                                       "samples_in_loop": sampler.samples_in(windows[0][0],
+                                                                             windows[-1][1])})
+    elif kind == "modeled" and len(loop):
+        p = model_profile
+        seconds = [(end - start) / 1e9 / count for start, end, count in _windows(loop, repeats)]
+        mean, ci = mean_ci95([p.active_watts * s for s in seconds])
+        dynamic = (None if p.idle_watts is None
+                   else float(np.mean([(p.active_watts - p.idle_watts) * s for s in seconds])))
+        entry.update(source=f"model:{p.name}", detail=p.source, idle_watts=p.idle_watts,
+                     mean_watts=p.active_watts,
+                     joules_per_image={"total": mean, "dynamic": dynamic,
+                                       "ci95": list(ci) if ci else None,
+                                       "repeats": len(seconds)})
+    return entry
+
+
+def _describe(source) -> str:
+    rails = getattr(source, "rails", None)
+    if rails:
+        names = [r.name for r in rails]
+        total = next((t for t in ("VDD_IN", "POM_5V_IN") if t in names), None)
+        return (f"INA3221 total rail {total}" if total
+                else f"INA3221 sum of rails {', '.join(names)}")
+    if getattr(source, "zones", None):
+        return f"RAPL package zones {', '.join(z.name for z in source.zones)}"
+    if source.kind == "rpi5":
+        return "Pi 5 PMIC: sum of V x I over rails with both (after the PMIC: no conversion loss)"
+    return f"{source.kind} power1_input"
+
+
+def _runtime_version(runtime: str) -> str:
+    package = RUNTIME_PACKAGES.get(runtime.split()[0])
+    try:
+        return f"{runtime} {metadata.version(package)}" if package else runtime
+    except metadata.PackageNotFoundError:
+        return runtime
+
+
+def _end_to_end(doc: dict, link, nbytes: np.ndarray) -> Optional[dict]:
+    if link is None or not nbytes.size:
+        return None
+    device = doc["latency_ms"]["total"]["p50"]
+    link_ms = link.delay_ms(int(round(nbytes.mean())))
+    server = doc["server_ms"]["ms"] if doc["server_ms"] else None
+    return {"device": device, "link": link_ms, "server": server,
+            "total": device + link_ms + (server or 0.0)}
+
+
+def _baselines(images, pre, link, count: int = 16) -> List[dict]:
+    """JPEG/WebP of the head's input crop: bytes and device time (load+resize+crop+encode)."""
+    rows = []
+    for fmt, quality in BASELINES:
+        sizes, times = [], []
+        for path in images[:count]:
+            t0 = time.perf_counter_ns()
+            sizes.append(len(image_bytes(path, pre, fmt, quality)))
+            times.append(time.perf_counter_ns() - t0)
+        mean = float(np.mean(sizes))
+        rows.append({"name": f"{fmt}-q{quality}", "bytes_mean": mean,
+                     "encode_ms_p50": float(np.percentile(ns_to_ms(times), 50)),
+                     "link_ms": link.delay_ms(int(round(mean))) if link else None})
+    return rows
+
+
+def given_server_ms(ms: float) -> dict:
+    """The ``server_ms`` entry for a server time the user states."""
+    if ms < 0:
+        raise UsageError(f"--server-ms must be >= 0, got {ms}")
+    return {"source": "given", "ms": float(ms), "from": "given by the user (--server-ms)"}

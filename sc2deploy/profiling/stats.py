@@ -1,0 +1,40 @@
+"""Summary statistics of timings and a confidence interval (numpy only)."""
+
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+STAT_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
+
+# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (beyond: normal 1.96).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def summarize(values: Sequence[float]) -> Dict[str, float]:
+    """n, mean, std (sample), min, p50/p90/p95/p99 (linear interpolation), max."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return {k: 0.0 for k in STAT_KEYS} | {"n": 0}
+    p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
+    return {"n": int(a.size), "mean": float(a.mean()),
+            "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "min": float(a.min()),
+            "p50": float(p50), "p90": float(p90), "p95": float(p95), "p99": float(p99),
+            "max": float(a.max())}
+
+
+def ns_to_ms(values_ns: Sequence[int]) -> np.ndarray:
+    return np.asarray(values_ns, dtype=np.float64) / 1e6
+
+
+def mean_ci95(values: Sequence[float]) -> Tuple[float, Optional[Tuple[float, float]]]:
+    """Mean and its 95 % confidence interval (Student t); no interval for fewer than 2 values."""
+    a = np.asarray(values, dtype=np.float64)
+    mean = float(a.mean())
+    if a.size < 2:
+        return mean, None
+    t = _T95[a.size - 2] if a.size - 1 <= len(_T95) else 1.96
+    half = t * float(a.std(ddof=1)) / math.sqrt(a.size)
+    return mean, (mean - half, mean + half)
