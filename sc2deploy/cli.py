@@ -105,11 +105,88 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int32 latent: [C,H,W] for one container, [N,C,H,W] for a batch")
     p.set_defaults(func=_cmd_decode)
 
+    _add_profile_parsers(sub)
+
     p = sub.add_parser("demo", help="run the whole flow on the bundled demo student")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder for the demo's outputs (its bundle: DIR/demo-bundle)")
     p.set_defaults(func=_cmd_demo)
     return parser
+
+
+def _add_profile_parsers(sub) -> None:
+    from sc2deploy.profiling.energy_models import PROFILES
+    from sc2deploy.profiling.links import BUILTIN
+    from sc2deploy.profiling.runtime import ENERGY_CHOICES
+
+    p = sub.add_parser("profile", help="encode images with a bundle here (or on --host) and "
+                                       "measure latency, bytes, memory and energy")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--target", default="onnx", help="artifact that runs the head (default: onnx)")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="image folder, cycled through (default: the bundled samples)")
+    p.add_argument("--warmup", type=int, default=5, metavar="N",
+                   help="images encoded before measuring (default: 5)")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--runs", type=int, metavar="N", help="images to measure (default: 50)")
+    stop.add_argument("--duration", type=float, metavar="S", help="measure for S seconds")
+    p.add_argument("--threads", type=int, metavar="N", help="runtime threads (default: its own)")
+    _add_coder(p)
+    p.add_argument("--link", metavar="NAME|FILE",
+                   help=f"link model: {', '.join(BUILTIN)}, or a .json/.yaml profile")
+    p.add_argument("--energy", choices=ENERGY_CHOICES, default="auto",
+                   help="energy source (default: auto = first sensor found, else modeled with "
+                        "--device-profile, else none)")
+    p.add_argument("--device-profile", metavar="NAME",
+                   help=f"power profile for modeled energy: {', '.join(PROFILES)}")
+    p.add_argument("--sysfs-root", type=Path, default=Path("/"), metavar="DIR",
+                   help="where sensors are looked up (default: /; a fixture tree in tests)")
+    p.add_argument("--pmic-command", metavar="CMD",
+                   help="command printing Pi 5 pmic_read_adc output "
+                        "(default: vcgencmd pmic_read_adc)")
+    p.add_argument("--idle", type=float, default=2.0, metavar="S",
+                   help="idle baseline before the run, sampler running (default: 2 s)")
+    p.add_argument("--sample-interval", type=float, default=10.0, metavar="MS",
+                   help="power sampling interval (default: 10 ms)")
+    p.add_argument("--repeats", type=int, default=5, metavar="N",
+                   help="energy windows for the confidence interval (default: 5)")
+    server = p.add_mutually_exclusive_group()
+    server.add_argument("--server-ms", type=float, metavar="MS",
+                        help="server time per image, given by you")
+    server.add_argument("--server-results", type=Path, metavar="FILE",
+                        help="server time from a `sc2deploy profile-server` result")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the JPEG/WebP input-compression baselines")
+    p.add_argument("--label", help="name of this configuration in reports")
+    p.add_argument("--host", metavar="USER@HOST",
+                   help="run on this device over ssh/scp (your ~/.ssh/config applies)")
+    p.add_argument("--port", type=int, metavar="N", help="ssh port (with --host)")
+    p.add_argument("--remote-python", default="python3", metavar="PATH",
+                   help="python with sc2deploy[device] on the host (default: python3)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="RESULTS.json",
+                   help="results file (written atomically; partial on Ctrl-C)")
+    p.set_defaults(func=_cmd_profile)
+
+    p = sub.add_parser("profile-server", help="measure the server side: range decoding and "
+                                              "the decoder, per image")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="images encoded first, untimed (default: the bundled samples)")
+    p.add_argument("--warmup", type=int, default=3, metavar="N", help="(default: 3)")
+    p.add_argument("--runs", type=int, default=50, metavar="N", help="(default: 50)")
+    p.add_argument("--threads", type=int, metavar="N", help="decoder threads")
+    _add_coder(p)
+    p.add_argument("--label", help="name of this configuration in reports")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="RESULTS.json",
+                   help="results file")
+    p.set_defaults(func=_cmd_profile_server)
+
+    p = sub.add_parser("report", help="latency/energy report from profiling results")
+    p.add_argument("results", type=Path, nargs="+", metavar="RESULTS",
+                   help="results files of profile / profile-server")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
+                   help="folder for report.md, report.html, results.csv and the plots")
+    p.set_defaults(func=_cmd_report)
 
 
 def _add_coder(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +229,8 @@ def _cmd_build(args) -> int:
     rows = build_targets(args.bundle, args.target, options)
     print(format_table(rows))
     first = args.target[0]
-    print(f"next: sc2deploy encode {args.bundle} IMAGE... --target {first} -o OUT")
+    print(f"next: sc2deploy profile {args.bundle} --target {first} --link lora-sx1276-20dbm "
+          "-o results.json")
     return 0
 
 
@@ -218,6 +296,128 @@ def _cmd_decode(args) -> int:
     latent = latents[0] if len(latents) == 1 else np.stack(latents)
     np.save(args.out, latent, allow_pickle=False)
     print(f"{args.stream} -> {args.out} (int32 {list(latent.shape)})")
+    return 0
+
+
+def _cmd_profile(args) -> int:
+    from sc2deploy.profiling.results import load_results, write_results
+    from sc2deploy.profiling.runtime import ProfileOptions, given_server_ms, profile
+    from sc2deploy.profiling.server import server_ms_from
+
+    if args.host:
+        return _profile_remote(args)
+    server = None
+    if args.server_ms is not None:
+        server = given_server_ms(args.server_ms)
+    elif args.server_results is not None:
+        server = server_ms_from(load_results([args.server_results])[0], str(args.server_results))
+    options = ProfileOptions(
+        bundle=args.bundle, target=args.target, images=args.images, warmup=args.warmup,
+        runs=args.runs, duration_s=args.duration, threads=args.threads, coder=args.coder,
+        link=args.link, energy=args.energy, device_profile=args.device_profile,
+        sysfs_root=args.sysfs_root,
+        pmic_command=args.pmic_command.split() if args.pmic_command else None,
+        idle_s=args.idle, sample_interval_s=args.sample_interval / 1e3,
+        energy_repeats=args.repeats, server=server, baselines=not args.no_baselines,
+        label=args.label)
+    try:
+        doc = profile(options)
+    except KeyboardInterrupt:
+        logger.error("interrupted before any image was measured: nothing written")
+        return 130
+    write_results(doc, args.out)
+    print(format_profile(doc))
+    if not doc["complete"]:
+        print(f"interrupted: PARTIAL results ({doc['runs']['measured']} images) written to "
+              f"{args.out}")
+        return 130
+    print(f"results written: {args.out}")
+    print(f"next: sc2deploy report {args.out} -o REPORT_DIR")
+    return 0
+
+
+def _profile_remote(args) -> int:
+    from sc2deploy.profiling.remote import profile_remote
+
+    forwarded = _forwarded_profile_args(args)
+    doc = profile_remote(args.host, args.bundle, args.images, forwarded, args.out,
+                         port=args.port, remote_python=args.remote_python)
+    print(format_profile(doc))
+    print(f"results written: {args.out} (measured on {args.host})")
+    return 0
+
+
+def _forwarded_profile_args(args) -> List[str]:
+    """The options of `profile` that the remote run takes as they are."""
+    if args.images is None:
+        raise UsageError("--host needs --images DIR (the folder copied to the device)")
+    if args.sysfs_root != Path("/") or args.server_results is not None:
+        raise UsageError("--sysfs-root and --server-results name local files; they cannot be "
+                         "used with --host")
+    out = ["--target", args.target, "--warmup", str(args.warmup), "--energy", args.energy,
+           "--idle", str(args.idle), "--sample-interval", str(args.sample_interval),
+           "--repeats", str(args.repeats)]
+    for flag, value in (("--runs", args.runs), ("--duration", args.duration),
+                        ("--threads", args.threads), ("--coder", args.coder),
+                        ("--link", args.link), ("--device-profile", args.device_profile),
+                        ("--pmic-command", args.pmic_command), ("--server-ms", args.server_ms),
+                        ("--label", args.label)):
+        if value is not None:
+            out += [flag, str(value)]
+    if args.link and Path(args.link).suffix.lower() in (".json", ".yaml", ".yml"):
+        raise UsageError("--link FILE is local; with --host use a built-in link name")
+    return out + (["--no-baselines"] if args.no_baselines else [])
+
+
+def format_profile(doc: dict) -> str:
+    """A short human summary of a results document."""
+    lat = doc["latency_ms"]
+    lines = [f"{doc['label']}: {doc['runs']['measured']} images"
+             + ("" if doc["complete"] else " (PARTIAL: interrupted)")]
+    for stage, s in lat.items():
+        lines.append(f"  {stage:<10} p50 {s['p50']:8.2f} ms  p90 {s['p90']:8.2f}  "
+                     f"p99 {s['p99']:8.2f}  mean {s['mean']:8.2f} ± {s['std']:.2f}")
+    if doc["kind"] == "device":
+        lines.append(f"  bytes      mean {doc['bytes']['mean']:.0f}  p99 {doc['bytes']['p99']:.0f}"
+                     f"   peak RSS {doc['memory']['peak_rss_mb']:.0f} MB")
+        energy = doc["energy"]
+        jpi = energy.get("joules_per_image")
+        if jpi:
+            lines.append(f"  energy     {jpi['total'] * 1e3:.1f} mJ/image ({energy['kind']}, "
+                         f"{energy['source']})")
+        else:
+            lines.append(f"  energy     none ({'; '.join(energy['unavailable'].values()) or 'off'})")
+        if doc.get("end_to_end_ms"):
+            e2e = doc["end_to_end_ms"]
+            lines.append(f"  end-to-end {e2e['total']:.1f} ms = device {e2e['device']:.1f} + "
+                         f"link {e2e['link']:.1f} + server {e2e['server'] or 0:.1f}"
+                         + ("" if e2e["server"] is not None else " (no server time given)"))
+    return "\n".join(lines)
+
+
+def _cmd_profile_server(args) -> int:
+    from sc2deploy.profiling.results import write_results
+    from sc2deploy.profiling.server import ServerOptions, profile_server
+
+    doc = profile_server(ServerOptions(bundle=args.bundle, images=args.images,
+                                       warmup=args.warmup, runs=args.runs, coder=args.coder,
+                                       threads=args.threads, label=args.label))
+    write_results(doc, args.out)
+    print(format_profile(doc))
+    if not doc["complete"]:
+        print(f"interrupted: PARTIAL results written to {args.out}")
+        return 130
+    print(f"results written: {args.out}")
+    print(f"next: sc2deploy profile BUNDLE --server-results {args.out} -o RESULTS.json")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from sc2deploy.profiling.report import write_report
+    from sc2deploy.profiling.results import load_results
+
+    html = write_report(load_results(args.results), args.out)
+    print(f"report written: {html}")
     return 0
 
 

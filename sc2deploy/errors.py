@@ -35,3 +35,11 @@ class CodecError(Sc2DeployError):
 
 class FidelityError(Sc2DeployError):
     """A built artifact changes too many symbols (see --allow-low-fidelity)."""
+
+
+class ResultsError(Sc2DeployError):
+    """A profiling results file is unreadable, malformed, or from a newer sc2deploy."""
+
+
+class RemoteError(Sc2DeployError):
+    """Profiling on a device over SSH failed: connection, login, remote install or remote run."""

@@ -148,7 +148,7 @@ def profile(options: ProfileOptions) -> dict:
         with load_runner(bundle, options.target, options.threads) as runner:
             if sampler is not None:
                 sampler.__enter__()
-                idle = _idle_baseline(sampler, options.idle_s)
+                idle = _idle_baseline(options.idle_s)
             rss_start = _rss_mb(process)
             _warmup(runner, codec, pre, images, options.warmup, options.progress)
             rss_after_warmup = _rss_mb(process)
@@ -206,13 +206,13 @@ def profile(options: ProfileOptions) -> dict:
     return doc
 
 
-def _idle_baseline(sampler: Sampler, seconds: float) -> Optional[dict]:
+def _idle_baseline(seconds: float) -> Optional[tuple]:
+    """Sleep with the sampler running; the window is integrated once sampling has ended."""
     if seconds <= 0:
         return None
     start = time.perf_counter_ns()
     time.sleep(seconds)
-    end = time.perf_counter_ns()
-    return {"watts": sampler.joules(start, end) / ((end - start) / 1e9), "seconds": seconds}
+    return start, time.perf_counter_ns()
 
 
 def _warmup(runner, codec, pre, images, count: int, show: bool) -> None:
@@ -288,7 +288,7 @@ def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats) 
         if sampler.error:
             entry.update(kind="none", detail=f"sensor failed during the run: {sampler.error}")
             return entry
-        idle_w = idle["watts"] if idle else None
+        idle_w = sampler.joules(*idle) / ((idle[1] - idle[0]) / 1e9) if idle else None
         windows = _windows(loop, repeats)
         if not windows:
             return entry

@@ -16,6 +16,7 @@ from sc2deploy.errors import UsageError
 from sc2deploy.profiling.power import SensorUnavailable
 
 Sample = Tuple[int, float]
+MAX_CONSECUTIVE_FAILURES = 10  # isolated failed reads (I2C glitches) are skipped
 
 
 class Sampler:
@@ -29,6 +30,7 @@ class Sampler:
         self.cumulative = hasattr(source, "read_joules")
         self.samples: List[Sample] = []
         self.error: Optional[str] = None
+        self.failed_reads = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -37,13 +39,19 @@ class Sampler:
 
     def _run(self) -> None:
         next_t = time.perf_counter()
+        failures = 0
         while not self._stop.is_set():
             try:
                 value = self._read()
             except SensorUnavailable as exc:
-                self.error = str(exc)
-                return
-            self.samples.append((time.perf_counter_ns(), value))
+                self.failed_reads += 1
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    self.error = f"{failures} reads failed in a row, last: {exc}"
+                    return
+            else:
+                failures = 0
+                self.samples.append((time.perf_counter_ns(), value))
             next_t += self.interval_s
             self._stop.wait(max(0.0, next_t - time.perf_counter()))
 

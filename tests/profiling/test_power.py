@@ -8,33 +8,7 @@ from sc2deploy.errors import UsageError
 from sc2deploy.profiling.power import (INA2xx, JetsonINA3221, Pi5PMIC, RAPL, SensorUnavailable,
                                        discover, parse_pmic_adc)
 
-
-def write(root, rel, text):
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{text}\n")
-
-
-def tx2_iio(root):
-    """TX2, JetPack 4: two ina3221x chips in the iio layout, VDD_IN is the board input."""
-    chips = {"0-0041": [("VDD_IN", 4200), ("VDD_SYS_CPU", 900), ("VDD_SYS_DDR", 600)],
-             "0-0040": [("VDD_SYS_GPU", 300), ("VDD_SYS_SOC", 700), ("VDD_4V0_WIFI", 50)]}
-    for chip, rails in chips.items():
-        dev = f"sys/bus/i2c/drivers/ina3221x/{chip}/iio:device{chip[-1]}"
-        for n, (name, mw) in enumerate(rails):
-            write(root, f"{dev}/rail_name_{n}", name)
-            write(root, f"{dev}/in_power{n}_input", mw)
-
-
-def hwmon_chip(root, chip, rails, hwmon):
-    dev = f"sys/bus/i2c/drivers/ina3221/{chip}/hwmon/hwmon{hwmon}"
-    for k, (name, mv, ma) in enumerate(rails, start=1):
-        write(root, f"{dev}/in{k}_label", name)
-        write(root, f"{dev}/in{k}_input", mv)
-        write(root, f"{dev}/curr{k}_input", ma)
-    write(root, f"{dev}/in7_label", "sum of shunt voltages")
-    write(root, f"{dev}/in7_input", 99999)
-    write(root, f"{dev}/curr7_input", 99999)
+from sensor_trees import PMIC, hwmon_chip, tx2_iio, write
 
 
 def test_tx2_iio_uses_vdd_in_without_its_sub_rails(tmp_path):
@@ -66,18 +40,6 @@ def test_ina2xx_hwmon(tmp_path):
     write(tmp_path, "sys/class/hwmon/hwmon1/name", "ina219")
     write(tmp_path, "sys/class/hwmon/hwmon1/power1_input", 2_750_000)
     assert INA2xx(tmp_path).read_watts() == pytest.approx(2.75)
-
-
-PMIC = """\
- 3V7_WL_SW_A current(0)=0.05000000A
- 3V3_SYS_A current(1)=0.10000000A
- VDD_CORE_A current(7)=2.00000000A
- 3V7_WL_SW_V volt(8)=3.70000000V
- 3V3_SYS_V volt(9)=3.30000000V
- VDD_CORE_V volt(15)=0.75000000V
- EXT5V_V volt(24)=5.10000000V
- BATT_V volt(25)=0.00000000V
-"""
 
 
 def test_pi5_pmic_sums_rails_with_current_and_voltage():

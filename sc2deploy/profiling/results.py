@@ -1,0 +1,261 @@
+"""Profiling results documents: schema checks, loading, atomic writing, Pareto fronts.
+
+The schema is documented in docs/results.md. Validation names the file and the
+key path at fault, e.g. ``a.json: latency_ms.total.p99: expected a number, got 'x'``.
+Standard library only (no numpy, no matplotlib).
+"""
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from sc2deploy.errors import ResultsError
+
+SCHEMA = "sc2deploy-results"
+SCHEMA_VERSION = 1
+STAT_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
+DEVICE_STAGES = ("load", "preprocess", "head", "code", "total")
+SERVER_STAGES = ("decode", "decoder", "total")
+KINDS = ("device", "server")
+ENERGY_KINDS = ("measured", "modeled", "none")
+
+
+class _Invalid(Exception):
+    """Internal: a key path and what is wrong there."""
+
+    def __init__(self, path: str, message: str, wrong_type: bool = False):
+        super().__init__(path, message)
+        self.path, self.message, self.wrong_type = path, message, wrong_type
+
+
+# A check takes (value, key path) and raises _Invalid.
+Check = Callable[[object, str], None]
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type(what: str, test: Callable[[object], bool]) -> Check:
+    def check(value, path):
+        if not test(value):
+            raise _Invalid(path, f"expected {what}, got {_show(value)}", wrong_type=True)
+    return check
+
+
+STR = _type("a string", lambda v: isinstance(v, str))
+INT = _type("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
+_NUMBER = _type("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def NUM(value, path):  # noqa: N802 (a check, like the other constants)
+    _NUMBER(value, path)
+    if not math.isfinite(value):
+        raise _Invalid(path, f"expected a finite number, got {_show(value)}")
+BOOL = _type("true or false", lambda v: isinstance(v, bool))
+
+
+def _nullable(check: Check) -> Check:
+    def nullable(value, path):
+        if value is not None:
+            try:
+                check(value, path)
+            except _Invalid as exc:
+                if exc.path != path or not exc.wrong_type:
+                    raise
+                raise _Invalid(path, exc.message.replace("expected ", "expected null or ", 1))
+    return nullable
+
+
+def _one_of(*values: str) -> Check:
+    def one_of(value, path):
+        if value not in values:
+            raise _Invalid(path, f"expected one of {', '.join(map(repr, values))}, "
+                                 f"got {_show(value)}")
+    return one_of
+
+
+def _list(item: Check, length: Optional[int] = None) -> Check:
+    def list_of(value, path):
+        if not isinstance(value, list):
+            raise _Invalid(path, f"expected a list, got {_show(value)}", wrong_type=True)
+        if length is not None and len(value) != length:
+            raise _Invalid(path, f"expected a list of {length} items, got {len(value)}")
+        for i, v in enumerate(value):
+            item(v, f"{path}[{i}]")
+    return list_of
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _object(required: Dict[str, Check], optional: Optional[Dict[str, Check]] = None,
+            extra: Optional[Check] = None) -> Check:
+    """A JSON object: ``required`` keys must be there; ``extra`` checks unlisted keys."""
+    optional = optional or {}
+
+    def obj(value, path):
+        if not isinstance(value, dict):
+            raise _Invalid(path, f"expected an object, got {_show(value)}", wrong_type=True)
+        for key, check in required.items():
+            if key not in value:
+                raise _Invalid(path, f"missing required key {key!r}")
+            check(value[key], _join(path, key))
+        for key, v in value.items():
+            if key in required:
+                continue
+            if key in optional:
+                optional[key](v, _join(path, key))
+            elif extra is not None:
+                extra(v, _join(path, str(key)))
+    return obj
+
+
+STATS = _object({k: NUM for k in STAT_KEYS})
+BUNDLE = _object({"path": STR, "model": STR, "manifest_sha256": STR,
+                  "input_shape": _list(INT, 4), "latent_shape": _list(INT, 3)})
+RUNS = _object({"warmup": INT, "measured": INT, "image_files": INT,
+                "stop": _one_of("runs", "duration", "interrupted")})
+BYTES = _object({k: NUM for k in ("mean", "p50", "p99", "min", "max")})
+# Descriptive: keys optional, types checked.
+MEMORY = _object({}, {k: _nullable(NUM) for k in ("peak_rss_mb", "rss_start_mb", "rss_end_mb",
+                                                   "rss_growth_mb")})
+CONDITIONS = _object({}, {**{k: _nullable(STR) for k in (
+    "device_model", "cpu", "machine", "governor", "nvpmodel", "jetson_clocks", "throttled",
+    "python", "hostname")}, "cores": _nullable(INT), "temperatures_c": _object({}),
+    "packages": _object({}, extra=STR)})
+JOULES = _object({"total": NUM, "dynamic": _nullable(NUM), "ci95": _nullable(_list(NUM, 2)),
+                  "repeats": INT})
+ENERGY = _object({"kind": _one_of(*ENERGY_KINDS), "source": _nullable(STR),
+                  "detail": _nullable(STR), "unavailable": _object({}, extra=STR),
+                  "sample_rate_hz": _nullable(NUM), "idle_watts": _nullable(NUM),
+                  "mean_watts": _nullable(NUM), "joules_per_image": _nullable(JOULES)})
+LINK = _object({"name": STR, "rate_bps": NUM, "tx_watts": _nullable(NUM),
+                "frame_payload_bytes": _nullable(INT), "frame_overhead_bytes": INT,
+                "per_frame_ms": NUM, "source": STR,
+                "delay_ms": _object({k: NUM for k in ("mean", "p50", "p99")}),
+                "radio_joules_per_image": _nullable(NUM)})
+SERVER_MS = _object({"source": _one_of("measured", "given"), "ms": NUM, "from": STR})
+END_TO_END = _object({"device": NUM, "link": NUM, "server": _nullable(NUM), "total": NUM})
+BASELINE = _object({"name": STR, "bytes_mean": NUM, "encode_ms_p50": NUM,
+                    "link_ms": _nullable(NUM)})
+
+
+def _top_level(kind: str) -> Check:
+    stages = DEVICE_STAGES if kind == "device" else SERVER_STAGES
+    required = {"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
+                "coder": _one_of("c", "constriction"), "runs": RUNS,
+                "latency_ms": _object({s: STATS for s in stages}, extra=STATS)}
+    optional = {"threads": _nullable(INT), "throughput_ips": NUM, "memory": MEMORY,
+                "cpu_percent": _nullable(NUM), "conditions": CONDITIONS,
+                "link": _nullable(LINK), "server_ms": _nullable(SERVER_MS),
+                "end_to_end_ms": _nullable(END_TO_END), "baselines": _list(BASELINE)}
+    device = {"target": STR, "precision": STR, "runtime": STR, "bytes": BYTES, "energy": ENERGY}
+    if kind == "device":
+        required.update(device)
+    else:  # a server result may still carry them
+        optional.update(device, energy=_nullable(ENERGY))
+    return _object(required, optional)
+
+
+def validate(doc, source: str = "<results>") -> dict:
+    """Check ``doc`` against the results schema; return it, or raise ResultsError."""
+    if not isinstance(doc, dict):
+        raise ResultsError(f"{source}: expected a JSON object (a results document), "
+                           f"got {type(doc).__name__}")
+    if "schema" not in doc:
+        raise ResultsError(f"{source}: missing required key 'schema' (expected {SCHEMA!r}): "
+                           "not an sc2deploy results file?")
+    if doc["schema"] != SCHEMA:
+        raise ResultsError(f"{source}: schema: expected {SCHEMA!r}, got {_show(doc['schema'])}: "
+                           "not an sc2deploy results file")
+    version = doc.get("schema_version")
+    if "schema_version" not in doc:
+        raise ResultsError(f"{source}: missing required key 'schema_version'")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ResultsError(f"{source}: schema_version: expected an integer >= 1, "
+                           f"got {_show(version)}")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"{source}: schema_version {version} is newer than this sc2deploy "
+                           f"reads (up to {SCHEMA_VERSION}): upgrade sc2deploy "
+                           "(pip install -U sc2deploy) to read it")
+    try:
+        if "kind" not in doc:
+            raise _Invalid("", "missing required key 'kind'")
+        _one_of(*KINDS)(doc["kind"], "kind")
+        _top_level(doc["kind"])(doc, "")
+    except _Invalid as exc:
+        where = f"{exc.path}: " if exc.path else ""
+        raise ResultsError(f"{source}: {where}{exc.message}") from None
+    return doc
+
+
+def load_results(paths: Iterable[Union[str, Path]]) -> List[dict]:
+    """Read and validate results files (JSON objects), in the order given."""
+    docs = []
+    for path in paths:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ResultsError(f"{path}: cannot read the results file: {reason}") from None
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise ResultsError(f"{path}: not valid JSON: {exc}") from None
+        docs.append(validate(doc, str(path)))
+    if not docs:
+        raise ResultsError("no results files given: expected one or more results.json paths")
+    return docs
+
+
+def write_results(doc: dict, path: Union[str, Path]) -> Path:
+    """Validate ``doc`` and write it as JSON atomically (temp file + rename in the same folder)."""
+    path = Path(path)
+    validate(doc, str(path))
+    try:
+        text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ResultsError(f"{path}: the results cannot be written as JSON: {exc}") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot write the results file: {exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ResultsError(f"{path}: cannot write the results file: {exc}") from None
+        raise
+    return path
+
+
+def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:
+    """Indices of the points no other point beats in both coordinates (both minimized).
+
+    Sorted by increasing x (then y). Equal points are all kept; points with a
+    non-finite coordinate are ignored.
+    """
+    order = sorted((float(x), float(y), i) for i, (x, y) in enumerate(points)
+                   if math.isfinite(x) and math.isfinite(y))
+    front, best_y, last = [], math.inf, None
+    for x, y, i in order:
+        if y < best_y or (x, y) == last:
+            front.append(i)
+            best_y, last = y, (x, y)
+    return front

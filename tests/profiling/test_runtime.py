@@ -1,0 +1,181 @@
+"""The device runtime on the demo bundle: stages, bytes, energy from fixture sensors, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sc2deploy.cli import main
+from sc2deploy.codec.images import encode_images
+from sc2deploy.errors import UsageError
+from sc2deploy.profiling.results import load_results
+from sc2deploy.profiling.runtime import ProfileOptions, profile
+
+from sensor_trees import PMIC, hwmon_chip, tx2_iio, write
+
+QUICK = ["--runs", "4", "--warmup", "1", "--idle", "0.2", "--no-baselines"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, few_images):
+    folder = tmp_path_factory.mktemp("img")
+    for p in few_images[:2]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    return folder
+
+
+def run(bundle, images, tmp_path, *extra):
+    out = tmp_path / "r.json"
+    assert main(["profile", str(bundle.path), "--images", str(images), *QUICK, *extra,
+                 "-o", str(out)]) == 0
+    return load_results([out])[0]
+
+
+def test_stages_bytes_and_conditions(demo_bundle, images, tmp_path):
+    doc = profile(ProfileOptions(bundle=demo_bundle.path, images=images, runs=6, warmup=1,
+                                 energy="none", link="lora-sx1276-20dbm", progress=False))
+    lat = doc["latency_ms"]
+    assert set(lat) == {"load", "preprocess", "head", "code", "total"}
+    assert all(s["n"] == 6 for s in lat.values())
+    assert lat["total"]["mean"] == pytest.approx(
+        sum(lat[s]["mean"] for s in ("load", "preprocess", "head", "code")))
+    for s in lat.values():
+        assert s["min"] <= s["p50"] <= s["p90"] <= s["p95"] <= s["p99"] <= s["max"]
+    expected = [len(d) for _, d in encode_images(demo_bundle, sorted(images.iterdir()))]
+    assert doc["bytes"]["min"] == min(expected) and doc["bytes"]["max"] == max(expected)
+    assert doc["bytes"]["mean"] == pytest.approx(np.mean(expected * 3))
+    assert doc["complete"] and doc["runs"]["measured"] == 6 and doc["runs"]["stop"] == "runs"
+    assert doc["runtime"].startswith("onnxruntime ")
+    assert doc["conditions"]["packages"]["numpy"] == np.__version__
+    assert doc["memory"]["peak_rss_mb"] > 10 and doc["throughput_ips"] > 0
+    e2e = doc["end_to_end_ms"]
+    assert e2e["link"] == pytest.approx(
+        doc["link"]["delay_ms"]["mean"], rel=0.1) and e2e["server"] is None
+    assert [b["name"] for b in doc["baselines"]] == ["jpeg-q75", "webp-q75"]
+    assert doc["energy"]["kind"] == "none" and "rapl" in doc["energy"]["unavailable"] or \
+        doc["energy"]["kind"] == "none"
+
+
+@pytest.mark.parametrize("tree,watts", [
+    (tx2_iio, 4.2),
+    (lambda r: hwmon_chip(r, "1-0040", [("VDD_IN", 5000, 1000), ("VDD_CPU_GPU_CV", 5000, 300),
+                                        ("VDD_SOC", 5000, 200)], 3), 5.0),
+    (lambda r: (hwmon_chip(r, "1-0040", [("VDD_GPU_SOC", 1000, 2000), ("VDD_CPU_CV", 1000, 1000),
+                                         ("VIN_SYS_5V0", 5000, 400)], 1),
+                hwmon_chip(r, "1-0041", [("NC", 1, 1), ("VDDQ_VDD2_1V8AO", 1000, 500),
+                                         ("NC", 1, 1)], 2)), 5.5),
+    (lambda r: (write(r, "sys/class/hwmon/hwmon1/name", "ina226"),
+                write(r, "sys/class/hwmon/hwmon1/power1_input", 2_750_000)), 2.75),
+], ids=["tx2-iio", "orin-nano-hwmon", "agx-orin-no-vdd-in", "ina2xx"])
+def test_fixture_sensor_trees_give_their_power(demo_bundle, images, tmp_path, tree, watts):
+    root = tmp_path / "root"
+    tree(root)
+    doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root))
+    energy = doc["energy"]
+    assert energy["kind"] == "measured"
+    assert energy["mean_watts"] == pytest.approx(watts) and energy["idle_watts"] == \
+        pytest.approx(watts)
+    per_image_s = 1 / doc["throughput_ips"]
+    assert energy["joules_per_image"]["total"] == pytest.approx(watts * per_image_s, rel=0.02)
+    assert abs(energy["joules_per_image"]["dynamic"]) < 1e-9
+    assert energy["sample_rate_hz"] > 20
+
+
+def test_pi5_pmic_command(demo_bundle, images, tmp_path):
+    script = tmp_path / "vcgencmd.py"
+    script.write_text(f"print({PMIC!r})\n")
+    doc = run(demo_bundle, images, tmp_path, "--energy", "rpi5", "--pmic-command",
+              f"{sys.executable} {script}", "--sample-interval", "50")
+    assert doc["energy"]["source"] == "rpi5"
+    assert doc["energy"]["mean_watts"] == pytest.approx(2.015)
+    assert "after the PMIC" in doc["energy"]["detail"]
+
+
+def test_rapl_counter_at_a_known_rate(demo_bundle, images, tmp_path):
+    root = tmp_path / "root"
+    zone = root / "sys/class/powercap/intel-rapl:0"
+    write(root, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", 2**32)
+    write(root, "sys/class/powercap/intel-rapl:0/energy_uj", 0)
+    stop = threading.Event()
+
+    def counter():  # 3 W: 3e6 uJ per second, written atomically every 2 ms
+        start = time.perf_counter()
+        while not stop.is_set():
+            tmp = zone / "energy_uj.tmp"
+            tmp.write_text(f"{int(3e6 * (time.perf_counter() - start))}\n")
+            os.replace(tmp, zone / "energy_uj")
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=counter, daemon=True)
+    thread.start()
+    try:
+        doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--runs", "10")
+    finally:
+        stop.set()
+        thread.join()
+    assert doc["energy"]["source"] == "rapl"
+    assert doc["energy"]["mean_watts"] == pytest.approx(3.0, rel=0.05)
+    assert doc["energy"]["idle_watts"] == pytest.approx(3.0, rel=0.05)
+
+
+def test_modeled_energy_is_labeled_with_its_source(demo_bundle, images, tmp_path):
+    doc = run(demo_bundle, images, tmp_path, "--energy", "model", "--device-profile", "rpi4")
+    energy = doc["energy"]
+    assert energy["kind"] == "modeled" and energy["source"] == "model:rpi4"
+    assert "chipwired" in energy["detail"] and energy["sample_rate_hz"] is None
+    assert energy["joules_per_image"]["total"] == pytest.approx(
+        5.4 / doc["throughput_ips"], rel=0.02)
+
+
+def test_unavailable_sensors_are_reported_not_raised(demo_bundle, images, tmp_path):
+    root = tmp_path / "empty"
+    root.mkdir()
+    doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--pmic-command",
+              "/nonexistent/vcgencmd")
+    energy = doc["energy"]
+    assert energy["kind"] == "none" and energy["joules_per_image"] is None
+    assert set(energy["unavailable"]) == {"jetson", "ina2xx", "rpi5", "rapl"}
+    assert "no RAPL zone" in energy["unavailable"]["rapl"]
+
+
+def test_bad_options_fail_clearly(demo_bundle, images, tmp_path, capsys):
+    assert main(["profile", str(demo_bundle.path), "--energy", "jetson", "--sysfs-root",
+                 str(tmp_path), "-o", str(tmp_path / "r.json")]) == 2
+    assert "energy source 'jetson' is unavailable: no INA3221" in capsys.readouterr().err
+    assert main(["profile", str(demo_bundle.path), "--energy", "model", "--device-profile",
+                 "rpi5", "-o", str(tmp_path / "r.json")]) == 2
+    assert "use --energy rpi5" in capsys.readouterr().err
+    assert main(["profile", str(demo_bundle.path), "--target", "tflite",
+                 "-o", str(tmp_path / "r.json")]) == 2
+    assert "build it first" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--runs must be >= 1"):
+        ProfileOptions(bundle=demo_bundle.path, runs=0)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_ctrl_c_writes_partial_results_atomically(demo_bundle, images, tmp_path):
+    out = tmp_path / "partial.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sc2deploy", "profile", str(demo_bundle.path), "--images",
+         str(images), "--runs", "100000", "--warmup", "1", "--energy", "none", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "profile:" not in line:  # the progress line appears once measuring has started
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "profile ended before measuring"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "PARTIAL" in stdout and str(out) in stdout
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is False and doc["runs"]["stop"] == "interrupted"
+    assert doc["runs"]["measured"] > 0 and doc["latency_ms"]["total"]["n"] == \
+        doc["runs"]["measured"]
+    assert [p.name for p in tmp_path.iterdir()] == ["partial.json"]
