@@ -13,7 +13,7 @@ from typing import List, Optional
 from sc2deploy import __version__
 from sc2deploy.codec.backends import CODERS
 from sc2deploy.errors import Sc2DeployError, UsageError
-from sc2deploy.log import configure, logger
+from sc2deploy.log import configure, logger, step
 from sc2deploy.specs import DEMO_MODEL, HEADS
 
 EXIT_USER_ERROR = 2
@@ -336,12 +336,16 @@ def _cmd_profile(args) -> int:
     return 0
 
 
+REMOTE_TIMEOUT_S = 600.0  # copy + run + fetch, on top of --duration
+
+
 def _profile_remote(args) -> int:
     from sc2deploy.profiling.remote import profile_remote
 
     forwarded = _forwarded_profile_args(args)
+    timeout = REMOTE_TIMEOUT_S + (args.duration or 0.0) + (args.idle or 0.0)
     doc = profile_remote(args.host, args.bundle, args.images, forwarded, args.out,
-                         port=args.port, remote_python=args.remote_python)
+                         port=args.port, remote_python=args.remote_python, timeout=timeout)
     print(format_profile(doc))
     print(f"results written: {args.out} (measured on {args.host})")
     return 0
@@ -428,7 +432,8 @@ def _cmd_demo(args) -> int:
     from sc2deploy.targets import targets
     from sc2deploy.targets.build import BuildOptions, build_targets, format_table, verify_bundle
 
-    target = Path(args.out) / "demo-bundle"
+    out = Path(args.out)
+    target = out / "demo-bundle"
     if target.exists() and not (target / "manifest.json").is_file():
         raise UsageError(f"{target} exists and is not a bundle; choose another --out")
     export_bundle(ExportOptions(model=DEMO_MODEL, out=target, force=True))
@@ -439,8 +444,47 @@ def _cmd_demo(args) -> int:
     build_targets(target, buildable, BuildOptions(search=True))
     print(describe(Bundle.open(target)))
     print(format_table(verify_bundle(target)))
+    html = _demo_profile(target, [n for n in buildable if "host check" not in
+                                  targets()[n].runtime], out)
     print(f"demo bundle: {target.resolve()}")
+    print(f"report: {html.resolve()}")
     return 0
+
+
+DEMO_LINK = "lora-sx1276-20dbm"
+DEMO_DEVICE_PROFILE = "rpi4"
+
+
+def _demo_profile(bundle: Path, names: List[str], out: Path) -> Path:
+    """Profile every runnable target with the LoRa link, then write the report."""
+    from sc2deploy.profiling.power import discover
+    from sc2deploy.profiling.report import write_report
+    from sc2deploy.profiling.results import write_results
+    from sc2deploy.profiling.runtime import ProfileOptions, profile
+    from sc2deploy.profiling.server import ServerOptions, profile_server, server_ms_from
+
+    results = out / "results"
+    rapl, reasons = discover(kind="rapl")
+    energy = "rapl" if rapl is not None else "model"
+    if rapl is None:
+        logger.info("energy: RAPL unavailable (%s); modeling with the %r device profile, "
+                    "labeled 'modeled'", reasons.get("rapl"), DEMO_DEVICE_PROFILE)
+    with step("profiling the server side (range decoding; the demo student has no decoder)"):
+        server_doc = profile_server(ServerOptions(bundle=bundle, runs=30, progress=False))
+        write_results(server_doc, results / "server.json")
+    server = server_ms_from(server_doc, "server.json")
+    docs = [server_doc]
+    for name in names:
+        with step(f"profiling {name} ({energy} energy, {DEMO_LINK})"):
+            doc = profile(ProfileOptions(
+                bundle=bundle, target=name, runs=30, warmup=3, threads=None, link=DEMO_LINK,
+                energy=energy, device_profile=DEMO_DEVICE_PROFILE, idle_s=1.0, server=server,
+                progress=False))
+            write_results(doc, results / f"{name}.json")
+            docs.append(doc)
+            print(format_profile(doc))
+    with step("writing the report"):
+        return write_report(docs, out / "report")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,5 +1,6 @@
 """The command line: exit codes, one-line errors, and the README kept in sync with --help."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -70,12 +71,23 @@ def test_bad_flags_are_usage_errors():
     assert result.returncode == 2 and "--out" in result.stderr
 
 
-def test_demo_command_prints_the_bundle_path(tmp_path):
+def test_demo_runs_the_whole_flow_and_prints_the_report(tmp_path):
     result = run_cli("demo", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
-    last = result.stdout.strip().splitlines()[-1]
-    assert last == f"demo bundle: {(tmp_path / 'demo-bundle').resolve()}"
+    *_, bundle_line, report_line = result.stdout.strip().splitlines()
+    assert bundle_line == f"demo bundle: {(tmp_path / 'demo-bundle').resolve()}"
+    html = tmp_path / "report" / "report.html"
+    assert report_line == f"report: {html.resolve()}"
     assert "exporting entropic_student to ONNX" in result.stderr  # progress output
+    results = sorted(p.stem for p in (tmp_path / "results").glob("*.json"))
+    assert {"server", "onnx", "onnx-int8", "tflite"} <= set(results)
+    assert not any(r.startswith("tensorrt") for r in results)  # host checks are not profiled
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") >= 4 and "modeled" in text
+    onnx = json.loads((tmp_path / "results" / "onnx.json").read_text())
+    assert onnx["link"]["name"] == "lora-sx1276-20dbm"
+    assert onnx["server_ms"]["source"] == "measured"
+    assert onnx["energy"]["kind"] in ("measured", "modeled")
 
 
 def _subcommands():

@@ -93,6 +93,7 @@ class _Loop:
         self.ends_ns: List[int] = []
         self.nbytes: List[int] = []
         self.start_ns = 0
+        self.peak_rss = 0  # bytes, sampled after every image (outside the timed stages)
 
     def __len__(self) -> int:
         return len(self.ends_ns)
@@ -102,7 +103,8 @@ def _rss_mb(process) -> float:
     return process.memory_info().rss / 2 ** 20
 
 
-def _peak_rss_mb() -> float:
+def _process_peak_rss_mb() -> float:
+    """Peak RSS of the whole process so far (includes work done before profiling)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
 
@@ -154,7 +156,7 @@ def profile(options: ProfileOptions) -> dict:
             rss_after_warmup = _rss_mb(process)
             cpu_start = process.cpu_times()
             _measure(runner, codec, pre, images, runs, options.duration_s, loop,
-                     options.progress)
+                     options.progress, process)
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted: keeping the %d images measured so far", len(loop))
@@ -189,7 +191,8 @@ def profile(options: ProfileOptions) -> dict:
         "latency_ms": latency,
         "throughput_ips": len(loop) / wall_s if wall_s and len(loop) else 0.0,
         "bytes": _bytes_stats(nbytes),
-        "memory": {"peak_rss_mb": _peak_rss_mb(), "rss_start_mb": rss_start,
+        "memory": {"peak_rss_mb": max(loop.peak_rss / 2 ** 20, rss_after_warmup or 0.0),
+                   "process_peak_rss_mb": _process_peak_rss_mb(), "rss_start_mb": rss_start,
                    "rss_after_warmup_mb": rss_after_warmup, "rss_end_mb": _rss_mb(process),
                    "rss_growth_mb": (_rss_mb(process) - rss_after_warmup
                                      if rss_after_warmup is not None else None)},
@@ -224,7 +227,8 @@ def _warmup(runner, codec, pre, images, count: int, show: bool) -> None:
     progress.close()
 
 
-def _measure(runner, codec, pre, images, runs, duration_s, loop: _Loop, show: bool) -> None:
+def _measure(runner, codec, pre, images, runs, duration_s, loop: _Loop, show: bool,
+             process) -> None:
     clock = time.perf_counter_ns
     deadline = clock() + int(duration_s * 1e9) if duration_s else None
     progress = Progress("profile", duration_s or runs, "s" if duration_s else "img", show)
@@ -247,6 +251,7 @@ def _measure(runner, codec, pre, images, runs, duration_s, loop: _Loop, show: bo
                 store.append(value)
             loop.ends_ns.append(t4)
             loop.nbytes.append(len(data))
+            loop.peak_rss = max(loop.peak_rss, process.memory_info().rss)
             i += 1
             done = (t4 - loop.start_ns) / 1e9 if deadline else i
             progress.update(done, f"{(t4 - t0) / 1e6:.1f} ms/img")

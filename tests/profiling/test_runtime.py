@@ -179,3 +179,12 @@ def test_ctrl_c_writes_partial_results_atomically(demo_bundle, images, tmp_path)
     assert doc["runs"]["measured"] > 0 and doc["latency_ms"]["total"]["n"] == \
         doc["runs"]["measured"]
     assert [p.name for p in tmp_path.iterdir()] == ["partial.json"]
+
+
+def test_host_options_that_name_local_files_are_refused(demo_bundle, images, tmp_path, capsys):
+    out = str(tmp_path / "r.json")
+    assert main(["profile", str(demo_bundle.path), "--host", "pi@device", "-o", out]) == 2
+    assert "--host needs --images DIR" in capsys.readouterr().err
+    assert main(["profile", str(demo_bundle.path), "--host", "pi@device", "--images",
+                 str(images), "--link", str(tmp_path / "mine.json"), "-o", out]) == 2
+    assert "--link FILE is local" in capsys.readouterr().err
