@@ -164,7 +164,7 @@ def _add_profile_parsers(sub) -> None:
     p.add_argument("--remote-python", default="python3", metavar="PATH",
                    help="python with sc2deploy[device] on the host (default: python3)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="RESULTS.json",
-                   help="results file (written atomically; partial on Ctrl-C)")
+                   help="results file (written atomically; partial on Ctrl-C or SIGTERM)")
     p.set_defaults(func=_cmd_profile)
 
     p = sub.add_parser("profile-server", help="measure the server side: range decoding and "
@@ -180,6 +180,15 @@ def _add_profile_parsers(sub) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, metavar="RESULTS.json",
                    help="results file")
     p.set_defaults(func=_cmd_profile_server)
+
+    p = sub.add_parser("sweep", help="checkpoints x targets x hosts from one YAML file, one "
+                                     "report")
+    p.add_argument("sweep", type=Path, metavar="SWEEP.yaml", help="the sweep file")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="parallel export/build processes (default: the file's, else 2)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
+                   help="folder for bundles/, results/, report/ and sweep.json")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="latency/energy report from profiling results")
     p.add_argument("results", type=Path, nargs="+", metavar="RESULTS",
@@ -306,6 +315,7 @@ def _cmd_profile(args) -> int:
 
     if args.host:
         return _profile_remote(args)
+    _stop_on_signals()
     server = None
     if args.server_ms is not None:
         server = given_server_ms(args.server_ms)
@@ -337,6 +347,18 @@ def _cmd_profile(args) -> int:
 
 
 REMOTE_TIMEOUT_S = 600.0  # copy + run + fetch, on top of --duration
+
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM end a measurement early with partial results, even when the
+    process was started with SIGINT ignored (background jobs of non-interactive shells)."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _profile_remote(args) -> int:
@@ -403,6 +425,7 @@ def _cmd_profile_server(args) -> int:
     from sc2deploy.profiling.results import write_results
     from sc2deploy.profiling.server import ServerOptions, profile_server
 
+    _stop_on_signals()
     doc = profile_server(ServerOptions(bundle=args.bundle, images=args.images,
                                        warmup=args.warmup, runs=args.runs, coder=args.coder,
                                        threads=args.threads, label=args.label))
@@ -414,6 +437,29 @@ def _cmd_profile_server(args) -> int:
     print(f"results written: {args.out}")
     print(f"next: sc2deploy profile BUNDLE --server-results {args.out} -o RESULTS.json")
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    import dataclasses
+
+    from sc2deploy.profiling.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {args.workers}")
+        sweep = dataclasses.replace(sweep, workers=args.workers)
+    report, summary = run_sweep(sweep, args.out)
+    failed = [i for i in summary["items"] if i["status"] != "ok"]
+    for item in summary["items"]:
+        print(f"{item['checkpoint']:<20} {item['target']:<14} {item['host']:<18} "
+              f"{item['status']}" + (f": {item['error']}" if item.get("error") else ""))
+    print(f"sweep: {len(summary['items']) - len(failed)} of {len(summary['items'])} items ok "
+          f"in {summary['total_seconds']:.0f} s (export/build {summary['prepare_seconds']:.0f} s, "
+          f"{sweep.workers} workers); summary: {Path(args.out) / 'sweep.json'}")
+    if report:
+        print(f"report: {report}")
+    return 1 if failed else 0
 
 
 def _cmd_report(args) -> int:

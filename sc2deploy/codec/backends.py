@@ -54,7 +54,10 @@ class ConstrictionDecoder:
 
 
 def constriction_available() -> bool:
-    return importlib.util.find_spec("constriction") is not None
+    try:
+        return importlib.util.find_spec("constriction") is not None
+    except ImportError:  # a broken or blocked install counts as absent
+        return False
 
 
 def get_backend(coder: Optional[str] = None):

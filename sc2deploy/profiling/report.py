@@ -532,6 +532,24 @@ def bytes_table(docs: Sequence[dict]) -> Table:
     return t
 
 
+def pareto_table(docs: Sequence[dict]) -> Table:
+    """Every device result with its place relative to the bytes / device-latency front."""
+    t = Table(["configuration", "target", "device p50 ms", "mean B", "J / image",
+               "on the Pareto front"])
+    device = [(d, n) for d, n in zip(docs, names(docs)) if d["kind"] == "device"]
+    points = [(d["latency_ms"]["total"]["p50"], d["bytes"]["mean"]) for d, _ in device]
+    front = set(pareto_front(points))
+    order = sorted(range(len(device)), key=lambda i: (i not in front, points[i]))
+    for i in order:
+        doc, name = device[i]
+        joules = _get(doc, "energy", "joules_per_image", "total")
+        kind = _energy_kind(doc)
+        t.add([name, doc.get("target"), _fmt(points[i][0]), _int(points[i][1]),
+               _with(_fmt(joules), f" ({kind})") if joules is not None else DASH,
+               "yes" if i in front else "no"], not doc["complete"])
+    return t
+
+
 def baselines_table(docs: Sequence[dict]) -> Table:
     t = Table(["baseline", "measured with", "mean B", "encode p50 ms", "link", "link ms"])
     for base, doc, name in _baselines(docs):
@@ -735,7 +753,9 @@ def _sections(docs: Sequence[dict]) -> List[Tuple[str, List[object]]]:
         ("End-to-end latency", [("figure", "end_to_end"), end_to_end_table(docs)]),
         ("Latency per stage", [("figure", "stages"), latency_table(docs),
                                resources_table(docs)]),
-        ("Bytes per image", [("figure", "pareto"), bytes_table(docs),
+        ("Bytes per image", [("figure", "pareto"), "Pareto front across all results "
+                             "(fewer bytes and lower device latency are better):",
+                             pareto_table(docs), bytes_table(docs),
                              "Input-compression baselines (same images):",
                              baselines_table(docs)]),
         ("Energy per image", [("figure", "energy"), energy_table(docs)]),

@@ -289,7 +289,9 @@ def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats) 
              "joules_per_image": None}
     if kind == "measured":
         entry.update(source=source.kind, detail=_describe(source),
-                     sample_rate_hz=sampler.rate_hz())
+                     sample_rate_hz=sampler.rate_hz(),
+                     sampler_cpu_percent=sampler.cpu_percent(),
+                     failed_reads=sampler.failed_reads)
         if sampler.error:
             entry.update(kind="none", detail=f"sensor failed during the run: {sampler.error}")
             return entry

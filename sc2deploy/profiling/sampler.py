@@ -31,6 +31,7 @@ class Sampler:
         self.samples: List[Sample] = []
         self.error: Optional[str] = None
         self.failed_reads = 0
+        self.thread_cpu_s = 0.0  # CPU time the sampler thread itself used
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -38,6 +39,13 @@ class Sampler:
         return self.source.read_joules() if self.cumulative else self.source.read_watts()
 
     def _run(self) -> None:
+        cpu_start = time.thread_time()
+        try:
+            self._loop()
+        finally:
+            self.thread_cpu_s = time.thread_time() - cpu_start
+
+    def _loop(self) -> None:
         next_t = time.perf_counter()
         failures = 0
         while not self._stop.is_set():
@@ -70,6 +78,13 @@ class Sampler:
                 self.samples.append((time.perf_counter_ns(), self._read()))
             except SensorUnavailable as err:
                 self.error = str(err)
+
+    def cpu_percent(self) -> Optional[float]:
+        """The sampler thread's CPU time as % of one core over the run (its own cost)."""
+        if len(self.samples) < 2:
+            return None
+        span = (self.samples[-1][0] - self.samples[0][0]) / 1e9
+        return 100.0 * self.thread_cpu_s / span if span > 0 else None
 
     def rate_hz(self) -> Optional[float]:
         """Achieved sampling rate over the whole run."""

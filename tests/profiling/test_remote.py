@@ -133,7 +133,9 @@ def device(tmp_path_factory):
     if test.returncode != 0:
         pytest.skip(f"sshd rejects the test config: {test.stderr.strip()}")
     log = open(root / "sshd.log", "w")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
+    # SIGINT as on a real device: not ignored, even when pytest runs as a background job
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 10
     while True:
         if proc.poll() is not None:
@@ -279,6 +281,7 @@ def test_ctrl_c_stops_the_remote_run_and_keeps_partial_results(device, demo_bund
             f"remote_python={str(stub)!r}, ssh_options={device.options()!r})\n"
             "except RemoteError as exc:\n"
             "    print('RemoteError:', exc)\n")
+    code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n" + code
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     pidfile = tmp_path / "stub.pid"
     deadline = time.monotonic() + 60

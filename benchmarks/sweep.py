@@ -1,0 +1,77 @@
+"""Sweep of 3 checkpoints x 2 targets: wall time with a process pool vs one at a time.
+
+The three checkpoints are rate variants of the bundled demo student (its latent conv
+scaled by 0.7, 1.0 and 1.4, like students trained at different betas); each is exported and
+built for ``onnx`` and ``tflite``, then profiled. Both sweeps run in this one invocation.
+
+    python benchmarks/sweep.py [--workers 3] [--json FILE]
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from output import publish  # noqa: E402
+
+from sc2deploy.export.pipeline import DEMO_CHECKPOINT  # noqa: E402
+from sc2deploy.log import configure  # noqa: E402
+from sc2deploy.profiling.sweep import Checkpoint, Sweep, run_sweep  # noqa: E402
+
+SCALES = (0.7, 1.0, 1.4)
+LATENT_CONV = "backbone.bottleneck_layer.encoder.4.weight"
+
+
+def write_variants(folder: Path):
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        base = torch.load(DEMO_CHECKPOINT, weights_only=True, map_location="cpu")
+    checkpoints = []
+    for scale in SCALES:
+        state = dict(base["model"])
+        state[LATENT_CONV] = state[LATENT_CONV] * scale
+        path = folder / f"demo-x{scale}.pt"
+        torch.save({"model": state, "args": base["args"]}, path)
+        checkpoints.append(Checkpoint(f"demo-x{scale}", "entropic_student", path))
+    return tuple(checkpoints)
+
+
+def summary_of(result, command):
+    rows = "\n".join(f"| {r['workers']} | {r['seconds']:.0f} | {r['prepare_seconds']:.0f} | "
+                     f"{r['ok']}/{r['items']} |" for r in result["runs"])
+    return (f"Command: `{command}`\n\n| workers | wall s | export+build s | items ok |\n"
+            f"|---|---|---|---|\n{rows}\n\nspeed-up of the pool: "
+            f"{result['speedup']:.2f}x (wall), {result['prepare_speedup']:.2f}x (export+build)\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=3, help="pool size (default: 3)")
+    parser.add_argument("--runs", type=int, default=20, help="images profiled per item")
+    parser.add_argument("--json", help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    configure(verbose=False)
+    result = {"runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoints = write_variants(Path(tmp))
+        for workers in (1, args.workers):
+            sweep = Sweep(checkpoints, ("onnx", "tflite"), workers=workers,
+                          profile={"runs": args.runs, "warmup": 3, "energy": "none",
+                                   "link": "lora-sx1276-20dbm", "idle_s": 0.0})
+            start = time.perf_counter()
+            _, summary = run_sweep(sweep, Path(tmp) / f"out-{workers}")
+            result["runs"].append({
+                "workers": workers, "seconds": time.perf_counter() - start,
+                "prepare_seconds": summary["prepare_seconds"], "items": len(summary["items"]),
+                "ok": sum(i["status"] == "ok" for i in summary["items"])})
+    one, pool = result["runs"]
+    result["speedup"] = one["seconds"] / pool["seconds"]
+    result["prepare_speedup"] = one["prepare_seconds"] / pool["prepare_seconds"]
+    publish(summary_of, result, "sweep.py", argv, args.json)
+
+
+if __name__ == "__main__":
+    main()

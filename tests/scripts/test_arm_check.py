@@ -1,0 +1,126 @@
+"""The host-side logic of scripts/arm_check.py (the emulated run itself is `make arm-check`)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "arm_check.py"
+spec = importlib.util.spec_from_file_location("arm_check", SCRIPT)
+arm = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(arm)
+
+
+def test_pick_evenly():
+    assert arm.pick_evenly(list(range(32)), 4) == [0, 8, 16, 24]
+    assert arm.pick_evenly([1, 2], 5) == [1, 2]
+    assert arm.pick_evenly([], 3) == []
+
+
+def test_expand_argv_fills_placeholders_but_not_snippets():
+    argv = ("-m", "x", "{bundle}", "{images}", "-o", "{out}/c", "-c", "print({out})")
+    got = arm.expand_argv(argv, {"bundle": "B", "out": "O"}, ["a.jpg", "b.jpg"])
+    assert got == ["-m", "x", "B", "a.jpg", "b.jpg", "-o", "O/c", "-c", "print({out})"]
+
+
+def test_device_commands_only_use_known_placeholders():
+    for cmd in arm.DEVICE_COMMANDS:
+        args = arm.expand_argv(cmd.argv, {"bundle": "B", "target": "T", "out": "O"}, ["i"])
+        code = {args[i + 1] for i, a in enumerate(args[:-1]) if a == "-c"}
+        assert not [a for a in args if "{" in a and a not in code], cmd.name
+
+
+def test_cpuinfo_text():
+    text = arm.cpuinfo_text("cortex-a76", 2)
+    assert text.count("processor\t:") == 2
+    assert "CPU part\t: 0xd0b" in text and "asimddp" in text
+
+
+def test_first_difference():
+    assert arm.first_difference(b"abc", b"abc") is None
+    assert arm.first_difference(b"abc", b"abd") == 2
+    assert arm.first_difference(b"ab", b"abc") == 2
+
+
+def test_read_npy_int32(tmp_path):
+    a = np.arange(24, dtype=np.int32).reshape(2, 3, 2, 2) - 7
+    np.save(tmp_path / "a.npy", a)
+    shape, values = arm.read_npy_int32(tmp_path / "a.npy")
+    assert shape == (2, 3, 2, 2) and list(values) == a.ravel().tolist()
+    np.save(tmp_path / "f.npy", a.astype(np.float32))
+    with pytest.raises(arm.CheckError, match="expected C-ordered <i4"):
+        arm.read_npy_int32(tmp_path / "f.npy")
+
+
+def _write_run(run, platform, target, containers, symbols):
+    folder = run / platform / target
+    (folder / "containers").mkdir(parents=True)
+    for stem, data in containers.items():
+        (folder / "containers" / f"{stem}.s2c").write_bytes(data)
+    if symbols is not None:
+        np.save(folder / "symbols.npy", symbols.astype(np.int32))
+
+
+def test_compare_runs_identical_and_different(tmp_path):
+    sym = np.zeros((2, 3, 4, 5), np.int32)
+    ref = {"img0": b"\x01\x02\x03", "img1": b"\x04\x05"}
+    _write_run(tmp_path, "x86_64", "onnx", ref, sym)
+    _write_run(tmp_path, "cortex-a72", "onnx", ref, sym)
+    bad = sym.copy()
+    bad[1, 2, 3, 4] = 7
+    bad[1, 0, 1, 0] = -1
+    _write_run(tmp_path, "cortex-a76", "onnx", {"img0": ref["img0"], "img1": b"\x04\x06\x00"},
+               bad)
+    _write_run(tmp_path, "cortex-a72+sdist", "onnx", {"img0": ref["img0"]}, None)
+    problems, lines = arm.compare_runs(
+        tmp_path, ["onnx"], ["x86_64", "cortex-a72", "cortex-a76", "cortex-a72+sdist"],
+        ["img0", "img1"])
+    assert lines[0] == ("compare onnx cortex-a72 vs x86_64: 2/2 images with identical "
+                        "containers and int32 symbols")
+    assert lines[2].endswith("1/2 images with identical containers")
+    assert problems == [
+        "DIFFERENT: target onnx, cpu cortex-a76, image img1: container 3 bytes (x86_64: 2), "
+        "first differing byte at offset 1; 2 of 60 symbols differ (first at [c, y, x] = "
+        "[0, 1, 0]: -1, reference 0)",
+        "DIFFERENT: target onnx, cpu cortex-a72+sdist, image img1: container missing on "
+        "cortex-a72+sdist",
+    ]
+
+
+def test_stamps(tmp_path):
+    stamps = arm.Stamps(tmp_path / "stamps")
+    assert not stamps.fresh("site", "k1")
+    stamps.write("site", "k1")
+    assert stamps.fresh("site", "k1") and not stamps.fresh("site", "k2")
+    stamps.clear("site")
+    assert not stamps.fresh("site", "k1")
+
+
+def test_source_digest_ignores_caches_and_built_library(tmp_path):
+    for name in ("setup.py", "setup.cfg", "pyproject.toml"):
+        (tmp_path / name).write_text(name)
+    pkg = tmp_path / "sc2deploy"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    before = arm.source_digest(tmp_path)
+    (pkg / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (pkg / "_rangecoder.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
+    assert arm.source_digest(tmp_path) == before
+    (pkg / "a.py").write_text("x = 2\n")
+    assert arm.source_digest(tmp_path) != before
+
+
+def test_commands_for_platforms():
+    args = arm.parse_args(["--work", "w"])
+    check = arm.ArmCheck(args)
+    names = {p.name: p for p in check.platforms()}
+    assert list(names) == ["x86_64", "cortex-a72", "cortex-a76", "cortex-a72+sdist"]
+    run = {(p, t): [c.name for c in check.commands_for(names[p], t)]
+           for p in names for t in args.target}
+    assert run[("x86_64", "onnx")] == ["encode", "symbols"]
+    assert run[("cortex-a72", "onnx")] == ["encode", "symbols", "profile"]
+    assert run[("cortex-a76", "onnx")] == ["encode", "symbols"]
+    assert run[("cortex-a72", "tflite")] == ["encode", "symbols"]
+    assert run[("cortex-a72+sdist", "onnx")] == ["encode"]
+    assert run[("cortex-a72+sdist", "tflite")] == []
