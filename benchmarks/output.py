@@ -1,5 +1,6 @@
 """Shared output of the benchmark scripts: the summary with its command, and the JSON."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -14,3 +15,19 @@ def publish(summary_of, result, script: str, argv, json_path=None, markdown_path
         Path(json_path).write_text(json.dumps(result, indent=2))
     if markdown_path:
         Path(markdown_path).write_text(summary)
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value

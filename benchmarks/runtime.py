@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from output import publish
+from output import positive, publish
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import constriction_available
@@ -369,12 +369,6 @@ def markdown(result: dict, command: str) -> str:
               f"{verdict[sp['within_target_cpu']]} in the worst"]
     return "\n".join(lines) + "\n"
 
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv=None):

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import psutil
-from output import publish
+from output import non_negative, positive, publish
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec.images import latent_codec
@@ -116,18 +116,6 @@ def markdown(result: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def main(argv=None):

@@ -14,6 +14,7 @@ from sc2deploy import __version__
 from sc2deploy.codec.backends import CODERS
 from sc2deploy.errors import Sc2DeployError, UsageError
 from sc2deploy.log import configure, logger, step
+from sc2deploy.profiling.summary import format_profile
 from sc2deploy.specs import DEMO_MODEL, HEADS
 
 EXIT_USER_ERROR = 2
@@ -172,8 +173,10 @@ def _add_profile_parsers(sub) -> None:
     p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
     p.add_argument("--images", type=Path, metavar="DIR",
                    help="images encoded first, untimed (default: the bundled samples)")
-    p.add_argument("--warmup", type=int, default=3, metavar="N", help="(default: 3)")
-    p.add_argument("--runs", type=int, default=50, metavar="N", help="(default: 50)")
+    p.add_argument("--warmup", type=int, default=3, metavar="N",
+                   help="images decoded before measuring (default: 3)")
+    p.add_argument("--runs", type=int, default=50, metavar="N",
+                   help="images to measure (default: 50)")
     p.add_argument("--threads", type=int, metavar="N", help="decoder threads")
     _add_coder(p)
     p.add_argument("--label", help="name of this configuration in reports")
@@ -393,32 +396,6 @@ def _forwarded_profile_args(args) -> List[str]:
     if args.link and Path(args.link).suffix.lower() in (".json", ".yaml", ".yml"):
         raise UsageError("--link FILE is local; with --host use a built-in link name")
     return out + (["--no-baselines"] if args.no_baselines else [])
-
-
-def format_profile(doc: dict) -> str:
-    """A short human summary of a results document."""
-    lat = doc["latency_ms"]
-    lines = [f"{doc['label']}: {doc['runs']['measured']} images"
-             + ("" if doc["complete"] else " (PARTIAL: interrupted)")]
-    for stage, s in lat.items():
-        lines.append(f"  {stage:<10} p50 {s['p50']:8.2f} ms  p90 {s['p90']:8.2f}  "
-                     f"p99 {s['p99']:8.2f}  mean {s['mean']:8.2f} ± {s['std']:.2f}")
-    if doc["kind"] == "device":
-        lines.append(f"  bytes      mean {doc['bytes']['mean']:.0f}  p99 {doc['bytes']['p99']:.0f}"
-                     f"   peak RSS {doc['memory']['peak_rss_mb']:.0f} MB")
-        energy = doc["energy"]
-        jpi = energy.get("joules_per_image")
-        if jpi:
-            lines.append(f"  energy     {jpi['total'] * 1e3:.1f} mJ/image ({energy['kind']}, "
-                         f"{energy['source']})")
-        else:
-            lines.append(f"  energy     none ({'; '.join(energy['unavailable'].values()) or 'off'})")
-        if doc.get("end_to_end_ms"):
-            e2e = doc["end_to_end_ms"]
-            lines.append(f"  end-to-end {e2e['total']:.1f} ms = device {e2e['device']:.1f} + "
-                         f"link {e2e['link']:.1f} + server {e2e['server'] or 0:.1f}"
-                         + ("" if e2e["server"] is not None else " (no server time given)"))
-    return "\n".join(lines)
 
 
 def _cmd_profile_server(args) -> int:
