@@ -143,8 +143,8 @@ def _add_profile_parsers(sub) -> None:
     p.add_argument("--sysfs-root", type=Path, default=Path("/"), metavar="DIR",
                    help="where sensors are looked up (default: /; a fixture tree in tests)")
     p.add_argument("--pmic-command", metavar="CMD",
-                   help="command printing Pi 5 pmic_read_adc output "
-                        "(default: vcgencmd pmic_read_adc)")
+                   help="command printing Pi 5 pmic_read_adc output (default: vcgencmd "
+                        "pmic_read_adc; with --sysfs-root, ROOT/usr/bin/vcgencmd if present)")
     p.add_argument("--idle", type=float, default=2.0, metavar="S",
                    help="idle baseline before the run, sampler running (default: 2 s)")
     p.add_argument("--sample-interval", type=float, default=10.0, metavar="MS",

@@ -179,11 +179,19 @@ class RAPL:
         return self.joules
 
 
+def _vcgencmd(root: Path) -> Sequence[str]:
+    """``vcgencmd pmic_read_adc``; under a fixture root, its ``usr/bin/vcgencmd`` if present."""
+    inside = root / "usr/bin/vcgencmd"
+    if root != Path("/") and os.access(inside, os.X_OK):
+        return (str(inside), "pmic_read_adc")
+    return ("vcgencmd", "pmic_read_adc")
+
+
 def discover(root: Path = Path("/"), kind: str = "auto",
              pmic_command: Optional[Sequence[str]] = None):
     """The first available source of ``kind`` (or any, for auto), and why the others are not."""
     factories = {"jetson": lambda: JetsonINA3221(root), "ina2xx": lambda: INA2xx(root),
-                 "rpi5": lambda: Pi5PMIC(pmic_command or ("vcgencmd", "pmic_read_adc")),
+                 "rpi5": lambda: Pi5PMIC(pmic_command or _vcgencmd(Path(root))),
                  "rapl": lambda: RAPL(root)}
     if kind != "auto" and kind not in factories:
         raise UsageError(f"unknown energy source {kind!r}; known: auto, {', '.join(factories)}")

@@ -191,3 +191,21 @@ def test_host_options_that_name_local_files_are_refused(demo_bundle, images, tmp
     assert main(["profile", str(demo_bundle.path), "--host", "pi@device", "--images",
                  str(images), "--link", str(tmp_path / "mine.json"), "-o", out]) == 2
     assert "--link FILE is local" in capsys.readouterr().err
+
+
+def test_pi5_tree_with_its_own_vcgencmd(demo_bundle, images, tmp_path):
+    root = tmp_path / "pi5"
+    write(root, "proc/device-tree/model", "Raspberry Pi 5 Model B Rev 1.0")
+    write(root, "sys/class/thermal/thermal_zone0/type", "cpu-thermal")
+    write(root, "sys/class/thermal/thermal_zone0/temp", 51250)
+    tool = root / "usr/bin/vcgencmd"
+    tool.parent.mkdir(parents=True)
+    tool.write_text(f"#!{sys.executable}\nimport sys\nassert sys.argv[1:] == ['pmic_read_adc']\n"
+                    f"print({PMIC!r})\n")
+    tool.chmod(0o755)
+    doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--sample-interval",
+              "50")
+    assert doc["energy"]["source"] == "rpi5"
+    assert doc["energy"]["mean_watts"] == pytest.approx(2.015)
+    assert doc["conditions"]["device_model"] == "Raspberry Pi 5 Model B Rev 1.0"
+    assert doc["conditions"]["temperatures_c"]["before"] == {"cpu-thermal": 51.25}
