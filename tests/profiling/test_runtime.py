@@ -97,29 +97,31 @@ def test_pi5_pmic_command(demo_bundle, images, tmp_path):
     assert "after the PMIC" in doc["energy"]["detail"]
 
 
-def test_rapl_counter_at_a_known_rate(demo_bundle, images, tmp_path):
+def test_rapl_counter_at_a_known_rate_across_wraps(demo_bundle, images, tmp_path):
     root = tmp_path / "root"
     zone = root / "sys/class/powercap/intel-rapl:0"
-    write(root, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", 2**32)
+    write(root, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", 1_000_000)
     write(root, "sys/class/powercap/intel-rapl:0/energy_uj", 0)
     stop = threading.Event()
 
-    def counter():  # 3 W: 3e6 uJ per second, written atomically every 2 ms
+    def counter():  # 3 W: 3e6 uJ per second, wrapping at 1 J, written atomically every 2 ms
         start = time.perf_counter()
         while not stop.is_set():
             tmp = zone / "energy_uj.tmp"
-            tmp.write_text(f"{int(3e6 * (time.perf_counter() - start))}\n")
+            tmp.write_text(f"{int(3e6 * (time.perf_counter() - start)) % 1_000_000}\n")
             os.replace(tmp, zone / "energy_uj")
             time.sleep(0.002)
 
     thread = threading.Thread(target=counter, daemon=True)
     thread.start()
     try:
-        doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--runs", "10")
+        doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--runs", "40")
     finally:
         stop.set()
         thread.join()
     assert doc["energy"]["source"] == "rapl"
+    loop_s = doc["runs"]["measured"] / doc["throughput_ips"]
+    assert 3.0 * loop_s > 1.0, "the loop must span a wrap of the 1 J counter"
     assert doc["energy"]["mean_watts"] == pytest.approx(3.0, rel=0.05)
     assert doc["energy"]["idle_watts"] == pytest.approx(3.0, rel=0.05)
 
