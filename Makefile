@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sc2deploy-installed
 COMPRESSAI := compressai==1.2.8
 
-.PHONY: demo test venv demo-student clean
+.PHONY: demo test venv demo-student arm-check clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The device runtime on aarch64 under qemu-user (cortex-a72, cortex-a76): same bytes as here.
+# Needs the host packages qemu-user-static and gcc-aarch64-linux-gnu; work folder build/arm.
+arm-check: $(STAMP)
+	$(BIN)/python scripts/arm_check.py $(ARM_CHECK_ARGS)
 
 # Retrain the bundled demo student (~10 min on 2 cores); writes sc2deploy/data/demo_student.pt.
 demo-student: $(STAMP)
