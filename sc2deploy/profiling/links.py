@@ -190,7 +190,8 @@ def link_from_dict(data: dict, where: str = "link profile") -> Link:
         raise UsageError(f"{where}: 'rate_bps' is required (or a 'lora' mapping)")
     payload = fields.get("frame_payload_bytes")
     if payload is not None and (not isinstance(payload, int) or payload <= 0):
-        raise UsageError(f"{where}: frame_payload_bytes must be a positive integer, got {payload!r}")
+        raise UsageError(f"{where}: frame_payload_bytes must be a positive integer, "
+                         f"got {payload!r}")
     if fields.get("lora") is not None and payload > LORA_MAX_PAYLOAD:
         raise UsageError(f"{where}: LoRa frames carry at most {LORA_MAX_PAYLOAD} B, got {payload}")
     return Link(**fields)

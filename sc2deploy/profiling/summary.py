@@ -18,7 +18,8 @@ def format_profile(doc: dict) -> str:
             lines.append(f"  energy     {jpi['total'] * 1e3:.1f} mJ/image ({energy['kind']}, "
                          f"{energy['source']})")
         else:
-            lines.append(f"  energy     none ({'; '.join(energy['unavailable'].values()) or 'off'})")
+            why = "; ".join(energy["unavailable"].values()) or "off"
+            lines.append(f"  energy     none ({why})")
         if doc.get("end_to_end_ms"):
             e2e = doc["end_to_end_ms"]
             lines.append(f"  end-to-end {e2e['total']:.1f} ms = device {e2e['device']:.1f} + "
