@@ -188,7 +188,8 @@ def _add_profile_parsers(sub) -> None:
                                      "report")
     p.add_argument("sweep", type=Path, metavar="SWEEP.yaml", help="the sweep file")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="parallel export/build processes (default: the file's, else 2)")
+                   help="parallel export/build processes (default: the file's, else one "
+                        "per 4 cores)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
                    help="folder for bundles/, results/, report/ and sweep.json")
     p.set_defaults(func=_cmd_sweep)

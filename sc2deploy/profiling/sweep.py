@@ -46,7 +46,7 @@ class Sweep:
     images: Optional[Path] = None
     profile: Dict[str, object] = field(default_factory=dict)
     build: Dict[str, object] = field(default_factory=dict)
-    workers: int = 2
+    workers: int = 1
     remote_python: str = "python3"
 
 
@@ -98,13 +98,18 @@ def load_sweep(path: Path) -> Sweep:
     build = data.get("build") or {}
     _no_unknown(profile, PROFILE_KEYS, f"{path}: profile")
     _no_unknown(build, BUILD_KEYS, f"{path}: build")
-    workers = data.get("workers", 2)
+    workers = data.get("workers", default_workers())
     if not isinstance(workers, int) or workers < 1:
         raise UsageError(f"{path}: 'workers' must be an integer >= 1, got {workers!r}")
     hosts = data.get("hosts") or [LOCAL]
     return Sweep(tuple(checkpoints), tuple(str(t) for t in targets), tuple(map(str, hosts)),
                  resolve(data.get("images")), dict(profile), dict(build), workers,
                  str(data.get("remote_python", "python3")))
+
+
+def default_workers() -> int:
+    """One process per 4 cores: each build already uses several threads (2 cores here: 1)."""
+    return max(1, (os.cpu_count() or 1) // 4)
 
 
 def _no_unknown(data: dict, known: set, where: str) -> None:
