@@ -218,13 +218,18 @@ def plot_bytes_latency(docs: Sequence[dict], path: Union[str, Path]) -> Path:
     fig = _figure(10, 6.5)
     ax = fig.add_subplot()
     target_colors: Dict[str, str] = {}
-    for (x, y), name, part, target in zip(points, point_names, partial, targets):
+    for (x, y), part, target in zip(points, partial, targets):
         first = target not in target_colors
         color = target_colors.setdefault(target, PALETTE[len(target_colors) % len(PALETTE)])
         ax.plot([x], [y], marker="o", markersize=8, linestyle="none", zorder=3,
                 color="white" if part else color, markeredgecolor=color, markeredgewidth=1.5,
                 label=f"target {target}" if first else None)
-        ax.annotate(name, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=7)
+    # Colors name the targets; labels are needed only when a target appears more than once.
+    # Neighbours (sorted by latency) get staggered label heights so labels do not overlap.
+    if len(set(targets)) < len(targets):
+        for k, i in enumerate(sorted(range(len(points)), key=lambda j: points[j][0])):
+            ax.annotate(point_names[i], points[i], xytext=(5, 4 + 10 * (k % 4)),
+                        textcoords="offset points", fontsize=7)
     if any(partial):
         ax.plot([], [], marker="o", markersize=8, linestyle="none", color="white",
                 markeredgecolor="#555555", label=f"hollow: {PARTIAL}")
