@@ -164,6 +164,9 @@ def _add_profile_parsers(sub) -> None:
     p.add_argument("--port", type=int, metavar="N", help="ssh port (with --host)")
     p.add_argument("--remote-python", default="python3", metavar="PATH",
                    help="python with sc2deploy[device] on the host (default: python3)")
+    p.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
+                   help="extra ssh/scp argument, repeatable, e.g. --ssh-option=-i "
+                        "--ssh-option=KEY (most settings belong in ~/.ssh/config)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="RESULTS.json",
                    help="results file (written atomically; partial on Ctrl-C or SIGTERM)")
     p.set_defaults(func=_cmd_profile)
@@ -371,7 +374,8 @@ def _profile_remote(args) -> int:
     forwarded = _forwarded_profile_args(args)
     timeout = REMOTE_TIMEOUT_S + (args.duration or 0.0) + (args.idle or 0.0)
     doc = profile_remote(args.host, args.bundle, args.images, forwarded, args.out,
-                         port=args.port, remote_python=args.remote_python, timeout=timeout)
+                         port=args.port, remote_python=args.remote_python, timeout=timeout,
+                         ssh_options=args.ssh_option)
     print(format_profile(doc))
     print(f"results written: {args.out} (measured on {args.host})")
     return 0

@@ -5,6 +5,7 @@ the "device" is this machine, its Python is this venv's (or a stub that behaves 
 or slow device). Skipped, with the reason, when sshd is missing or cannot start.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -187,19 +188,24 @@ def run(device, bundle, images, args, out, **kwargs):
                           port=device.port, **kwargs)
 
 
-def _has_profile_command() -> bool:
-    result = subprocess.run([sys.executable, "-m", "sc2deploy", "profile", "--help"],
-                            capture_output=True, text=True)
-    return result.returncode == 0
-
-
-needs_profile = pytest.mark.skipif(not _has_profile_command(),
-                                   reason="`sc2deploy profile` does not exist yet")
-
-
 # --- the round trip ------------------------------------------------------------------------
 
-@needs_profile
+def test_cli_host_round_trip(device, demo_bundle, images, tmp_path, capsys):
+    from sc2deploy.cli import main
+
+    out = tmp_path / "cli.json"
+    ssh = [f"--ssh-option={o}" for o in device.options()]
+    assert main(["profile", str(demo_bundle.path), "--images", str(images), "--host",
+                 device.destination, "--port", str(device.port), "--remote-python",
+                 sys.executable, *ssh, "--runs", "2", "--warmup", "0", "--energy", "none",
+                 "--link", "lora-sx1276-20dbm", "--label", "remote/onnx", "-o", str(out)]) == 0
+    assert f"measured on {device.destination}" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["complete"] and doc["label"] == "remote/onnx" and doc["runs"]["measured"] == 2
+    assert doc["link"]["name"] == "lora-sx1276-20dbm"
+    assert device.leftovers() == []
+
+
 def test_round_trip_measures_on_the_device(device, demo_bundle, images, tmp_path):
     out = tmp_path / "res" / "results.json"
     doc = run(device, demo_bundle, images,
@@ -212,7 +218,6 @@ def test_round_trip_measures_on_the_device(device, demo_bundle, images, tmp_path
     assert device.leftovers() == []
 
 
-@needs_profile
 def test_remote_profile_failure_names_the_bad_target(device, demo_bundle, images, tmp_path):
     out = tmp_path / "results.json"
     with pytest.raises(RemoteError, match=r"(?s)failed with exit code 2.*no-such-target"):
