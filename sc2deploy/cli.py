@@ -116,9 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_profile_parsers(sub) -> None:
-    from sc2deploy.profiling.energy_models import PROFILES
+    from sc2deploy.profiling.energy_models import ENERGY_CHOICES, PROFILES
     from sc2deploy.profiling.links import BUILTIN
-    from sc2deploy.profiling.runtime import ENERGY_CHOICES
 
     p = sub.add_parser("profile", help="encode images with a bundle here (or on --host) and "
                                        "measure latency, bytes, memory and energy")
@@ -316,13 +315,12 @@ def _cmd_decode(args) -> int:
 
 
 def _cmd_profile(args) -> int:
+    import shlex
+
     from sc2deploy.profiling.results import load_results, write_results
     from sc2deploy.profiling.runtime import ProfileOptions, given_server_ms, profile
     from sc2deploy.profiling.server import server_ms_from
 
-    if args.host:
-        return _profile_remote(args)
-    _stop_on_signals()
     server = None
     if args.server_ms is not None:
         server = given_server_ms(args.server_ms)
@@ -333,10 +331,13 @@ def _cmd_profile(args) -> int:
         runs=args.runs, duration_s=args.duration, threads=args.threads, coder=args.coder,
         link=args.link, energy=args.energy, device_profile=args.device_profile,
         sysfs_root=args.sysfs_root,
-        pmic_command=args.pmic_command.split() if args.pmic_command else None,
+        pmic_command=shlex.split(args.pmic_command) if args.pmic_command else None,
         idle_s=args.idle, sample_interval_s=args.sample_interval / 1e3,
         energy_repeats=args.repeats, server=server, baselines=not args.no_baselines,
         label=args.label)
+    if args.host:
+        return _profile_remote(args, options)
+    _stop_on_signals()
     try:
         doc = profile(options)
     except KeyboardInterrupt:
@@ -368,39 +369,19 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def _profile_remote(args) -> int:
+def _profile_remote(args, options) -> int:
     from sc2deploy.profiling.remote import profile_remote
+    from sc2deploy.profiling.runtime import remote_argv
 
-    forwarded = _forwarded_profile_args(args)
+    if args.images is None:
+        raise UsageError("--host needs --images DIR (the folder copied to the device)")
     timeout = REMOTE_TIMEOUT_S + (args.duration or 0.0) + (args.idle or 0.0)
-    doc = profile_remote(args.host, args.bundle, args.images, forwarded, args.out,
+    doc = profile_remote(args.host, args.bundle, args.images, remote_argv(options), args.out,
                          port=args.port, remote_python=args.remote_python, timeout=timeout,
                          ssh_options=args.ssh_option)
     print(format_profile(doc))
     print(f"results written: {args.out} (measured on {args.host})")
     return 0
-
-
-def _forwarded_profile_args(args) -> List[str]:
-    """The options of `profile` that the remote run takes as they are."""
-    if args.images is None:
-        raise UsageError("--host needs --images DIR (the folder copied to the device)")
-    if args.sysfs_root != Path("/") or args.server_results is not None:
-        raise UsageError("--sysfs-root and --server-results name local files; they cannot be "
-                         "used with --host")
-    out = ["--target", args.target, "--warmup", str(args.warmup), "--energy", args.energy,
-           "--idle", str(args.idle), "--sample-interval", str(args.sample_interval),
-           "--repeats", str(args.repeats)]
-    for flag, value in (("--runs", args.runs), ("--duration", args.duration),
-                        ("--threads", args.threads), ("--coder", args.coder),
-                        ("--link", args.link), ("--device-profile", args.device_profile),
-                        ("--pmic-command", args.pmic_command), ("--server-ms", args.server_ms),
-                        ("--label", args.label)):
-        if value is not None:
-            out += [flag, str(value)]
-    if args.link and Path(args.link).suffix.lower() in (".json", ".yaml", ".yml"):
-        raise UsageError("--link FILE is local; with --host use a built-in link name")
-    return out + (["--no-baselines"] if args.no_baselines else [])
 
 
 def _cmd_profile_server(args) -> int:

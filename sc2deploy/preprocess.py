@@ -6,11 +6,12 @@ shorter side (bilinear), center-crop, scale to [0, 1], normalize by mean/std.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple
-
-import numpy as np
+from typing import TYPE_CHECKING, List, Tuple
 
 from sc2deploy.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
 
@@ -33,12 +34,14 @@ class Preprocessing:
         return {"resize": self.resize, "crop": list(self.crop), "interpolation": "bilinear",
                 "color": "RGB", "scale": "1/255", "mean": list(self.mean), "std": list(self.std)}
 
-    def __call__(self, path: Path) -> np.ndarray:
+    def __call__(self, path: Path) -> "np.ndarray":
         """Return the [1, 3, H, W] float32 input for the image file at ``path``."""
         return self.transform(load_image(path))
 
-    def transform(self, img) -> np.ndarray:
+    def transform(self, img) -> "np.ndarray":
         """A decoded RGB Pillow image → the [1, 3, H, W] float32 input."""
+        import numpy as np  # here, so listing images (e.g. for remote runs) needs no numpy
+
         arr = np.asarray(self._center_crop(self._resize(img)), dtype=np.float32)
         arr = arr / np.float32(255)
         mean = np.asarray(self.mean, dtype=np.float32)
@@ -85,7 +88,8 @@ def list_images(folder: Path) -> List[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"image folder not found: {folder}")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(p for p in folder.iterdir()
+                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return images

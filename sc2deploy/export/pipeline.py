@@ -22,6 +22,7 @@ from sc2deploy.log import step
 from sc2deploy.preprocess import Preprocessing, sample_images
 from sc2deploy.specs import DEMO_MODEL, IMAGENET_MEAN, IMAGENET_STD, HeadSpec, get_spec
 
+DECODER_CHECKS = 4  # reference latents the decoder's ONNX is checked on
 DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "demo_student.pt"
 
 
@@ -57,11 +58,7 @@ def export_bundle(options: ExportOptions) -> Bundle:
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     work.chmod(0o755)
     try:
-        manifest = _write_contents(work, spec, head, pre, images)
-        if decoder is not None:
-            with step("exporting the decoder (server side) to ONNX"):
-                symbols = bundle_symbols(work, manifest)
-                manifest["decoder"] = write_decoder(work, decoder, symbols)
+        manifest = _write_contents(work, spec, head, pre, images, decoder)
         manifest["model"]["demo"] = options.model == DEMO_MODEL
         manifest["provenance"] = _provenance(checkpoint, prefix, head)
         write_manifest(work, manifest)
@@ -72,12 +69,6 @@ def export_bundle(options: ExportOptions) -> Bundle:
         if work.exists():
             shutil.rmtree(work)
     return Bundle.open(out)
-
-
-def bundle_symbols(work: Path, manifest: Dict, count: int = 4) -> List[np.ndarray]:
-    """The first reference latents ([1, C, H, W] int32) written into ``work``."""
-    with np.load(work / manifest["reference"]["file"], allow_pickle=False) as ref:
-        return [s[None].astype(np.int32) for s in ref["symbols"][:count]]
 
 
 def _checkpoint_path(options: ExportOptions) -> Path:
@@ -105,7 +96,7 @@ def _check_destination(out: Path, force: bool) -> None:
 
 
 def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocessing,
-                    images: List[Path]) -> Dict:
+                    images: List[Path], decoder: Optional[torch.nn.Module]) -> Dict:
     shape = spec.input_shape()
     onnx_path = work / "head.onnx"
     with step(f"exporting {spec.name} to ONNX (opset {OPSET}, input {list(shape)})"):
@@ -131,6 +122,10 @@ def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocess
     manifest["prior"] = _write_prior(work, head)
     manifest["torch_head"] = _write_torch_head(work, spec, head)
     manifest["reference"] = _write_reference(work, head, reference, images)
+    if decoder is not None:
+        with step("exporting the decoder (server side) to ONNX"):
+            symbols = [outs[0].astype(np.int32) for outs in reference[:DECODER_CHECKS]]
+            manifest["decoder"] = write_decoder(work, decoder, symbols)
     return manifest
 
 

@@ -10,6 +10,10 @@ from typing import Dict, Optional
 from sc2deploy.errors import UsageError
 
 
+# --energy: a sensor kind (sc2deploy.profiling.power), "auto", "model" (a profile below) or "none"
+ENERGY_CHOICES = ("auto", "jetson", "rpi5", "ina2xx", "rapl", "model", "none")
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     name: str

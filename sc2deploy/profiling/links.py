@@ -11,7 +11,6 @@ or a *LoRa* link whose frame airtime follows the SX1276 datasheet formula
 Radio energy = TX power x airtime. Every profile carries its source.
 """
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,8 +19,10 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 
 from sc2deploy.errors import UsageError
+from sc2deploy.profiling.config_files import read_mapping
 
 LORA_MAX_PAYLOAD = 255
+LINK_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 SX1276 = "Semtech SX1276 datasheet rev. 7 (RFO/PA_BOOST supply current at 3.3 V)"
 
 
@@ -131,32 +132,10 @@ def load_link(name_or_file: Union[str, Path]) -> Link:
     if str(name_or_file) in BUILTIN:
         return BUILTIN[str(name_or_file)]
     path = Path(name_or_file)
-    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+    if path.suffix.lower() not in LINK_FILE_SUFFIXES:
         raise UsageError(f"unknown link {str(name_or_file)!r}; built-in links: "
                          f"{', '.join(BUILTIN)}; or give a .json/.yaml profile file")
-    if not path.is_file():
-        raise UsageError(f"link profile not found: {path}")
-    return link_from_dict(_read_mapping(path), str(path))
-
-
-def _read_mapping(path: Path) -> dict:
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except ImportError:
-        raise UsageError("YAML profiles need PyYAML: pip install pyyaml (or use JSON)") from None
-    except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError's parse errors
-        raise UsageError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError does not derive from ValueError
-        raise UsageError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of link fields, got {type(data).__name__}")
-    return data
+    return link_from_dict(read_mapping(path, "link profile"), str(path))
 
 
 def link_from_dict(data: dict, where: str = "link profile") -> Link:

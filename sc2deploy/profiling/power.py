@@ -83,6 +83,12 @@ class JetsonINA3221:
         """Milliwatts per rail."""
         return {r.name: r.read_mw() for r in self.rails}
 
+    def describe(self) -> str:
+        names = [r.name for r in self.rails]
+        total = next((t for t in TOTAL_RAILS if t in names), None)
+        return (f"INA3221 total rail {total}" if total
+                else f"INA3221 sum of rails {', '.join(names)}")
+
     def read_watts(self) -> float:
         """Board input power if a total rail exists, else the sum of the real rails."""
         totals = [r for r in self.rails if r.name in TOTAL_RAILS]
@@ -103,6 +109,9 @@ class INA2xx:
             where = Path(root) / "sys/class/hwmon"
             raise SensorUnavailable(f"no ina2xx hwmon device under {where}")
         self.power = found[0] / "power1_input"
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.power}"
 
     def read_watts(self) -> float:
         return _read_number(self.power) / 1e6
@@ -137,6 +146,10 @@ class Pi5PMIC:
         self.command = list(command)
         self.read_watts()  # fails early with the reason when absent
 
+    def describe(self) -> str:
+        return ("Pi 5 PMIC: sum of V x I over rails with both (after the PMIC: no conversion "
+                "loss)")
+
     def read_watts(self) -> float:
         try:
             out = subprocess.run(self.command, capture_output=True, text=True, timeout=5)
@@ -163,6 +176,9 @@ class RAPL:
         self.ranges = [_read_number(z / "max_energy_range_uj") for z in zones]
         self._last = self._counters()
         self.joules = 0.0
+
+    def describe(self) -> str:
+        return f"RAPL package zones {', '.join(z.name for z in self.zones)}"
 
     def _counters(self) -> List[float]:
         return [_read_number(z / "energy_uj") for z in self.zones]

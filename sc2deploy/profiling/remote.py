@@ -35,9 +35,8 @@ from typing import List, Optional, Sequence, Tuple
 from sc2deploy import __version__
 from sc2deploy.errors import RemoteError, UsageError
 from sc2deploy.log import logger, step
+from sc2deploy.preprocess import list_images
 
-# Same suffixes as sc2deploy.preprocess.IMAGE_SUFFIXES (repeated here: that module imports numpy).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
 INSTALL_HINT = "install with pip install 'sc2deploy[device]'"
 RESERVED_ARGS = ("--images", "-o", "--out")
 CLEANUP_TIMEOUT_S = 60.0
@@ -195,19 +194,6 @@ class _Pump(threading.Thread):
         return "".join(self.tail)
 
 
-def _images(images: Path) -> List[Path]:
-    folder = Path(images)
-    if not folder.is_dir():
-        raise UsageError(f"--images {images}: not a folder; expected a folder of images "
-                         f"({', '.join(IMAGE_SUFFIXES)})")
-    found = sorted(p.resolve() for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}: nothing to "
-                         "profile with")
-    return found
-
-
 def _check_inputs(bundle: Path, profile_args: Sequence[str], out: Path, remote_python: str,
                   port: Optional[int], timeout: float, ssh_options: Sequence[str]) -> List[str]:
     if not (Path(bundle) / "manifest.json").is_file():
@@ -252,7 +238,7 @@ def profile_remote(destination: str, bundle: Path, images: Path, profile_args: S
     """
     out = Path(out)
     python = _check_inputs(bundle, profile_args, out, remote_python, port, timeout, ssh_options)
-    image_files = _images(images)
+    image_files = [p.resolve() for p in list_images(images)]
     remote = _Remote(destination, port, ssh_options, time.monotonic() + timeout, timeout)
 
     with step(f"checking sc2deploy on {remote.label}"):

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -243,6 +244,20 @@ def write_results(doc: dict, path: Union[str, Path]) -> Path:
             raise ResultsError(f"{path}: cannot write the results file: {exc}") from None
         raise
     return path
+
+
+def utc_now() -> str:
+    """The ``created_utc`` value: now, to the second."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bundle_entry(bundle) -> dict:
+    """The ``bundle`` entry of a results document for an open Bundle."""
+    model = bundle.model
+    return {"path": str(bundle.path), "model": model["name"],
+            "manifest_sha256": bundle.manifest.get("manifest_sha256"),
+            "input_shape": list(model["input"]["shape"]),
+            "latent_shape": list(model["latent"]["shape"])}
 
 
 def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:

@@ -11,10 +11,11 @@ ends the loop early and the partial result says so (``complete: false``).
 """
 
 import resource
+import shlex
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -28,17 +29,16 @@ from sc2deploy.errors import UsageError
 from sc2deploy.log import logger
 from sc2deploy.preprocess import list_images, load_image, sample_images
 from sc2deploy.profiling import conditions
-from sc2deploy.profiling.energy_models import get_profile
-from sc2deploy.profiling.links import load_link
+from sc2deploy.profiling.energy_models import ENERGY_CHOICES, get_profile
+from sc2deploy.profiling.links import LINK_FILE_SUFFIXES, load_link
 from sc2deploy.profiling.power import discover
 from sc2deploy.profiling.progress import Progress
-from sc2deploy.profiling.results import SCHEMA, SCHEMA_VERSION
+from sc2deploy.profiling.results import SCHEMA, SCHEMA_VERSION, bundle_entry, utc_now
 from sc2deploy.profiling.sampler import Sampler
 from sc2deploy.profiling.stats import mean_ci95, ns_to_ms, summarize
 from sc2deploy.targets import get_target, load_runner
 
 STAGES = ("load", "preprocess", "head", "code")
-ENERGY_CHOICES = ("auto", "jetson", "rpi5", "ina2xx", "rapl", "model", "none")
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert",
                     "tensorrt": "tensorrt"}
 BASELINES = (("jpeg", 75), ("webp", 75))
@@ -131,7 +131,7 @@ def profile(options: ProfileOptions) -> dict:
     import psutil
 
     process = psutil.Process()
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = utc_now()
     bundle = Bundle.open(options.bundle)
     target = get_target(options.target)
     images = list_images(options.images) if options.images else sample_images()
@@ -147,9 +147,10 @@ def profile(options: ProfileOptions) -> dict:
     sampler = Sampler(source, options.sample_interval_s) if source is not None else None
     idle = None
     try:
-        with load_runner(bundle, options.target, options.threads) as runner:
+        with ExitStack() as stack:
+            runner = stack.enter_context(load_runner(bundle, options.target, options.threads))
             if sampler is not None:
-                sampler.__enter__()
+                stack.enter_context(sampler)
                 idle = _idle_baseline(options.idle_s)
             rss_start = _rss_mb(process)
             _warmup(runner, codec, pre, images, options.warmup, options.progress)
@@ -160,16 +161,13 @@ def profile(options: ProfileOptions) -> dict:
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted: keeping the %d images measured so far", len(loop))
-    finally:
-        if sampler is not None:
-            sampler.__exit__(None, None, None)
-    end_ns = loop.ends_ns[-1] if loop.ends_ns else time.perf_counter_ns()
-    wall_s = max(1e-9, (end_ns - loop.start_ns) / 1e9) if loop.start_ns else None
+    wall_s = (loop.ends_ns[-1] - loop.start_ns) / 1e9 if loop.ends_ns else None
     cpu_percent = None
-    if cpu_start is not None and wall_s:
+    if wall_s:
         cpu_end = process.cpu_times()
         cpu_percent = 100.0 * ((cpu_end.user - cpu_start.user) +
                                (cpu_end.system - cpu_start.system)) / wall_s
+    rss_end = _rss_mb(process)
     cond["temperatures_c"]["after"] = conditions.temperatures(Path(options.sysfs_root))
     latency = _latency(loop)
     nbytes = np.asarray(loop.nbytes, dtype=np.float64)
@@ -178,10 +176,7 @@ def profile(options: ProfileOptions) -> dict:
         "complete": not interrupted and len(loop) > 0,
         "label": options.label or f"{bundle.model['name']}/{options.target}",
         "created_utc": created,
-        "bundle": {"path": str(bundle.path), "model": bundle.model["name"],
-                   "manifest_sha256": bundle.manifest.get("manifest_sha256"),
-                   "input_shape": list(bundle.model["input"]["shape"]),
-                   "latent_shape": list(bundle.model["latent"]["shape"])},
+        "bundle": bundle_entry(bundle),
         "target": target.name, "precision": target.precision,
         "runtime": _runtime_version(target.runtime), "coder": codec.coder,
         "threads": options.threads,
@@ -189,12 +184,12 @@ def profile(options: ProfileOptions) -> dict:
                  "stop": "interrupted" if interrupted else
                  ("duration" if options.duration_s else "runs")},
         "latency_ms": latency,
-        "throughput_ips": len(loop) / wall_s if wall_s and len(loop) else 0.0,
+        "throughput_ips": len(loop) / wall_s if wall_s else 0.0,
         "bytes": _bytes_stats(nbytes),
         "memory": {"peak_rss_mb": max(loop.peak_rss / 2 ** 20, rss_after_warmup or 0.0),
                    "process_peak_rss_mb": _process_peak_rss_mb(), "rss_start_mb": rss_start,
-                   "rss_after_warmup_mb": rss_after_warmup, "rss_end_mb": _rss_mb(process),
-                   "rss_growth_mb": (_rss_mb(process) - rss_after_warmup
+                   "rss_after_warmup_mb": rss_after_warmup, "rss_end_mb": rss_end,
+                   "rss_growth_mb": (rss_end - rss_after_warmup
                                      if rss_after_warmup is not None else None)},
         "cpu_percent": cpu_percent,
         "conditions": cond,
@@ -288,7 +283,7 @@ def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats) 
              "sample_rate_hz": None, "idle_watts": None, "mean_watts": None,
              "joules_per_image": None}
     if kind == "measured":
-        entry.update(source=source.kind, detail=_describe(source),
+        entry.update(source=source.kind, detail=source.describe(),
                      sample_rate_hz=sampler.rate_hz(),
                      sampler_cpu_percent=sampler.cpu_percent(),
                      failed_reads=sampler.failed_reads)
@@ -329,20 +324,6 @@ def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats) 
     return entry
 
 
-def _describe(source) -> str:
-    rails = getattr(source, "rails", None)
-    if rails:
-        names = [r.name for r in rails]
-        total = next((t for t in ("VDD_IN", "POM_5V_IN") if t in names), None)
-        return (f"INA3221 total rail {total}" if total
-                else f"INA3221 sum of rails {', '.join(names)}")
-    if getattr(source, "zones", None):
-        return f"RAPL package zones {', '.join(z.name for z in source.zones)}"
-    if source.kind == "rpi5":
-        return "Pi 5 PMIC: sum of V x I over rails with both (after the PMIC: no conversion loss)"
-    return f"{source.kind} power1_input"
-
-
 def _runtime_version(runtime: str) -> str:
     package = RUNTIME_PACKAGES.get(runtime.split()[0])
     try:
@@ -375,6 +356,34 @@ def _baselines(images, pre, link, count: int = 16) -> List[dict]:
                      "encode_ms_p50": float(np.percentile(ns_to_ms(times), 50)),
                      "link_ms": link.delay_ms(int(round(mean))) if link else None})
     return rows
+
+
+_FLAGS = (("target", "--target"), ("warmup", "--warmup"), ("runs", "--runs"),
+          ("duration_s", "--duration"), ("threads", "--threads"), ("coder", "--coder"),
+          ("link", "--link"), ("energy", "--energy"), ("device_profile", "--device-profile"),
+          ("idle_s", "--idle"), ("energy_repeats", "--repeats"), ("label", "--label"))
+
+
+def remote_argv(options: ProfileOptions) -> List[str]:
+    """The ``sc2deploy profile`` options that repeat ``options`` on another machine
+    (bundle, images and output are the caller's)."""
+    if Path(options.sysfs_root) != Path("/"):
+        raise UsageError("--sysfs-root names a local folder; it cannot be used with --host")
+    if options.server is not None and options.server["source"] != "given":
+        raise UsageError("--server-results names a local file; with --host give --server-ms")
+    if options.link and Path(options.link).suffix.lower() in LINK_FILE_SUFFIXES:
+        raise UsageError("--link FILE is local; with --host use a built-in link name")
+    argv = []
+    for field_name, flag in _FLAGS:
+        value = getattr(options, field_name)
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--sample-interval", str(options.sample_interval_s * 1e3)]
+    if options.pmic_command:
+        argv += ["--pmic-command", shlex.join(options.pmic_command)]
+    if options.server is not None:
+        argv += ["--server-ms", str(options.server["ms"])]
+    return argv + ([] if options.baselines else ["--no-baselines"])
 
 
 def given_server_ms(ms: float) -> dict:

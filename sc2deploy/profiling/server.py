@@ -7,7 +7,6 @@ artifact (not timed). Head-only bundles time decoding alone and say so.
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +18,7 @@ from sc2deploy.errors import UsageError
 from sc2deploy.preprocess import list_images, sample_images
 from sc2deploy.profiling import conditions
 from sc2deploy.profiling.progress import Progress
-from sc2deploy.profiling.results import SCHEMA, SCHEMA_VERSION
+from sc2deploy.profiling.results import SCHEMA, SCHEMA_VERSION, bundle_entry, utc_now
 from sc2deploy.profiling.stats import ns_to_ms, summarize
 
 
@@ -56,7 +55,7 @@ def _decoder_session(bundle: Bundle, threads: Optional[int]):
 
 def profile_server(options: ServerOptions) -> dict:
     """Time decoding (and the decoder, when present) per image; return a results document."""
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = utc_now()
     bundle = Bundle.open(options.bundle)
     images = list_images(options.images) if options.images else sample_images()
     codec = latent_codec(bundle, options.coder)
@@ -89,9 +88,7 @@ def profile_server(options: ServerOptions) -> dict:
         "complete": complete and bool(decode_ns),
         "label": options.label or f"{bundle.model['name']}/server",
         "created_utc": created,
-        "bundle": {"path": str(bundle.path), "model": bundle.model["name"],
-                   "manifest_sha256": bundle.manifest.get("manifest_sha256"),
-                   "input_shape": list(bundle.model["input"]["shape"]), "latent_shape": shape},
+        "bundle": bundle_entry(bundle),
         "coder": codec.coder, "threads": options.threads,
         "runs": {"warmup": options.warmup, "measured": len(decode_ns),
                  "image_files": len(images), "stop": "runs" if complete else "interrupted"},

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 from sc2deploy.errors import Sc2DeployError, UsageError
 from sc2deploy.log import logger
+from sc2deploy.profiling.config_files import read_mapping
 
 LOCAL = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -52,17 +53,8 @@ class Sweep:
 
 def load_sweep(path: Path) -> Sweep:
     """Read and check a sweep file; relative paths are relative to the file."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"sweep file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping with checkpoints and targets")
+    data = read_mapping(path, "sweep file")
     known = {"checkpoints", "targets", "hosts", "images", "profile", "build", "workers",
              "remote_python"}
     _no_unknown(data, known, str(path))
@@ -182,32 +174,23 @@ def prepare_all(sweep: Sweep, out: Path) -> List[dict]:
 def _profile_one(sweep: Sweep, bundle: Path, target: str, host: str, label: str,
                  out: Path) -> dict:
     from sc2deploy.profiling.results import write_results
-    from sc2deploy.profiling.runtime import ProfileOptions, given_server_ms, profile
+    from sc2deploy.profiling.runtime import ProfileOptions, given_server_ms, profile, remote_argv
 
-    options = dict(sweep.profile)
-    server_ms = options.pop("server_ms", None)
+    settings = dict(sweep.profile)
+    server_ms = settings.pop("server_ms", None)
+    options = ProfileOptions(bundle=bundle, target=target, images=sweep.images, label=label,
+                             progress=False, server=None if server_ms is None
+                             else given_server_ms(server_ms), **settings)
     if host == LOCAL:
-        doc = profile(ProfileOptions(bundle=bundle, target=target, images=sweep.images,
-                                     label=label, progress=False,
-                                     server=given_server_ms(server_ms)
-                                     if server_ms is not None else None, **options))
+        doc = profile(options)
         write_results(doc, out)
         return doc
-    from sc2deploy.profiling.remote import profile_remote
     from sc2deploy.preprocess import sample_images
+    from sc2deploy.profiling.remote import profile_remote
 
     images = sweep.images or sample_images()[0].parent
-    args = ["--target", target, "--label", label]
-    flags = {"runs": "--runs", "warmup": "--warmup", "duration_s": "--duration",
-             "threads": "--threads", "coder": "--coder", "link": "--link",
-             "energy": "--energy", "device_profile": "--device-profile", "idle_s": "--idle",
-             "energy_repeats": "--repeats", "server_ms": "--server-ms"}
-    for key, value in {**options, "server_ms": server_ms}.items():
-        if key == "baselines":
-            args += [] if value else ["--no-baselines"]
-        elif value is not None:
-            args += [flags[key], str(value)]
-    return profile_remote(host, bundle, images, args, out, remote_python=sweep.remote_python)
+    return profile_remote(host, bundle, images, remote_argv(options), out,
+                          remote_python=sweep.remote_python)
 
 
 def run_sweep(sweep: Sweep, out: Path) -> Tuple[Path, dict]:

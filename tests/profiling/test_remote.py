@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sc2deploy.errors import RemoteError, UsageError
-from sc2deploy.profiling.remote import IMAGE_SUFFIXES, parse_destination, profile_remote
+from sc2deploy.profiling.remote import parse_destination, profile_remote
 
 SSHD = "/usr/sbin/sshd"
 
@@ -375,12 +375,6 @@ def test_bad_destinations_are_refused(destination, message):
 def test_reserved_profile_args_are_refused(demo_bundle, images, tmp_path):
     with pytest.raises(UsageError, match="sets '--out=x.json'.*passes --images and -o"):
         profile_remote("pi@host", demo_bundle.path, images, ["--out=x.json"], tmp_path / "r.json")
-
-
-def test_image_suffixes_match_preprocess():
-    from sc2deploy.preprocess import IMAGE_SUFFIXES as LOCAL
-
-    assert IMAGE_SUFFIXES == LOCAL
 
 
 def test_remote_module_imports_only_the_standard_library():
