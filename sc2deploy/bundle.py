@@ -10,17 +10,27 @@ Layout::
       head_state.npz   the folded fp32 head's weights, to rebuild the torch reference on a host
 
 Opening a bundle verifies every hash and the manifest's own digest, and names
-the first file that is missing or was modified.
+the first file that is missing or was modified. Writers change a bundle only
+through a :class:`Transaction`::
+
+    stage new files in BUNDLE/.sc2deploy-txn-*/ ─ gate ─ commit: journal, rename files,
+                                                          rename manifest.json, remove folder
+    failure or Ctrl-C before commit ─ folder removed: the bundle is byte-for-byte as it was
 """
 
 import copy
+import fcntl
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
+from sc2deploy import atomic
 from sc2deploy.errors import BundleError
 from sc2deploy.preprocess import Preprocessing
 from sc2deploy.prior import PriorTables
@@ -52,7 +62,7 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     """Seal ``manifest`` with its digest and write it canonically."""
     sealed = {k: v for k, v in manifest.items() if k != _DIGEST_KEY}
     sealed[_DIGEST_KEY] = _digest(sealed)
-    (Path(folder) / MANIFEST).write_bytes(_canonical(sealed))
+    atomic.write_bytes(Path(folder) / MANIFEST, _canonical(sealed))
 
 
 def file_entries(manifest: dict) -> Iterator[Tuple[str, dict]]:
@@ -81,6 +91,7 @@ class Bundle:
             raise BundleError(f"bundle not found: {path} is not a directory")
         if not manifest_path.is_file():
             raise BundleError(f"{path} is not a bundle: {MANIFEST} is missing")
+        finish_commits(path)
         raw = manifest_path.read_bytes()
         try:
             manifest = json.loads(raw)
@@ -143,12 +154,122 @@ class Bundle:
         with np.load(self.file(entry["file"]), allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 
+    def transaction(self) -> "Transaction":
+        """Stage changes to this bundle; nothing changes until ``commit()``."""
+        return Transaction(self)
+
+
+TXN_PREFIX = ".sc2deploy-txn-"
+_JOURNAL = "COMMIT.json"
+
+
+class Transaction:
+    """Files staged in a hidden folder of the bundle, swapped in with the manifest on commit.
+
+    Used as a context manager: leaving the block without ``commit()`` (an error,
+    a refused gate, Ctrl-C) removes the folder. One writer at a time (flock).
+    """
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        self._lock = _lock(bundle.path)
+        _discard_abandoned(bundle.path)
+        self.folder = Path(tempfile.mkdtemp(prefix=TXN_PREFIX, dir=bundle.path))
+        self.manifest = copy.deepcopy(bundle.manifest)
+        self._moves: Dict[str, Path] = {}  # final file name -> staged file
+        self._stages = 0
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def stage(self) -> Path:
+        """A fresh empty folder for one builder's output (several per search)."""
+        self._stages += 1
+        folder = self.folder / f"stage-{self._stages}"
+        folder.mkdir()
+        return folder
+
     def add_artifact(self, name: str, file: Path, **fields) -> None:
-        """Record a file already inside the bundle as artifact ``name`` and reseal."""
+        """Record ``file`` (staged, or already in the bundle) as artifact ``name``."""
         file = Path(file)
-        rel = file.relative_to(self.path).as_posix()
-        manifest = copy.deepcopy(self.manifest)
-        manifest.setdefault("artifacts", {})[name] = {
-            "file": rel, "sha256": sha256_file(file), **fields}
-        write_manifest(self.path, manifest)
-        self.manifest = json.loads((self.path / MANIFEST).read_bytes())
+        final = self.include(file) if self.folder in file.parents else \
+            file.relative_to(self.bundle.path).as_posix()
+        self.manifest.setdefault("artifacts", {})[name] = {
+            "file": final, "sha256": sha256_file(file), **fields}
+
+    def include(self, staged: Path) -> str:
+        """Move the staged file to the bundle's top level on commit; returns its final name."""
+        final = Path(staged).name
+        if final in self._moves or final == MANIFEST or final.startswith(TXN_PREFIX):
+            raise BundleError(f"staged file name {final!r} cannot be used in a bundle")
+        self._moves[final] = Path(staged)
+        return final
+
+    def commit(self) -> Bundle:
+        """Journal the renames, make them, swap the manifest in; signals held meanwhile."""
+        with atomic.deferred_signals():
+            write_manifest(self.folder, self.manifest)
+            journal = {"moves": {final: staged.relative_to(self.folder).as_posix()
+                                 for final, staged in self._moves.items()}}
+            atomic.write_text(self.folder / _JOURNAL, json.dumps(journal))
+            _finish(self.bundle.path, self.folder)
+        self.close()
+        return Bundle.open(self.bundle.path)
+
+    def close(self) -> None:
+        """Remove the staging folder (if still there) and release the lock."""
+        if self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BundleError(f"{path}: another sc2deploy command is writing this bundle; wait for "
+                          "it to finish") from None
+    return fd
+
+
+def _finish(path: Path, folder: Path) -> None:
+    """Make a journaled commit's renames (idempotent: a crash mid-way is finished later)."""
+    journal = json.loads((folder / _JOURNAL).read_text())
+    for final, staged in journal["moves"].items():
+        if (folder / staged).exists():
+            os.replace(folder / staged, path / final)
+    if (folder / MANIFEST).exists():
+        os.replace(folder / MANIFEST, path / MANIFEST)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def finish_commits(path: Path) -> None:
+    """Finish a commit that a crash (not Ctrl-C: it is held) cut short, if the bundle is writable."""
+    pending = [f for f in Path(path).glob(TXN_PREFIX + "*") if (f / _JOURNAL).is_file()]
+    if not pending or not os.access(path, os.W_OK):
+        return
+    try:
+        fd = _lock(Path(path))
+    except BundleError:
+        return  # the writer holding the lock is still committing
+    try:
+        for folder in pending:
+            _finish(Path(path), folder)
+    finally:
+        os.close(fd)
+
+
+def _discard_abandoned(path: Path) -> None:
+    """Remove staging folders of killed writers (we hold the lock: none of them is alive)."""
+    for folder in path.glob(TXN_PREFIX + "*"):
+        if (folder / _JOURNAL).is_file():
+            _finish(path, folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)

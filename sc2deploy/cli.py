@@ -6,18 +6,23 @@ the traceback instead.
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from sc2deploy import __version__
+from sc2deploy import __version__, atomic
+from sc2deploy.atomic import fix_for
 from sc2deploy.codec.backends import CODERS
-from sc2deploy.errors import Sc2DeployError, UsageError
+from sc2deploy.errors import Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import configure, logger, step
 from sc2deploy.profiling.summary import format_profile
 from sc2deploy.specs import DEMO_MODEL, HEADS
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="BUNDLE",
                    help="bundle directory to write")
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.add_argument("--tables-formula", default="auto",  # = export.tables.TABLE_FORMULAS
+                   choices=("auto", "compressai-1.2.4", "compressai-1.2.6"),
+                   help="pmf used when the checkpoint has no stored update() tables: "
+                        "compressai-1.2.4 (sign trick, CompressAI <= 1.2.4), compressai-1.2.6 "
+                        "(CompressAI >= 1.2.6), auto (by parameter names: _matrix{i} and "
+                        "_matrices.{i} -> compressai-1.2.4, matrices.{i} -> compressai-1.2.6)")
+    p.add_argument("--exif-transpose", action="store_true",
+                   help="preprocessing applies the images' EXIF orientation (default: ignored, "
+                        "as by the training loaders)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("info", help="verify a bundle and describe it")
@@ -138,7 +152,11 @@ def _add_profile_parsers(sub) -> None:
                    help="energy source (default: auto = first sensor found, else modeled with "
                         "--device-profile, else none)")
     p.add_argument("--device-profile", metavar="NAME",
-                   help=f"power profile for modeled energy: {', '.join(PROFILES)}")
+                   help=f"power profile for modeled energy: {', '.join(PROFILES)}; applied "
+                        "only on its device (see --model-host-time)")
+    p.add_argument("--model-host-time", action="store_true",
+                   help="model the profile's energy anyway when this machine is not its "
+                        "device, with this machine's timings (labeled 'host-timed on CPU')")
     p.add_argument("--sysfs-root", type=Path, default=Path("/"), metavar="DIR",
                    help="where sensors are looked up (default: /; a fixture tree in tests)")
     p.add_argument("--pmic-command", metavar="CMD",
@@ -216,7 +234,9 @@ def _cmd_export(args) -> int:
     images = list_images(args.images) if args.images else None
     bundle = export_bundle(ExportOptions(model=args.model, out=args.out,
                                          checkpoint=args.checkpoint, input_size=args.input_size,
-                                         images=images, force=args.force))
+                                         images=images, force=args.force,
+                                         exif_transpose=args.exif_transpose,
+                                         tables_formula=args.tables_formula))
     print(f"bundle written: {bundle.path}")
     print(f"next: sc2deploy info {bundle.path}")
     return 0
@@ -243,9 +263,14 @@ def _cmd_build(args) -> int:
                            int8=int8, min_agreement=args.min_agreement)
     rows = build_targets(args.bundle, args.target, options)
     print(format_table(rows))
-    first = args.target[0]
-    print(f"next: sc2deploy profile {args.bundle} --target {first} --link lora-sx1276-20dbm "
-          "-o results.json")
+    failed = [r["target"] for r in rows if not r["passed"]]
+    built = [r["target"] for r in rows if r["passed"]]
+    if built:
+        print(f"next: sc2deploy profile {args.bundle} --target {built[0]} "
+              "--link lora-sx1276-20dbm -o results.json")
+    if failed:
+        print(f"failed: {', '.join(failed)} (the bundle is unchanged for them)")
+        return 1
     return 0
 
 
@@ -287,15 +312,22 @@ def _cmd_encode(args) -> int:
     if missing:
         raise UsageError(f"image not found: {', '.join(missing)}")
     bundle = Bundle.open(args.bundle)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path, data in encode_images(bundle, args.images, args.target, args.coder):
-        dest = args.out / f"{path.stem}.s2c"
-        dest.write_bytes(data)
-        print(f"{path} -> {dest} ({len(data)} bytes)")
+    atomic.ensure_writable(args.out, "--out")
+    written = 0
+    try:
+        for path, data in encode_images(bundle, args.images, args.target, args.coder):
+            dest = atomic.write_bytes(args.out / f"{path.stem}.s2c", data)
+            written += 1
+            print(f"{path} -> {dest} ({len(data)} bytes)")
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {written} of {len(args.images)} containers written to "
+                          f"{args.out}, each complete") from None
     return 0
 
 
 def _cmd_decode(args) -> int:
+    import io
+
     import numpy as np
 
     from sc2deploy.bundle import Bundle
@@ -304,12 +336,15 @@ def _cmd_decode(args) -> int:
     if not args.stream.is_file():
         raise UsageError(f"stream not found: {args.stream}")
     bundle = Bundle.open(args.bundle)
+    atomic.ensure_writable(args.out.parent, "the folder of --out")
     codec = latent_codec(bundle, args.coder)
     latents = codec.decode_batch(args.stream.read_bytes(), bundle.model["latent"]["shape"])
     if not latents:
         raise UsageError(f"{args.stream} is empty")
     latent = latents[0] if len(latents) == 1 else np.stack(latents)
-    np.save(args.out, latent, allow_pickle=False)
+    buf = io.BytesIO()
+    np.save(buf, latent, allow_pickle=False)
+    atomic.write_bytes(args.out, buf.getvalue())
     print(f"{args.stream} -> {args.out} (int32 {list(latent.shape)})")
     return 0
 
@@ -321,6 +356,7 @@ def _cmd_profile(args) -> int:
     from sc2deploy.profiling.runtime import ProfileOptions, given_server_ms, profile
     from sc2deploy.profiling.server import server_ms_from
 
+    atomic.ensure_writable(args.out.parent, "the folder of the results file")
     server = None
     if args.server_ms is not None:
         server = given_server_ms(args.server_ms)
@@ -330,7 +366,7 @@ def _cmd_profile(args) -> int:
         bundle=args.bundle, target=args.target, images=args.images, warmup=args.warmup,
         runs=args.runs, duration_s=args.duration, threads=args.threads, coder=args.coder,
         link=args.link, energy=args.energy, device_profile=args.device_profile,
-        sysfs_root=args.sysfs_root,
+        model_host_time=args.model_host_time, sysfs_root=args.sysfs_root,
         pmic_command=shlex.split(args.pmic_command) if args.pmic_command else None,
         idle_s=args.idle, sample_interval_s=args.sample_interval / 1e3,
         energy_repeats=args.repeats, server=server, baselines=not args.no_baselines,
@@ -388,6 +424,7 @@ def _cmd_profile_server(args) -> int:
     from sc2deploy.profiling.results import write_results
     from sc2deploy.profiling.server import ServerOptions, profile_server
 
+    atomic.ensure_writable(args.out.parent, "the folder of the results file")
     _stop_on_signals()
     doc = profile_server(ServerOptions(bundle=args.bundle, images=args.images,
                                        warmup=args.warmup, runs=args.runs, coder=args.coder,
@@ -408,6 +445,7 @@ def _cmd_sweep(args) -> int:
     from sc2deploy.profiling.sweep import load_sweep, run_sweep
 
     sweep = load_sweep(args.sweep)
+    atomic.ensure_writable(args.out, "the sweep folder")
     if args.workers is not None:
         if args.workers < 1:
             raise UsageError(f"--workers must be >= 1, got {args.workers}")
@@ -429,6 +467,7 @@ def _cmd_report(args) -> int:
     from sc2deploy.profiling.report import write_report
     from sc2deploy.profiling.results import load_results
 
+    atomic.ensure_writable(args.out, "the report folder")
     html = write_report(load_results(args.results), args.out)
     print(f"report written: {html}")
     return 0
@@ -441,20 +480,30 @@ def _cmd_demo(args) -> int:
     from sc2deploy.targets import targets
     from sc2deploy.targets.build import BuildOptions, build_targets, format_table, verify_bundle
 
-    out = Path(args.out)
+    out = atomic.ensure_writable(args.out, "the demo folder")
     target = out / "demo-bundle"
     if target.exists() and not (target / "manifest.json").is_file():
         raise UsageError(f"{target} exists and is not a bundle; choose another --out")
-    export_bundle(ExportOptions(model=DEMO_MODEL, out=target, force=True))
     buildable = [n for n, t in targets().items() if t.build_on == "host" and not t.missing()]
     skipped = sorted(set(targets()) - set(buildable))
     if skipped:
         print(f"targets not buildable here (skipped): {', '.join(skipped)}")
-    build_targets(target, buildable, BuildOptions(search=True))
+    # Export and build beside the old demo bundle; it is replaced only when both are done.
+    staged = out / f".demo-bundle.new-{os.getpid()}"
+    try:
+        export_bundle(ExportOptions(model=DEMO_MODEL, out=staged, force=True))
+        rows = build_targets(staged, buildable, BuildOptions(search=True))
+        atomic.replace_dir(staged, target)
+    except (KeyboardInterrupt, Interrupted):
+        raise Interrupted(f"interrupted while exporting and building: {target} is as it was"
+                          ) from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     print(describe(Bundle.open(target)))
     print(format_table(verify_bundle(target)))
-    html = _demo_profile(target, [n for n in buildable if "host check" not in
-                                  targets()[n].runtime], out)
+    built = [r["target"] for r in rows if r["passed"]]
+    html = _demo_profile(target, [n for n in built if targets()[n].build_on == "host"
+                                  and "host check" not in targets()[n].runtime], out)
     print(f"demo bundle: {target.resolve()}")
     print(f"report: {html.resolve()}")
     return 0
@@ -476,8 +525,9 @@ def _demo_profile(bundle: Path, names: List[str], out: Path) -> Path:
     rapl, reasons = discover(kind="rapl")
     energy = "rapl" if rapl is not None else "model"
     if rapl is None:
-        logger.info("energy: RAPL unavailable (%s); modeling with the %r device profile, "
-                    "labeled 'modeled'", reasons.get("rapl"), DEMO_DEVICE_PROFILE)
+        logger.info("energy: RAPL unavailable (%s); modeling with the %r device profile on "
+                    "this machine's timings, labeled 'modeled, host-timed on CPU'",
+                    reasons.get("rapl"), DEMO_DEVICE_PROFILE)
     with step("profiling the server side (range decoding; the demo student has no decoder)"):
         server_doc = profile_server(ServerOptions(bundle=bundle, runs=30, progress=False))
         write_results(server_doc, results / "server.json")
@@ -487,11 +537,15 @@ def _demo_profile(bundle: Path, names: List[str], out: Path) -> Path:
         with step(f"profiling {name} ({energy} energy, {DEMO_LINK})"):
             doc = profile(ProfileOptions(
                 bundle=bundle, target=name, runs=30, warmup=3, threads=None, link=DEMO_LINK,
-                energy=energy, device_profile=DEMO_DEVICE_PROFILE, idle_s=1.0, server=server,
-                progress=False))
+                energy=energy, device_profile=DEMO_DEVICE_PROFILE,
+                model_host_time=energy == "model", idle_s=1.0, server=server, progress=False))
             write_results(doc, results / f"{name}.json")
             docs.append(doc)
             print(format_profile(doc))
+        if not doc["complete"]:
+            raise Interrupted(f"interrupted while profiling {name}: the bundle {bundle} and "
+                              f"the results in {results} are kept ({name}.json is PARTIAL); "
+                              "no report written")
     with step("writing the report"):
         return write_report(docs, out / "report")
 
@@ -502,11 +556,35 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure()
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. `sc2deploy info --json | head`: the reader left
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except (KeyboardInterrupt, Interrupted) as exc:
+        if args.debug:
+            raise
+        kept = str(exc) if isinstance(exc, Interrupted) else (
+            "interrupted: every output is written atomically, so nothing partial was left and "
+            "earlier files are as they were")
+        logger.error("sc2deploy %s: %s", args.command, kept)
+        return EXIT_INTERRUPTED
     except Sc2DeployError as exc:
         if args.debug:
             raise
         logger.error("sc2deploy %s: error: %s", args.command, exc)
         return EXIT_USER_ERROR
+    except OSError as exc:
+        if args.debug:
+            raise
+        where = exc.filename or "a file"
+        logger.error("sc2deploy %s: error: %s: %s: %s", args.command, where,
+                     exc.strerror or exc, fix_for(exc))
+        return EXIT_USER_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's exit flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

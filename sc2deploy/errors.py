@@ -36,6 +36,10 @@ class CodecError(Sc2DeployError):
 class FidelityError(Sc2DeployError):
     """A built artifact changes too many symbols (see --allow-low-fidelity)."""
 
+    def __init__(self, message: str, stats: dict = None):
+        super().__init__(message)
+        self.stats = dict(stats or {})
+
 
 class ResultsError(Sc2DeployError):
     """A profiling results file is unreadable, malformed, or from a newer sc2deploy."""
@@ -43,3 +47,11 @@ class ResultsError(Sc2DeployError):
 
 class RemoteError(Sc2DeployError):
     """Profiling on a device over SSH failed: connection, login, remote install or remote run."""
+
+
+class OutputError(Sc2DeployError):
+    """An output path cannot be written (permissions, read-only disk, no space)."""
+
+
+class Interrupted(Sc2DeployError):
+    """Ctrl-C or SIGTERM ended a command; the message names what was kept."""

@@ -2,6 +2,8 @@
 
 Same arithmetic as torchvision's eval transform on PIL images: resize the
 shorter side (bilinear), center-crop, scale to [0, 1], normalize by mean/std.
+Decoding (modes, alpha, pixel limit) is in :mod:`sc2deploy.images`. The EXIF
+orientation is ignored, as by the training loaders, unless ``exif_transpose``.
 """
 
 from dataclasses import dataclass
@@ -9,11 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Tuple
 
 from sc2deploy.errors import UsageError
+from sc2deploy.images import load_image
+from sc2deploy.log import logger
 
 if TYPE_CHECKING:
     import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
+_warned_small = set()  # files already reported as smaller than the crop (once per process)
 
 
 @dataclass(frozen=True)
@@ -24,25 +29,27 @@ class Preprocessing:
     crop: Tuple[int, int]
     mean: Tuple[float, float, float]
     std: Tuple[float, float, float]
+    exif_transpose: bool = False  # apply the EXIF orientation first (training loaders do not)
 
     @classmethod
     def from_manifest(cls, spec: dict) -> "Preprocessing":
         return cls(int(spec["resize"]), tuple(spec["crop"]), tuple(spec["mean"]),
-                   tuple(spec["std"]))
+                   tuple(spec["std"]), bool(spec.get("exif_transpose", False)))
 
     def to_manifest(self) -> dict:
         return {"resize": self.resize, "crop": list(self.crop), "interpolation": "bilinear",
-                "color": "RGB", "scale": "1/255", "mean": list(self.mean), "std": list(self.std)}
+                "color": "RGB", "scale": "1/255", "mean": list(self.mean), "std": list(self.std),
+                "exif_transpose": self.exif_transpose}
 
     def __call__(self, path: Path) -> "np.ndarray":
         """Return the [1, 3, H, W] float32 input for the image file at ``path``."""
         return self.transform(load_image(path))
 
     def transform(self, img) -> "np.ndarray":
-        """A decoded RGB Pillow image → the [1, 3, H, W] float32 input."""
+        """A decoded RGB Pillow image (see ``load_image``) → the [1, 3, H, W] float32 input."""
         import numpy as np  # here, so listing images (e.g. for remote runs) needs no numpy
 
-        arr = np.asarray(self._center_crop(self._resize(img)), dtype=np.float32)
+        arr = np.asarray(self._prepare(img), dtype=np.float32)
         arr = arr / np.float32(255)
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
@@ -51,7 +58,21 @@ class Preprocessing:
 
     def cropped_image(self, path: Path):
         """The RGB Pillow image the head sees (resized and cropped, not normalized)."""
-        return self._center_crop(self._resize(load_image(path)))
+        return self._prepare(load_image(path))
+
+    def _prepare(self, img):
+        """Orient (if asked), resize and center-crop; warn once per file about upscaling."""
+        name = getattr(img, "filename", "") or "(in memory)"
+        if self.exif_transpose:
+            img = _exif_transpose(img, name)
+        th, tw = self.crop
+        w, h = img.size
+        if (w < tw or h < th) and name not in _warned_small:
+            _warned_small.add(name)
+            logger.warning("image %s is %dx%d px, smaller than the %dx%d crop: it is upscaled "
+                           "(blurred) to %d px on the shorter side", name, w, h, tw, th,
+                           self.resize)
+        return self._center_crop(self._resize(img))
 
     def _resize(self, img):
         from PIL import Image
@@ -72,15 +93,15 @@ class Preprocessing:
         return img.crop((left, top, left + tw, top + th))
 
 
-def load_image(path: Path):
-    """Decode an image file to an RGB Pillow image (fully read, file closed)."""
-    from PIL import Image, UnidentifiedImageError
+def _exif_transpose(img, name: str):
+    from PIL import ImageOps
 
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise UsageError(f"cannot read image {path}: {exc}") from None
+        return ImageOps.exif_transpose(img)
+    except (SyntaxError, ValueError, OSError) as exc:
+        raise UsageError(f"image {name} has unreadable EXIF data ({exc}), and this bundle applies "
+                         "the EXIF orientation (exported with --exif-transpose): re-save the "
+                         "image without EXIF") from None
 
 
 def list_images(folder: Path) -> List[Path]:

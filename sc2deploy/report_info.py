@@ -10,14 +10,18 @@ def describe(bundle: Bundle) -> str:
         f"bundle     {bundle.path}",
         f"model      {model['name']} ({model['family']}){'  [demo student]' if model.get('demo') else ''}",
         f"input      {inp['layout']} {inp['shape']} {inp['dtype']}; resize {inp['resize']}, "
-        f"crop {inp['crop']}, mean {inp['mean']}, std {inp['std']}",
+        f"crop {inp['crop']}, mean {inp['mean']}, std {inp['std']}; EXIF orientation "
+        f"{'applied' if inp.get('exif_transpose') else 'ignored'}",
         f"latent     {model['latent']['shape']} {model['latent']['dtype']}: "
         f"{model['latent']['definition']}",
     ]
     prior = m.get("prior", {})
     if "file" in prior:
+        formula = (prior.get("tables_formula") or {}).get("formula")
         lines.append(f"prior      {prior['kind']}, {prior['channels']} channels, tables from "
-                     f"{prior['tables_source']}, digest {prior['digest'][:16]}")
+                     f"{prior['tables_source']}"
+                     + (f" ({formula} formula)" if formula else "")
+                     + f", digest {prior['digest'][:16]}")
     else:
         lines.append(f"prior      {prior.get('kind', 'none')}")
     lines.append("artifacts")
@@ -25,7 +29,8 @@ def describe(bundle: Bundle) -> str:
         size = bundle.file(art["file"]).stat().st_size
         fid = art.get("fidelity", {})
         agree = f"{fid['agreement_pct']:.4f} % symbols equal to torch" if fid else "not verified"
-        lines.append(f"  {name:<12} {art['file']:<16} {art['precision']:<5} "
+        precision = " ".join(filter(None, (art["precision"], art.get("quantization"))))
+        lines.append(f"  {name:<12} {art['file']:<16} {precision:<18} "
                      f"{size / 1024:8.1f} KiB  {agree}")
     prov = m.get("provenance", {})
     ckpt = prov.get("checkpoint", {})

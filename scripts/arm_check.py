@@ -13,9 +13,10 @@ Everything is written under the work folder (default ``build/arm``)::
     run   x86_64 (.venv) ─┐
           qemu-aarch64-static -cpu cortex-a72 ─┼─ DEVICE_COMMANDS ─> run/PLATFORM/TARGET/
           qemu-aarch64-static -cpu cortex-a76 ─┘
-    check containers (bytes) and int32 symbols equal x86_64's; any difference fails
+    check containers (bytes) and int32 symbols equal x86_64's; any difference fails, except
+          symbols off by one at .5 ties of the host's torch pre-round values (the gate's rule)
 
-Host side: Python's standard library only; apt-get, dpkg, pip, the cross compiler
+Host side: Python's standard library (and the gate's tie tolerance); apt-get, dpkg, pip, the cross compiler
 and qemu are called as commands. Setup steps are skipped when their stamp
 (``build/arm/stamps/STEP``) holds the same key. Needs the host packages
 qemu-user-static and gcc-aarch64-linux-gnu (.ci/run installs them).
@@ -31,6 +32,7 @@ import argparse
 import ast
 import hashlib
 import json
+import math
 import os
 import shlex
 import shutil
@@ -43,6 +45,8 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from sc2deploy.fidelity import TIE_TOLERANCE
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "bookworm"  # Debian 12: python3.11
@@ -86,7 +90,8 @@ CPUINFO = {
 # with the platform's python; the output folder {out} is run/PLATFORM/TARGET.
 # Placeholders: {bundle} {target} {out}; "{images}" alone expands to the image paths.
 # targets=(...) restricts a command to those targets; emulated_once=True runs it on the
-# first emulated CPU only; smoke=True also runs it with the package built from the sdist.
+# first emulated CPU only; smoke=True also runs it with the package built from the sdist;
+# host_only=True runs it on x86_64 only (it needs torch).
 
 SYMBOLS_SNIPPET = r'''
 import sys
@@ -112,6 +117,27 @@ print(f"symbols {list(symbols.shape)} int32 written; every container decodes to 
 '''
 
 
+# The torch fp32 head's values before rounding, on the host: a symbol that differs between
+# two CPUs is a legitimate .5 tie when its value lies within TIE_TOLERANCE of k + 0.5.
+PRE_ROUND_SNIPPET = r'''
+import sys
+from pathlib import Path
+import numpy as np
+import torch
+from sc2deploy.bundle import Bundle
+from sc2deploy.export.heads import head_from_arrays
+bundle_dir, out, *images = sys.argv[1:]
+bundle = Bundle.open(Path(bundle_dir))
+pre = bundle.preprocessing()
+module = head_from_arrays(bundle.model["family"], bundle.torch_head_arrays())
+with torch.no_grad():
+    values = np.stack([module.pre_round(torch.from_numpy(pre(Path(p)))).numpy()[0]
+                       for p in images]).astype(np.float32)
+np.save(Path(out) / "pre_round.npy", values, allow_pickle=False)
+print(f"pre-round values {list(values.shape)} float32 written")
+'''
+
+
 @dataclass(frozen=True)
 class DeviceCommand:
     name: str
@@ -119,6 +145,7 @@ class DeviceCommand:
     targets: Optional[Tuple[str, ...]] = None
     emulated_once: bool = False
     smoke: bool = False
+    host_only: bool = False
 
 
 DEVICE_COMMANDS = (
@@ -128,6 +155,8 @@ DEVICE_COMMANDS = (
     DeviceCommand("profile", ("-m", "sc2deploy.cli", "profile", "{bundle}", "--target", "{target}",
                               "--runs", "2", "--warmup", "1", "--energy", "none", "--coder", "c",
                               "-o", "{out}/profile.json"), targets=("onnx",), emulated_once=True),
+    DeviceCommand("pre_round", ("-c", PRE_ROUND_SNIPPET, "{bundle}", "{out}", "{images}"),
+                  host_only=True),
 )
 
 IMPORTS_SNIPPET = r'''
@@ -258,8 +287,8 @@ def first_difference(a: bytes, b: bytes) -> Optional[int]:
     return min(len(a), len(b))
 
 
-def read_npy_int32(path: Path) -> Tuple[Tuple[int, ...], array]:
-    """A C-ordered little-endian int32 .npy file, read without numpy."""
+def read_npy_int32(path: Path, kind: str = "i") -> Tuple[Tuple[int, ...], array]:
+    """A C-ordered little-endian int32 (kind "i") or float32 ("f") .npy file, without numpy."""
     data = path.read_bytes()
     if data[:6] != b"\x93NUMPY":
         raise CheckError(f"{path} is not a .npy file")
@@ -268,9 +297,9 @@ def read_npy_int32(path: Path) -> Tuple[Tuple[int, ...], array]:
     header_len = int.from_bytes(data[8:8 + size_bytes], "little")
     start = 8 + size_bytes
     header = ast.literal_eval(data[start:start + header_len].decode("latin1"))
-    if header["descr"] not in ("<i4", "|i4") or header["fortran_order"]:
-        raise CheckError(f"{path}: expected C-ordered <i4 data, got {header}")
-    values = array("i")
+    if header["descr"] not in (f"<{kind}4", f"|{kind}4") or header["fortran_order"]:
+        raise CheckError(f"{path}: expected C-ordered <{kind}4 data, got {header}")
+    values = array(kind)
     values.frombytes(data[start + header_len:])
     if sys.byteorder != "little":
         values.byteswap()
@@ -292,19 +321,34 @@ def unravel(index: int, shape: Sequence[int]) -> Tuple[int, ...]:
 
 
 def symbols_difference(ref: Tuple[Tuple[int, ...], array], got: Tuple[Tuple[int, ...], array],
-                       image: int) -> Optional[str]:
-    """How the symbols of image `image` ([N, C, H, W] arrays) differ; None if equal."""
+                       image: int, pre_round: Optional[Tuple[Tuple[int, ...], array]] = None
+                       ) -> Tuple[Optional[str], bool]:
+    """How the symbols of image `image` ([N, C, H, W] arrays) differ (None if equal), and
+    whether every difference is a .5 tie (off by one where the host's pre-round value lies
+    within TIE_TOLERANCE of k + 0.5: two correct float kernels may round it either way)."""
     (ref_shape, ref_values), (got_shape, got_values) = ref, got
     if ref_shape != got_shape:
-        return f"symbol shape {list(got_shape)} instead of {list(ref_shape)}"
+        return f"symbol shape {list(got_shape)} instead of {list(ref_shape)}", False
     per_image = len(ref_values) // ref_shape[0] if ref_shape[0] else 0
     lo, hi = image * per_image, (image + 1) * per_image
     diff = [i for i in range(lo, hi) if ref_values[i] != got_values[i]]
     if not diff:
-        return None
+        return None, False
+    ties = 0
+    if pre_round is not None and pre_round[0] == ref_shape:
+        ties = sum(1 for i in diff if abs(ref_values[i] - got_values[i]) == 1
+                   and _near_half(pre_round[1][i]))
     where = unravel(diff[0] - lo, ref_shape[1:])
-    return (f"{len(diff)} of {per_image} symbols differ (first at [c, y, x] = {list(where)}: "
+    text = (f"{len(diff)} of {per_image} symbols differ (first at [c, y, x] = {list(where)}: "
             f"{got_values[diff[0]]}, reference {ref_values[diff[0]]})")
+    if ties:
+        text += f", {ties} of them at .5 ties"
+    return text, ties == len(diff)
+
+
+def _near_half(value: float) -> bool:
+    frac = abs(value) - math.floor(abs(value))
+    return abs(frac - 0.5) <= TIE_TOLERANCE
 
 
 def diff_summary(target: str, platform: str, stem: str, ref_bytes: Optional[bytes],
@@ -332,24 +376,33 @@ def compare_runs(run_dir: Path, targets: Sequence[str], platforms: Sequence[str]
 
     Returns (one line per differing image, one summary line per platform and target). A
     platform folder without containers was not run for that target and is skipped; one
-    without symbols.npy is compared on container bytes only.
+    without symbols.npy is compared on container bytes only. An image whose symbols differ
+    only at .5 ties (see symbols_difference; needs the reference's pre_round.npy) is counted
+    apart and is not a problem: its container then differs too, as it must.
     """
     problems, lines = [], []
     reference = platforms[0]
     for target in targets:
         ref_dir = run_dir / reference / target
         ref_sym = read_npy_int32(ref_dir / "symbols.npy")
+        pre_file = ref_dir / "pre_round.npy"
+        pre_round = read_npy_int32(pre_file, "f") if pre_file.is_file() else None
         for platform in platforms[1:]:
             got_dir = run_dir / platform / target
             if not (got_dir / "containers").is_dir():
                 continue
             sym_file = got_dir / "symbols.npy"
             got_sym = read_npy_int32(sym_file) if sym_file.is_file() else None
-            same = 0
+            same = tied = 0
             for i, stem in enumerate(stems):
                 ref_b, got_b = (_read_or_none(d / "containers" / f"{stem}.s2c")
                                 for d in (ref_dir, got_dir))
-                sym = symbols_difference(ref_sym, got_sym, i) if got_sym is not None else None
+                sym, only_ties = (symbols_difference(ref_sym, got_sym, i, pre_round)
+                                  if got_sym is not None else (None, False))
+                if only_ties and ref_b is not None and got_b is not None:
+                    tied += 1
+                    lines.append(f"tie: target {target}, cpu {platform}, image {stem}: {sym}")
+                    continue
                 line = diff_summary(target, platform, stem, ref_b, got_b, sym, reference)
                 if line:
                     problems.append(line)
@@ -357,7 +410,8 @@ def compare_runs(run_dir: Path, targets: Sequence[str], platforms: Sequence[str]
                     same += 1
             what = "containers" + (" and int32 symbols" if got_sym is not None else "")
             lines.append(f"compare {target} {platform} vs {reference}: {same}/{len(stems)} "
-                         f"images with identical {what}")
+                         f"images with identical {what}"
+                         + (f", {tied} differing only at .5 ties" if tied else ""))
     return problems, lines
 
 
@@ -762,6 +816,8 @@ class ArmCheck:
             if platform.smoke and not (cmd.smoke and target == self.args.target[0]):
                 continue
             if cmd.emulated_once and (platform.smoke or platform.cpu != self.args.cpu[0]):
+                continue
+            if cmd.host_only and platform.cpu:
                 continue
             out.append(cmd)
         return out

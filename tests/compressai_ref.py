@@ -2,14 +2,24 @@
 
 Its package ``__init__`` pulls torchvision and dataset tooling, so only the
 submodules the tests need are imported, under a bare package object.
+
+CompressAI 1.1.9 (``_matrix{i}`` names, the pmf of <= 1.2.4) cannot share the
+venv with 1.2.8: ``make venv`` installs it into ``<venv>/compressai-1.1.9`` and
+:func:`run_old` runs code against it in a subprocess.
 """
 
 import importlib
 import importlib.util
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
+
+OLD_VERSION = "1.1.9"
+OLD_DIR = Path(sys.prefix) / f"compressai-{OLD_VERSION}"
 
 
 def load():
@@ -28,3 +38,30 @@ def load():
     gdn = importlib.import_module("compressai.layers.gdn")
     cxx = importlib.import_module("compressai._CXX")
     return entropy, gdn, cxx
+
+
+def version() -> str:
+    """Version of the CompressAI that :func:`load` imported."""
+    load()
+    return importlib.import_module("compressai.version").__version__
+
+
+def run_old(code: str) -> str:
+    """Run ``code`` with CompressAI 1.1.9 importable (no download); return its stdout.
+
+    Fails, rather than skips, when 1.1.9 is missing: it is the only reference
+    for the tables of checkpoints written by CompressAI <= 1.2.4.
+    """
+    if not (OLD_DIR / "compressai" / "entropy_models").is_dir():
+        pytest.fail(f"CompressAI {OLD_VERSION} is not installed at {OLD_DIR} (the reference for "
+                    "checkpoints of CompressAI <= 1.2.4); run `make venv` to install it")
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(OLD_DIR), tests])}
+    prologue = (f"import compressai_ref\nassert compressai_ref.version() == {OLD_VERSION!r}, "
+                "compressai_ref.version()\n")
+    result = subprocess.run([sys.executable, "-c", prologue + code], env=env,
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"the CompressAI {OLD_VERSION} reference failed (exit {result.returncode}):\n"
+                    f"{result.stderr[-3000:]}")
+    return result.stdout

@@ -2,20 +2,41 @@
 
 import argparse
 
+import numpy as np
 import torch
 from torch import nn
 
 import compressai_ref
 
 MATRIX_NAMINGS = ("matrices.{i}", "_matrices.{i}", "_matrix{i}")
+TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
-def compressai_bottleneck(channels: int = 24, seed: int = 0, decoder: bool = False) -> nn.Module:
+def compressai_bottleneck(channels: int = 24, seed: int = 0, decoder: bool = False,
+                          update: bool = True) -> nn.Module:
     """An FPBasedResNetBottleneck-style head with CompressAI's GDN1 and EntropyBottleneck.
 
-    Parameters are randomized so the latent spreads over several symbols and
-    the priors differ per channel; ``update()`` fills the tables.
+    Parameters are randomized (deterministically per seed) so the latent spreads
+    over several symbols and the priors differ per channel; ``update()`` fills
+    the tables unless ``update=False``. Works with whichever CompressAI
+    ``compressai_ref.load()`` finds (1.2.8, or 1.1.9 in a subprocess).
     """
+    with torch.random.fork_rng():  # CompressAI initializes biases from the global generator
+        torch.manual_seed(seed)
+        return _compressai_bottleneck(channels, seed, decoder, update)
+
+
+def _density_parameters(eb: nn.Module):
+    """matrices, biases and factors of an EntropyBottleneck of either naming generation."""
+    if hasattr(eb, "matrices"):
+        return eb.matrices, eb.biases, eb.factors
+    layers = len(eb.filters) + 1
+    return ([getattr(eb, f"_matrix{i}") for i in range(layers)],
+            [getattr(eb, f"_bias{i}") for i in range(layers)],
+            [getattr(eb, f"_factor{i}") for i in range(layers - 1)])
+
+
+def _compressai_bottleneck(channels: int, seed: int, decoder: bool, update: bool) -> nn.Module:
     entropy, gdn, _ = compressai_ref.load()
     gen = torch.Generator().manual_seed(seed)
     n = channels
@@ -46,13 +67,14 @@ def compressai_bottleneck(channels: int = 24, seed: int = 0, decoder: bool = Fal
                 layer.beta.copy_(layer.beta_reparam.init(beta))
                 layer.gamma.copy_(layer.gamma_reparam.init(gamma))
         eb = m.entropy_bottleneck
-        for group in (eb.matrices, eb.biases, eb.factors):
+        for group in _density_parameters(eb):
             for p in group:
                 p.add_(0.3 * torch.randn(p.shape, generator=gen))
         median = torch.rand(n, generator=gen) * 2 - 1
         spread = 3 + 10 * torch.rand(n, generator=gen)
         eb.quantiles.copy_(torch.stack([median - spread, median, median + spread], -1)[:, None])
-        eb.update(force=True)
+        if update:
+            eb.update(force=True)
     return m.eval()
 
 
@@ -61,6 +83,13 @@ def reference_symbols(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     eb = m.entropy_bottleneck
     with torch.no_grad():
         return eb.quantize(m.encoder(x), "symbols", eb._get_medians())
+
+
+def reference_pre_round(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The values CompressAI rounds into symbols: ``encoder(x) - medians``."""
+    eb = m.entropy_bottleneck
+    with torch.no_grad():
+        return m.encoder(x) - eb._get_medians()
 
 
 def rename_entropy_keys(state: dict, naming: str) -> dict:
@@ -98,3 +127,19 @@ def write_checkpoint(path, module: nn.Module, prefix: str, naming: str = "matric
     else:
         obj = state
     torch.save(obj, path)
+
+
+def write_unupdated_reference(ckpt, tables, prefix: str, channels: int, seed: int) -> None:
+    """Save a never-``update()``d bottleneck (empty table buffers), then its own tables.
+
+    The checkpoint keeps the names of the CompressAI that runs this (1.1.9:
+    ``_matrix{i}``); ``tables`` (.npz) holds that version's ``update()`` result.
+    """
+    m = compressai_bottleneck(channels=channels, seed=seed, update=False)
+    eb = m.entropy_bottleneck
+    assert all(getattr(eb, name).numel() == 0 for name in TABLE_BUFFERS)
+    write_checkpoint(ckpt, m, prefix)
+    with torch.no_grad():
+        eb.update(force=True)
+    np.savez(tables, quantized_cdf=eb._quantized_cdf.numpy(), offsets=eb._offset.numpy(),
+             cdf_lengths=eb._cdf_length.numpy(), medians=eb.quantiles[:, 0, 1].detach().numpy())

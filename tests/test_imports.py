@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-DEVICE_MODULES = ["sc2deploy", "sc2deploy.bundle", "sc2deploy.prior", "sc2deploy.preprocess",
+DEVICE_MODULES = ["sc2deploy", "sc2deploy.atomic", "sc2deploy.bundle", "sc2deploy.images",
+                  "sc2deploy.prior", "sc2deploy.preprocess",
                   "sc2deploy.fidelity", "sc2deploy.cli", "sc2deploy.report_info",
                   "sc2deploy.codec", "sc2deploy.targets", "sc2deploy.profiling",
                   "sc2deploy.profiling.runtime", "sc2deploy.profiling.server",

@@ -9,7 +9,7 @@ import argparse
 import pickle
 import re
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -26,6 +26,7 @@ _PARTS = ("encoder.", "entropy_bottleneck.", "decoder.")
 _ANCHOR = {"fp": "encoder.0.weight", "bq": "encoder.0.weight"}
 _EB_NAME = re.compile(r"^entropy_bottleneck\.(?:_?(matri|bias|factor))(?:ces|es|s|x)?\.?(\d+)$")
 _EB_PLURAL = {"matri": "matrices", "bias": "biases", "factor": "factors"}
+_NAMING = re.compile(r"\d+$")
 
 
 def load_state_dict(path: Path) -> Dict[str, Tensor]:
@@ -117,6 +118,26 @@ def _normalize_name(key: str) -> str:
     if m:
         return f"entropy_bottleneck.{_EB_PLURAL[m.group(1)]}.{m.group(2)}"
     return key
+
+
+def entropy_naming(state: Dict[str, Tensor]) -> Optional[str]:
+    """Which CompressAI generation's names the entropy bottleneck's matrices have, if any.
+
+    Returns ``"matrices.{i}"``, ``"_matrices.{i}"``, ``"_matrix{i}"`` or None; call it
+    on the loaded checkpoint, before :func:`bottleneck_state` normalizes the names.
+    """
+    found = set()
+    for key in state:
+        name = "entropy_bottleneck." + key.rpartition("entropy_bottleneck.")[2]
+        m = _EB_NAME.match(name)
+        if m and m.group(1) == "matri":
+            found.add(_NAMING.sub("{i}", name[len("entropy_bottleneck."):]))
+    if len(found) > 1:
+        raise CheckpointError(
+            f"entropy_bottleneck matrices are named in several CompressAI styles "
+            f"({', '.join(sorted(found))}); expected one of matrices.{{i}}, _matrices.{{i}}, "
+            "_matrix{i}. Re-save the checkpoint from a single model")
+    return found.pop() if found else None
 
 
 def _preview(keys: Iterable[str], n: int = 6) -> str:

@@ -18,7 +18,7 @@ from sc2deploy.errors import CheckpointError
 from sc2deploy.export.checkpoint import check_shapes
 from sc2deploy.export.layers import (BETA_MIN, PEDESTAL, FactorizedPrior, FoldedGDN1,
                                      effective_gdn_constants)
-from sc2deploy.export.tables import compute_tables, stored_tables
+from sc2deploy.export.tables import TablesFormula, choose_formula, compute_tables, stored_tables
 from sc2deploy.prior import PriorTables
 from sc2deploy.specs import HeadSpec
 
@@ -80,16 +80,22 @@ class BuiltHead:
     module: nn.Module
     prior: Optional[PriorTables]
     tables_source: str  # "checkpoint", "computed" or "none"
+    formula: Optional[TablesFormula] = None  # pmf formula, applied when tables are "computed"
 
     @property
     def output_names(self) -> Tuple[str, ...]:
         return self.module.output_names
 
 
-def build_head(spec: HeadSpec, state: Dict[str, Tensor]) -> BuiltHead:
-    """Build the export module of ``spec`` from a normalized bottleneck state dict."""
+def build_head(spec: HeadSpec, state: Dict[str, Tensor],
+               formula: Optional[TablesFormula] = None) -> BuiltHead:
+    """Build the export module of ``spec`` from a normalized bottleneck state dict.
+
+    ``formula`` computes missing tables (default: ``choose_formula()``, i.e. that of
+    ``matrices.{i}`` names); resolve it from the checkpoint before its names are normalized.
+    """
     if spec.family == "fp":
-        return _build_fp(state)
+        return _build_fp(state, formula or choose_formula())
     return _build_bq(state, spec.bq_channels)
 
 
@@ -138,7 +144,7 @@ def _load_prior(state: Dict[str, Tensor], c: int, shapes) -> FactorizedPrior:
     return prior
 
 
-def _build_fp(state: Dict[str, Tensor]) -> BuiltHead:
+def _build_fp(state: Dict[str, Tensor], formula: TablesFormula) -> BuiltHead:
     if "encoder.4.weight" not in state or state["encoder.4.weight"].ndim != 4:
         raise CheckpointError("missing encoder.4.weight (the latent conv, shape [N, 2N, 2, 2])")
     n = int(state["encoder.4.weight"].shape[0])
@@ -156,11 +162,11 @@ def _build_fp(state: Dict[str, Tensor]) -> BuiltHead:
                 if k.startswith("entropy_bottleneck.")}
     tables, source = stored_tables(eb_state), "checkpoint"
     if tables is None:
-        tables, source = compute_tables(_load_prior(state, n, expected)), "computed"
+        tables, source = compute_tables(_load_prior(state, n, expected), formula.name), "computed"
     if tables.channels != n:
         raise CheckpointError(f"entropy tables have {tables.channels} channels, expected {n}")
     head = FPHead(encoder, torch.from_numpy(tables.medians))
-    return BuiltHead(head.eval(), tables, source)
+    return BuiltHead(head.eval(), tables, source, formula)
 
 
 def _bn(state: Dict[str, Tensor], prefix: str) -> nn.BatchNorm2d:

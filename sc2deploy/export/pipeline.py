@@ -12,13 +12,15 @@ import numpy as np
 import torch
 
 from sc2deploy import __version__
+from sc2deploy.atomic import ensure_writable, replace_dir
 from sc2deploy.bundle import FORMAT_VERSION, Bundle, sha256_file, write_manifest
 from sc2deploy.errors import UsageError
-from sc2deploy.export.checkpoint import bottleneck_state, load_state_dict
+from sc2deploy.export.checkpoint import bottleneck_state, entropy_naming, load_state_dict
 from sc2deploy.export.decoder import build_decoder, write_decoder
 from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
-from sc2deploy.log import step
+from sc2deploy.export.tables import AUTO, choose_formula
+from sc2deploy.log import logger, step
 from sc2deploy.preprocess import Preprocessing, sample_images
 from sc2deploy.specs import DEMO_MODEL, IMAGENET_MEAN, IMAGENET_STD, HeadSpec, get_spec
 
@@ -36,6 +38,8 @@ class ExportOptions:
     input_size: Optional[int] = None
     images: Optional[Sequence[Path]] = None  # verification images; default: the samples
     force: bool = False
+    tables_formula: str = AUTO  # pmf of missing tables: auto, compressai-1.2.4, compressai-1.2.6
+    exif_transpose: bool = False  # preprocessing applies the EXIF orientation (training: ignored)
 
 
 def export_bundle(options: ExportOptions) -> Bundle:
@@ -46,12 +50,16 @@ def export_bundle(options: ExportOptions) -> Bundle:
     checkpoint = _checkpoint_path(options)
     out = Path(options.out)
     _check_destination(out, options.force)
+    ensure_writable(out.parent, "the bundle's parent folder")
 
     with step(f"loading checkpoint {checkpoint}"):
-        state, prefix = bottleneck_state(load_state_dict(checkpoint), spec.family)
-        head = build_head(spec, state)
+        raw = load_state_dict(checkpoint)
+        state, prefix = bottleneck_state(raw, spec.family)
+        head = build_head(spec, state, choose_formula(options.tables_formula, entropy_naming(raw)))
+        _note_unused_formula(options.tables_formula, head)
         decoder = build_decoder(state, head.prior.medians) if head.prior is not None else None
-    pre = Preprocessing(spec.resize, (spec.crop, spec.crop), IMAGENET_MEAN, IMAGENET_STD)
+    pre = Preprocessing(spec.resize, (spec.crop, spec.crop), IMAGENET_MEAN, IMAGENET_STD,
+                        exif_transpose=options.exif_transpose)
     images = list(options.images) if options.images else sample_images()
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +70,7 @@ def export_bundle(options: ExportOptions) -> Bundle:
         manifest["model"]["demo"] = options.model == DEMO_MODEL
         manifest["provenance"] = _provenance(checkpoint, prefix, head)
         write_manifest(work, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
+        replace_dir(work, out)
     finally:
         if work.exists():
             shutil.rmtree(work)
@@ -84,6 +90,14 @@ def _checkpoint_path(options: ExportOptions) -> Path:
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
     return path
+
+
+def _note_unused_formula(requested: str, head: BuiltHead) -> None:
+    if requested == AUTO or head.tables_source == "computed":
+        return
+    why = ("the checkpoint stores CompressAI's update() tables, used as they are"
+           if head.tables_source == "checkpoint" else "this model has no entropy model")
+    logger.warning("  tables formula %s (--tables-formula) not used: %s", requested, why)
 
 
 def _check_destination(out: Path, force: bool) -> None:
@@ -143,7 +157,14 @@ def _write_prior(work: Path, head: BuiltHead) -> Dict:
     head.prior.save(path)
     return {"file": path.name, "sha256": sha256_file(path), "kind": "factorized",
             "channels": head.prior.channels, "cdf_precision": 16,
-            "tables_source": head.tables_source, "digest": head.prior.digest()}
+            "tables_source": head.tables_source, "tables_formula": _formula_entry(head),
+            "digest": head.prior.digest()}
+
+
+def _formula_entry(head: BuiltHead) -> Optional[Dict]:
+    if head.formula is None:
+        return None
+    return head.formula.to_manifest(used=head.tables_source == "computed")
 
 
 def _write_torch_head(work: Path, spec: HeadSpec, head: BuiltHead) -> Dict:
@@ -177,6 +198,7 @@ def _provenance(checkpoint: Path, prefix: str, head: BuiltHead) -> Dict:
         "checkpoint": {"file": checkpoint.name, "sha256": sha256_file(checkpoint),
                        "key_prefix": prefix},
         "tables": head.tables_source,
+        "tables_formula": _formula_entry(head),
         "tools": {"sc2deploy": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
                   "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
                   "python": platform.python_version()},

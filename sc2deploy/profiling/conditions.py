@@ -30,6 +30,20 @@ def _command(argv: Sequence[str]) -> Optional[str]:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def device_model(root: Path) -> Optional[str]:
+    """The board: ``/proc/device-tree/model`` (Raspberry Pi, Jetson), else the ``Model`` line
+    Raspberry Pi kernels add to ``/proc/cpuinfo`` (containers may hide the device tree);
+    None on machines without either (x86)."""
+    model = _text(Path(root) / "proc/device-tree/model")
+    if model:
+        return model
+    for line in (_text(Path(root) / "proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model" and value.strip():
+            return value.strip()
+    return None
+
+
 def cpu_model(root: Path) -> Optional[str]:
     text = _text(root / "proc/cpuinfo") or ""
     for line in text.splitlines():
@@ -76,7 +90,7 @@ def collect(root: Path = Path("/")) -> dict:
     nvpmodel = _command(("nvpmodel", "-q"))
     clocks = _command(("jetson_clocks", "--show"))
     return {
-        "device_model": _text(root / "proc/device-tree/model"),
+        "device_model": device_model(root),
         "cpu": cpu_model(root),
         "machine": platform.machine(),
         "cores": os.cpu_count(),

@@ -8,18 +8,24 @@
                                  └─ plots (matplotlib, Agg) ─ *.png
 
 Partial (interrupted) results are included and flagged wherever they appear;
-modeled energy is labeled "modeled" in every table and plot. matplotlib is
+modeled energy is labeled "modeled" in every table and plot ("modeled, host-timed
+on CPU" when the time was measured on a machine other than the profile's device)
+and never shown with a confidence interval. matplotlib is
 imported only inside the plotting functions (``pip install 'sc2deploy[report]'``).
 """
 
 import base64
 import html
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple, Union
 
-from sc2deploy.errors import ResultsError, UsageError
+from sc2deploy.atomic import ensure_writable, make_readable, swap_in
+from sc2deploy.errors import ResultsError
 from sc2deploy.profiling.report_data import (NO_ENERGY, PARTIAL, PLOTS, device_key,
-                                             end_to_end_bars, energy_kind_of, names)
+                                             end_to_end_bars, energy_kind_of, host_timed_on,
+                                             names)
 from sc2deploy.profiling.report_plots import (plot_bytes_latency, plot_end_to_end, plot_energy,
                                               plot_stage_latency)
 from sc2deploy.profiling.report_tables import (Table, baselines_table, bytes_table,
@@ -42,7 +48,9 @@ CAPTIONS = {
               "diamond = mean, x = max.",
     "energy": "Energy per image (total board energy / images). Solid bars are measured (sensor "
               "named in the legend); hatched bars are modeled (time × a device power profile; "
-              "not a measurement). Error bars: 95 % confidence interval over repeated windows; "
+              "not a measurement, so no error bars); \"host-timed on CPU\" marks a model "
+              "applied to the time of a machine other than the profile's device. Error bars: "
+              "95 % confidence interval over repeated windows (measured only); "
               "| = dynamic energy (total − idle baseline).",
     "pareto": "Mean bytes per image vs device latency p50 (total). The line is the Pareto "
               "front of the results (lower left is better); grey markers are JPEG/WebP "
@@ -61,7 +69,14 @@ def _notes(docs: Sequence[dict]) -> List[str]:
     modeled = [n for d, n in zip(docs, all_names) if energy_kind_of(d) == "modeled"]
     if modeled:
         notes.append(f"Energy of {', '.join(modeled)} is modeled (time × a device power "
-                     "profile), not measured; see the energy detail in the conditions.")
+                     "profile), not measured, and has no confidence interval; see the energy "
+                     "detail in the conditions.")
+    for doc, name in zip(docs, all_names):
+        host = host_timed_on(doc) if energy_kind_of(doc) == "modeled" else None
+        if host is not None:
+            notes.append(f"{name}: modeled energy host-timed on {host}: the time measured on "
+                         "that CPU × the power profile of another device, so it shows the "
+                         "pipeline, not that device's energy; profile on the device for that.")
     missing = [n for d, n in zip(docs, all_names) if energy_kind_of(d) == "none"]
     if missing:
         notes.append(f"{NO_ENERGY}: {', '.join(missing)}.")
@@ -196,16 +211,21 @@ def write_report(docs: Sequence[dict], out_dir: Union[str, Path]) -> Path:
     for i, doc in enumerate(docs):
         label = doc.get("label") if isinstance(doc, dict) else None
         validate(doc, f"result #{i + 1}" + (f" ({label!r})" if isinstance(label, str) else ""))
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the report folder {out}: {exc}") from None
+    out = ensure_writable(out_dir, "the report folder")
     drawers = {"end_to_end": plot_end_to_end, "stages": plot_stage_latency,
                "energy": plot_energy, "pareto": plot_bytes_latency}
-    plots = {key: drawers[key](docs, out / PLOTS[key]) for key in PLOTS}
-    (out / "report.md").write_text(render_markdown(docs), encoding="utf-8")
-    write_csv(docs, out / "results.csv")
-    html_path = out / "report.html"
-    html_path.write_text(render_html(docs, plots), encoding="utf-8")
-    return html_path
+    # Everything is drawn in a staging folder first, then moved in at once: Ctrl-C or a
+    # failure leaves an earlier report in out_dir exactly as it was, and no partial file.
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        plots = {key: drawers[key](docs, staging / PLOTS[key]) for key in PLOTS}
+        (staging / "report.md").write_text(render_markdown(docs), encoding="utf-8")
+        write_csv(docs, staging / "results.csv")
+        (staging / "report.html").write_text(render_html(docs, plots), encoding="utf-8")
+        files = sorted(p.name for p in staging.iterdir())
+        for name in files:
+            make_readable(staging / name)
+        swap_in([(staging / name, out / name) for name in files])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / "report.html"

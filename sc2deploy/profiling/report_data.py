@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from sc2deploy.profiling.energy_models import PROFILES, host_name
 
 
 PARTIAL = "partial (interrupted)"
@@ -96,15 +97,49 @@ def energy_kind_of(doc: dict) -> str:
     return energy["kind"]
 
 
+def host_timed_on(doc: dict) -> Optional[str]:
+    """The CPU whose time modeled energy multiplied when that machine is not the profile's
+    device (``--model-host-time``), else None. Schema 1 files predate the field: there it is
+    inferred from the recorded device model and the profile's device."""
+    energy = doc.get("energy") or {}
+    if energy.get("kind") != "modeled":
+        return None
+    if "host_timed_on" in energy:
+        return energy["host_timed_on"]
+    source = energy.get("source") or ""
+    profile = PROFILES.get(source[len("model:"):]) if source.startswith("model:") else None
+    cond = doc.get("conditions") or {}
+    if profile is None or profile.matches(cond.get("device_model")):
+        return None
+    return host_name(cond.get("cpu"), cond.get("machine"))
+
+
+def modeled_tag(doc: dict) -> str:
+    """'modeled', or 'modeled, host-timed on CPU' when the time is not the device's."""
+    host = host_timed_on(doc)
+    return "modeled" if host is None else f"modeled, host-timed on {host}"
+
+
 def energy_label_of(doc: dict) -> str:
-    """'measured (rapl)', 'modeled (rpi4)' or 'no energy data'."""
+    """'measured (rapl)', 'modeled (rpi4)', 'modeled (rpi4, host-timed on CPU)' or
+    'no energy data'."""
     kind = energy_kind_of(doc)
     if kind == "none":
         return NO_ENERGY
     source = doc["energy"].get("source") or "unknown source"
     if kind == "modeled" and source.startswith("model:"):
         source = source[len("model:"):]
-    return f"{kind} ({source})"
+    host = host_timed_on(doc) if kind == "modeled" else None
+    where = "" if host is None else f", host-timed on {host}"
+    return f"{kind} ({source}{where})"
+
+
+def energy_ci95(doc: dict) -> Optional[List[float]]:
+    """The 95 % CI of measured J/image; None for modeled energy, whose spread is only that of
+    the time (schema 1 files stored one), and where there is none."""
+    if energy_kind_of(doc) != "measured":
+        return None
+    return dig(doc, "energy", "joules_per_image", "ci95")
 
 
 def server_time_ms(doc: dict) -> Optional[float]:

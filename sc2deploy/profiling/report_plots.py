@@ -5,8 +5,8 @@ from typing import Dict, Sequence, Union
 
 from sc2deploy.errors import UsageError
 from sc2deploy.profiling.report_data import (COLORS, NO_ENERGY, PALETTE, PARTIAL, all_stages,
-                                             baseline_rows, dig, end_to_end_bars, energy_kind_of,
-                                             energy_label_of, names)
+                                             baseline_rows, dig, end_to_end_bars, energy_ci95,
+                                             energy_kind_of, energy_label_of, modeled_tag, names)
 from sc2deploy.profiling.results import pareto_front
 
 
@@ -148,21 +148,22 @@ def plot_stage_latency(docs: Sequence[dict], path: Union[str, Path]) -> Path:
 
 
 def plot_energy(docs: Sequence[dict], path: Union[str, Path]) -> Path:
-    """Energy per image: measured solid, modeled hatched, 95 % CI bars, gaps named."""
+    """Energy per image: measured solid with 95 % CI bars, modeled hatched without (a model
+    has no measurement precision), gaps named."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     all_names = names(docs)
     totals = [dig(d, "energy", "joules_per_image", "total") if energy_kind_of(d) != "none"
               else None for d in docs]
-    highs = [max([t] + list(dig(d, "energy", "joules_per_image", "ci95", default=[])))
-             for d, t in zip(docs, totals) if t is not None]
+    cis = [energy_ci95(d) for d in docs]
+    highs = [max([t] + list(ci or [])) for t, ci in zip(totals, cis) if t is not None]
     scale, unit = (1e3, "mJ") if highs and max(highs) < 1 else (1.0, "J")
     fig = _figure(10, 1.8 + 0.42 * max(1, len(docs)))
     ax = fig.add_subplot()
-    colors, handles = {}, {}
+    colors, handles, labels = {}, {}, []
     right = max(highs) * scale if highs else 1.0
-    for i, (doc, total) in enumerate(zip(docs, totals)):
+    for i, (doc, total, ci) in enumerate(zip(docs, totals, cis)):
         if total is None:
             ax.text(right * 0.01, i, NO_ENERGY, va="center", fontsize=8, color="gray",
                     style="italic")
@@ -175,8 +176,8 @@ def plot_energy(docs: Sequence[dict], path: Union[str, Path]) -> Path:
         handles.setdefault(label, Patch(facecolor="white" if modeled else color, edgecolor=color,
                                         hatch="///" if modeled else None, label=label))
         joules = doc["energy"]["joules_per_image"]
-        if joules.get("ci95"):
-            lo, hi = joules["ci95"]
+        if ci:
+            lo, hi = ci
             ax.errorbar(total * scale, i, xerr=[[max(total - lo, 0) * scale],
                                                 [max(hi - total, 0) * scale]],
                         color="black", capsize=3, linewidth=1)
@@ -187,22 +188,40 @@ def plot_energy(docs: Sequence[dict], path: Union[str, Path]) -> Path:
                                                  markeredgewidth=2, color="black",
                                                  linestyle="none",
                                                  label="dynamic (total − idle)"))
-        top = max([total] + list(joules.get("ci95") or [])) * scale
-        ax.text(top + right * 0.015, i,
-                f"{total * scale:.3g} {unit}{' (modeled)' if modeled else ''}",
-                va="center", fontsize=8)
+        top = max([total] + list(ci or [])) * scale
+        tag = f" ({modeled_tag(doc)})" if modeled else ""
+        labels.append(ax.text(top + right * 0.015, i, f"{total * scale:.3g} {unit}{tag}",
+                              va="center", fontsize=8))
     ax.set_yticks(range(len(docs)), all_names, fontsize=8)
     _flag_partial_ticks(ax, [not d["complete"] for d in docs])
     ax.set_ylim(len(docs) - 0.5, -0.5)
     ax.set_xlim(0, right * 1.3)
     ax.set_xlabel(f"energy per image ({unit})")
-    ax.set_title("Energy per image (total; error bars: 95 % CI over repeats)")
+    ax.set_title("Energy per image (total; error bars: 95 % CI over repeats, measured only)")
     ax.grid(axis="x", alpha=0.3)
     order = sorted(handles, key=lambda k: (k == "dynamic", k))
     if order:
         fig.legend(handles=[handles[k] for k in order], loc="outside lower center",
                    ncol=min(3, len(order)), fontsize=8, frameon=False)
+    ax.set_xlim(0, _room_for(fig, ax, labels, right * 1.3))
     return _save(fig, Path(path))
+
+
+def _room_for(fig, ax, texts, limit: float) -> float:
+    """An x limit (at least ``limit``) that keeps the texts, placed at data x, in the axes."""
+    if not texts:
+        return limit
+    for text in texts:  # the layout would shrink the axes around texts sticking out of them
+        text.set_visible(False)
+    fig.get_layout_engine().execute(fig)
+    renderer = fig.canvas.get_renderer()
+    axes_px = ax.get_window_extent(renderer).width
+    for text in texts:
+        text.set_visible(True)
+        free_px = axes_px * 0.98 - text.get_window_extent(renderer).width
+        if free_px > axes_px * 0.2:  # else the text cannot fit at any scale: leave it
+            limit = max(limit, text.get_position()[0] * axes_px / free_px)
+    return limit
 
 
 def plot_bytes_latency(docs: Sequence[dict], path: Union[str, Path]) -> Path:

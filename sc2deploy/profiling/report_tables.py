@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from sc2deploy.profiling.report_data import (DASH, PARTIAL, all_stages, baseline_rows, cell_text,
-                                             device_key, dig, end_to_end_bars, energy_kind_of,
-                                             energy_label_of, fmt_int, fmt_num, names,
-                                             server_time_ms, stage_names)
+                                             device_key, dig, end_to_end_bars, energy_ci95,
+                                             energy_kind_of, energy_label_of, fmt_int, fmt_num,
+                                             host_timed_on, modeled_tag, names, server_time_ms,
+                                             stage_names)
 from sc2deploy.profiling.results import pareto_front
 
 
@@ -86,8 +87,9 @@ def pareto_table(docs: Sequence[dict]) -> Table:
         doc, name = device[i]
         joules = dig(doc, "energy", "joules_per_image", "total")
         kind = energy_kind_of(doc)
+        tag = modeled_tag(doc) if kind == "modeled" else kind
         t.add([name, doc.get("target"), fmt_num(points[i][0]), fmt_int(points[i][1]),
-               _with(fmt_num(joules), f" ({kind})") if joules is not None else DASH,
+               _with(fmt_num(joules), f" ({tag})") if joules is not None else DASH,
                "yes" if i in front else "no"], not doc["complete"])
     return t
 
@@ -106,21 +108,25 @@ def _with(text: str, suffix: str) -> str:
 
 
 def energy_table(docs: Sequence[dict]) -> Table:
-    t = Table(["configuration", "energy", "J/image total", "J/image dynamic", "95 % CI (J)",
-               "repeats", "mean W", "idle W", "radio J/image (link model)"])
+    """Modeled numbers carry their tag in every cell and never a confidence interval."""
+    t = Table(["configuration", "energy", "J/image total", "J/image dynamic",
+               "95 % CI (J, measured only)", "repeats", "mean W", "idle W",
+               "radio J/image (link model)"])
     for doc, name in zip(docs, names(docs)):
         kind = energy_kind_of(doc)
         j = dig(doc, "energy", "joules_per_image") or {}
-        suffix = " (modeled)" if kind == "modeled" else ""
-        ci = j.get("ci95")
+        suffix = f" ({modeled_tag(doc)})" if kind == "modeled" else ""
+        watts_suffix = " (modeled)" if kind == "modeled" else ""  # the profile's, not timed
+        ci = energy_ci95(doc)
         t.add([name, energy_label_of(doc),
                f"{j['total']:.4g}{suffix}" if kind != "none" else DASH,
                f"{j['dynamic']:.4g}{suffix}" if kind != "none" and j.get("dynamic") is not None
                else DASH,
-               f"{ci[0]:.4g} – {ci[1]:.4g}" if kind != "none" and ci else DASH,
+               "none: modeled" if kind == "modeled" else
+               f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else DASH,
                j.get("repeats") if kind != "none" else None,
-               _with(fmt_num(dig(doc, "energy", "mean_watts")), suffix),
-               _with(fmt_num(dig(doc, "energy", "idle_watts")), suffix),
+               _with(fmt_num(dig(doc, "energy", "mean_watts")), watts_suffix),
+               _with(fmt_num(dig(doc, "energy", "idle_watts")), watts_suffix),
                (f"{doc['link']['radio_joules_per_image']:.4g} (modeled)"
                 if dig(doc, "link", "radio_joules_per_image") is not None else None)],
               not doc["complete"])
@@ -193,7 +199,8 @@ def csv_rows(docs: Sequence[dict]) -> Tuple[List[str], List[Dict[str, object]]]:
         columns += [f"{s}_p50_ms", f"{s}_p99_ms"]
     columns += ["total_mean_ms", "total_p50_ms", "total_p99_ms", "throughput_ips",
                 "bytes_mean", "bytes_p50", "bytes_p99", "energy_kind", "energy_source",
-                "energy_j_per_image_total", "energy_j_per_image_dynamic",
+                "energy_label", "energy_host_timed_on", "energy_j_per_image_total",
+                "energy_j_per_image_dynamic",
                 "energy_j_per_image_ci95_lo", "energy_j_per_image_ci95_hi", "link_name",
                 "link_delay_ms_mean", "server_ms", "end_to_end_ms_total", "peak_rss_mb",
                 "complete", "status"]
@@ -202,7 +209,7 @@ def csv_rows(docs: Sequence[dict]) -> Tuple[List[str], List[Dict[str, object]]]:
         lat = doc["latency_ms"]
         energy = doc.get("energy") or {}
         j = energy.get("joules_per_image") or {}
-        ci = j.get("ci95") or [None, None]
+        ci = energy_ci95(doc) or [None, None]
         row = {"label": doc["label"], "kind": doc["kind"], "target": doc.get("target"),
                "precision": doc.get("precision"), "runtime": doc.get("runtime"),
                "coder": doc["coder"], "threads": doc.get("threads"),
@@ -216,7 +223,9 @@ def csv_rows(docs: Sequence[dict]) -> Tuple[List[str], List[Dict[str, object]]]:
             "bytes_mean": dig(doc, "bytes", "mean"), "bytes_p50": dig(doc, "bytes", "p50"),
             "bytes_p99": dig(doc, "bytes", "p99"),
             "energy_kind": energy.get("kind", "none") if j else "none",
-            "energy_source": energy.get("source"), "energy_j_per_image_total": j.get("total"),
+            "energy_source": energy.get("source"),
+            "energy_label": energy_label_of(doc), "energy_host_timed_on": host_timed_on(doc),
+            "energy_j_per_image_total": j.get("total"),
             "energy_j_per_image_dynamic": j.get("dynamic"), "energy_j_per_image_ci95_lo": ci[0],
             "energy_j_per_image_ci95_hi": ci[1], "link_name": dig(doc, "link", "name"),
             "link_delay_ms_mean": dig(doc, "link", "delay_ms", "mean"),

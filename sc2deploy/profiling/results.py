@@ -2,21 +2,22 @@
 
 The schema is documented in docs/results.md. Validation names the file and the
 key path at fault, e.g. ``a.json: latency_ms.total.p99: expected a number, got 'x'``.
+Files of every version up to SCHEMA_VERSION are read (version 1: no
+``energy.host_timed_on``, modeled energy may carry a ``ci95``).
 Standard library only (no numpy, no matplotlib).
 """
 
 import json
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from sc2deploy import atomic
 from sc2deploy.errors import ResultsError
 
 SCHEMA = "sc2deploy-results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: energy.host_timed_on; modeled energy has no ci95
 STAT_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 DEVICE_STAGES = ("load", "preprocess", "head", "code", "total")
 SERVER_STAGES = ("decode", "decoder", "total")
@@ -124,18 +125,38 @@ RUNS = _object({"warmup": INT, "measured": INT, "image_files": INT,
                 "stop": _one_of("runs", "duration", "interrupted")})
 BYTES = _object({k: NUM for k in ("mean", "p50", "p99", "min", "max")})
 # Descriptive: keys optional, types checked.
-MEMORY = _object({}, {k: _nullable(NUM) for k in ("peak_rss_mb", "rss_start_mb", "rss_end_mb",
-                                                   "rss_growth_mb")})
+MEMORY = _object({}, {k: _nullable(NUM) for k in (
+    "peak_rss_mb", "process_peak_rss_mb", "rss_start_mb", "rss_after_warmup_mb", "rss_end_mb",
+    "rss_growth_mb")})
 CONDITIONS = _object({}, {**{k: _nullable(STR) for k in (
     "device_model", "cpu", "machine", "governor", "nvpmodel", "jetson_clocks", "throttled",
     "python", "hostname")}, "cores": _nullable(INT), "temperatures_c": _object({}),
     "packages": _object({}, extra=STR)})
 JOULES = _object({"total": NUM, "dynamic": _nullable(NUM), "ci95": _nullable(_list(NUM, 2)),
                   "repeats": INT})
-ENERGY = _object({"kind": _one_of(*ENERGY_KINDS), "source": _nullable(STR),
-                  "detail": _nullable(STR), "unavailable": _object({}, extra=STR),
-                  "sample_rate_hz": _nullable(NUM), "idle_watts": _nullable(NUM),
-                  "mean_watts": _nullable(NUM), "joules_per_image": _nullable(JOULES)})
+ENERGY_V1 = {"kind": _one_of(*ENERGY_KINDS), "source": _nullable(STR),
+             "detail": _nullable(STR), "unavailable": _object({}, extra=STR),
+             "sample_rate_hz": _nullable(NUM), "idle_watts": _nullable(NUM),
+             "mean_watts": _nullable(NUM), "joules_per_image": _nullable(JOULES)}
+_ENERGY_V2 = _object({**ENERGY_V1, "host_timed_on": _nullable(STR)})
+
+
+def _energy_v2(value, path):
+    """Version 2: a model has no measurement precision (no ci95), and only modeled energy can
+    be host-timed (time measured on a machine that is not the profile's device)."""
+    _ENERGY_V2(value, path)
+    joules = value["joules_per_image"]
+    if value["kind"] == "modeled" and joules is not None and joules["ci95"] is not None:
+        raise _Invalid(_join(path, "joules_per_image.ci95"),
+                       "expected null for modeled energy (a model has no measurement "
+                       "precision; the timing spread is in latency_ms), got "
+                       f"{_show(joules['ci95'])}")
+    if value["kind"] != "modeled" and value["host_timed_on"] is not None:
+        raise _Invalid(_join(path, "host_timed_on"), "expected null unless kind is 'modeled', "
+                                                     f"got {_show(value['host_timed_on'])}")
+
+
+ENERGY = {1: _object(ENERGY_V1), 2: _energy_v2}
 LINK = _object({"name": STR, "rate_bps": NUM, "tx_watts": _nullable(NUM),
                 "frame_payload_bytes": _nullable(INT), "frame_overhead_bytes": INT,
                 "per_frame_ms": NUM, "source": STR,
@@ -147,7 +168,7 @@ BASELINE = _object({"name": STR, "bytes_mean": NUM, "encode_ms_p50": NUM,
                     "link_ms": _nullable(NUM)})
 
 
-def _top_level(kind: str) -> Check:
+def _top_level(kind: str, version: int) -> Check:
     stages = DEVICE_STAGES if kind == "device" else SERVER_STAGES
     required = {"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                 "coder": _one_of("c", "constriction"), "runs": RUNS,
@@ -156,11 +177,12 @@ def _top_level(kind: str) -> Check:
                 "cpu_percent": _nullable(NUM), "conditions": CONDITIONS,
                 "link": _nullable(LINK), "server_ms": _nullable(SERVER_MS),
                 "end_to_end_ms": _nullable(END_TO_END), "baselines": _list(BASELINE)}
-    device = {"target": STR, "precision": STR, "runtime": STR, "bytes": BYTES, "energy": ENERGY}
+    energy = ENERGY[version]
+    device = {"target": STR, "precision": STR, "runtime": STR, "bytes": BYTES, "energy": energy}
     if kind == "device":
         required.update(device)
     else:  # a server result may still carry them
-        optional.update(device, energy=_nullable(ENERGY))
+        optional.update(device, energy=_nullable(energy))
     return _object(required, optional)
 
 
@@ -189,7 +211,7 @@ def validate(doc, source: str = "<results>") -> dict:
         if "kind" not in doc:
             raise _Invalid("", "missing required key 'kind'")
         _one_of(*KINDS)(doc["kind"], "kind")
-        _top_level(doc["kind"])(doc, "")
+        _top_level(doc["kind"], version)(doc, "")
     except _Invalid as exc:
         where = f"{exc.path}: " if exc.path else ""
         raise ResultsError(f"{source}: {where}{exc.message}") from None
@@ -226,23 +248,10 @@ def write_results(doc: dict, path: Union[str, Path]) -> Path:
         raise ResultsError(f"{path}: the results cannot be written as JSON: {exc}") from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic.write_text(path, text)
     except OSError as exc:
-        raise ResultsError(f"{path}: cannot write the results file: {exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ResultsError(f"{path}: cannot write the results file: {exc}") from None
-        raise
+        raise ResultsError(f"{path}: cannot write the results file ({exc.strerror or exc}): "
+                           f"{atomic.fix_for(exc)}") from None
     return path
 
 

@@ -10,6 +10,7 @@ from consecutive windows of the loop (repeats → confidence interval). Ctrl-C
 ends the loop early and the partial result says so (``complete: false``).
 """
 
+import platform
 import resource
 import shlex
 import sys
@@ -29,7 +30,7 @@ from sc2deploy.errors import UsageError
 from sc2deploy.log import logger
 from sc2deploy.preprocess import list_images, load_image, sample_images
 from sc2deploy.profiling import conditions
-from sc2deploy.profiling.energy_models import ENERGY_CHOICES, get_profile
+from sc2deploy.profiling.energy_models import ENERGY_CHOICES, get_profile, host_timed_on
 from sc2deploy.profiling.links import LINK_FILE_SUFFIXES, load_link
 from sc2deploy.profiling.power import discover
 from sc2deploy.profiling.progress import Progress
@@ -59,6 +60,7 @@ class ProfileOptions:
     link: Optional[str] = None
     energy: str = "auto"
     device_profile: Optional[str] = None
+    model_host_time: bool = False  # model another device's energy with this machine's time
     sysfs_root: Path = Path("/")
     pmic_command: Optional[Sequence[str]] = None
     idle_s: float = 2.0
@@ -83,6 +85,15 @@ class ProfileOptions:
                              f"{', '.join(ENERGY_CHOICES)}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
+        if not isinstance(self.model_host_time, bool):
+            raise UsageError("model_host_time must be true or false, got "
+                             f"{self.model_host_time!r}")
+        if self.model_host_time and (self.energy not in ("model", "auto")
+                                     or not self.device_profile):
+            raise UsageError("--model-host-time applies to modeled energy: give it with "
+                             "--energy model (or auto) and --device-profile NAME; got --energy "
+                             f"{self.energy}"
+                             + ("" if self.device_profile else " and no --device-profile"))
 
 
 class _Loop:
@@ -126,18 +137,35 @@ def _energy_source(options: ProfileOptions):
     return None, reasons, "none"
 
 
+def _model_profile(options: ProfileOptions):
+    """(profile, host_timed_on): a model applies to time measured on the profile's device;
+    elsewhere only with --model-host-time (else a UsageError, before anything is measured)."""
+    model = get_profile(options.device_profile)
+    root = Path(options.sysfs_root)
+    timed_on = host_timed_on(model, conditions.device_model(root), conditions.cpu_model(root),
+                             platform.machine(), options.model_host_time)
+    if timed_on is not None:
+        logger.info("energy: modeling a %s with this machine's time (--model-host-time): "
+                    "labeled 'host-timed on %s'", model.device, timed_on)
+    elif options.model_host_time:
+        logger.info("energy: this machine is a %s; --model-host-time is not needed",
+                    model.device)
+    return model, timed_on
+
+
 def profile(options: ProfileOptions) -> dict:
     """Run the measurement and return the results document (see docs/results.md)."""
     import psutil
 
     process = psutil.Process()
     created = utc_now()
+    source, reasons, energy_kind = _energy_source(options)
+    model_profile, timed_on = (_model_profile(options) if energy_kind == "modeled"
+                               else (None, None))
     bundle = Bundle.open(options.bundle)
     target = get_target(options.target)
     images = list_images(options.images) if options.images else sample_images()
     link = load_link(options.link) if options.link else None
-    source, reasons, energy_kind = _energy_source(options)
-    model_profile = get_profile(options.device_profile) if energy_kind == "modeled" else None
     codec = latent_codec(bundle, options.coder)
     pre = bundle.preprocessing()
     cond = conditions.collect(options.sysfs_root)
@@ -177,7 +205,9 @@ def profile(options: ProfileOptions) -> dict:
         "label": options.label or f"{bundle.model['name']}/{options.target}",
         "created_utc": created,
         "bundle": bundle_entry(bundle),
-        "target": target.name, "precision": target.precision,
+        "target": target.name, "precision": " ".join(filter(None, (
+            target.precision,
+            bundle.manifest["artifacts"].get(target.name, {}).get("quantization")))),
         "runtime": _runtime_version(target.runtime), "coder": codec.coder,
         "threads": options.threads,
         "runs": {"warmup": options.warmup, "measured": len(loop), "image_files": len(images),
@@ -194,7 +224,7 @@ def profile(options: ProfileOptions) -> dict:
         "cpu_percent": cpu_percent,
         "conditions": cond,
         "energy": _energy(energy_kind, source, reasons, sampler, idle, loop, model_profile,
-                          options.energy_repeats),
+                          options.energy_repeats, timed_on),
         "link": link.summary(nbytes) if link is not None and nbytes.size else None,
         "server_ms": options.server,
     }
@@ -278,10 +308,11 @@ def _windows(loop: _Loop, repeats: int):
             if b > a]
 
 
-def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats) -> dict:
+def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats,
+            timed_on=None) -> dict:
     entry = {"kind": kind, "source": None, "detail": None, "unavailable": reasons,
              "sample_rate_hz": None, "idle_watts": None, "mean_watts": None,
-             "joules_per_image": None}
+             "joules_per_image": None, "host_timed_on": None}
     if kind == "measured":
         entry.update(source=source.kind, detail=source.describe(),
                      sample_rate_hz=sampler.rate_hz(),
@@ -310,17 +341,20 @@ def _energy(kind, source, reasons, sampler, idle, loop, model_profile, repeats) 
                                        "repeats": len(windows),
                                        "samples_in_loop": sampler.samples_in(windows[0][0],
                                                                              windows[-1][1])})
-    elif kind == "modeled" and len(loop):
+    elif kind == "modeled":
+        # No ci95: the spread of a model is the spread of the time, not measurement precision.
         p = model_profile
-        seconds = [(end - start) / 1e9 / count for start, end, count in _windows(loop, repeats)]
-        mean, ci = mean_ci95([p.active_watts * s for s in seconds])
-        dynamic = (None if p.idle_watts is None
-                   else float(np.mean([(p.active_watts - p.idle_watts) * s for s in seconds])))
         entry.update(source=f"model:{p.name}", detail=p.source, idle_watts=p.idle_watts,
-                     mean_watts=p.active_watts,
-                     joules_per_image={"total": mean, "dynamic": dynamic,
-                                       "ci95": list(ci) if ci else None,
-                                       "repeats": len(seconds)})
+                     mean_watts=p.active_watts, host_timed_on=timed_on)
+        if len(loop):
+            seconds = [(end - start) / 1e9 / count
+                       for start, end, count in _windows(loop, repeats)]
+            dynamic = (None if p.idle_watts is None else
+                       float(np.mean([(p.active_watts - p.idle_watts) * s for s in seconds])))
+            entry["joules_per_image"] = {"total": float(np.mean([p.active_watts * s
+                                                                  for s in seconds])),
+                                         "dynamic": dynamic, "ci95": None,
+                                         "repeats": len(seconds)}
     return entry
 
 
@@ -361,7 +395,8 @@ def _baselines(images, pre, link, count: int = 16) -> List[dict]:
 _FLAGS = (("target", "--target"), ("warmup", "--warmup"), ("runs", "--runs"),
           ("duration_s", "--duration"), ("threads", "--threads"), ("coder", "--coder"),
           ("link", "--link"), ("energy", "--energy"), ("device_profile", "--device-profile"),
-          ("idle_s", "--idle"), ("energy_repeats", "--repeats"), ("label", "--label"))
+          ("model_host_time", "--model-host-time"), ("idle_s", "--idle"),
+          ("energy_repeats", "--repeats"), ("label", "--label"))  # booleans: the flag when true
 
 
 def remote_argv(options: ProfileOptions) -> List[str]:
@@ -376,7 +411,9 @@ def remote_argv(options: ProfileOptions) -> List[str]:
     argv = []
     for field_name, flag in _FLAGS:
         value = getattr(options, field_name)
-        if value is not None:
+        if isinstance(value, bool):
+            argv += [flag] if value else []
+        elif value is not None:
             argv += [flag, str(value)]
     argv += ["--sample-interval", str(options.sample_interval_s * 1e3)]
     if options.pmic_command:

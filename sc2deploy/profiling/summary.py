@@ -1,5 +1,7 @@
 """A short human summary of a results document, printed by the CLI."""
 
+from sc2deploy.profiling.report_data import host_timed_on
+
 
 def format_profile(doc: dict) -> str:
     """A short human summary of a results document."""
@@ -15,8 +17,10 @@ def format_profile(doc: dict) -> str:
         energy = doc["energy"]
         jpi = energy.get("joules_per_image")
         if jpi:
+            host = host_timed_on(doc)
             lines.append(f"  energy     {jpi['total'] * 1e3:.1f} mJ/image ({energy['kind']}, "
-                         f"{energy['source']})")
+                         f"{energy['source']}"
+                         + ("" if host is None else f", host-timed on {host}") + ")")
         else:
             why = "; ".join(energy["unavailable"].values()) or "off"
             lines.append(f"  energy     none ({why})")

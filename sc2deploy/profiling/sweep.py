@@ -20,6 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from sc2deploy import atomic
 from sc2deploy.errors import Sc2DeployError, UsageError
 from sc2deploy.log import logger
 from sc2deploy.profiling.config_files import read_mapping
@@ -27,7 +28,8 @@ from sc2deploy.profiling.config_files import read_mapping
 LOCAL = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PROFILE_KEYS = {"runs", "warmup", "duration_s", "threads", "coder", "link", "energy",
-                "device_profile", "idle_s", "energy_repeats", "server_ms", "baselines"}
+                "device_profile", "model_host_time", "idle_s", "energy_repeats", "server_ms",
+                "baselines"}
 BUILD_KEYS = {"search", "allow_low_fidelity", "min_agreement"}
 
 
@@ -231,5 +233,5 @@ def run_sweep(sweep: Sweep, out: Path) -> Tuple[Path, dict]:
                "total_seconds": time.perf_counter() - start, "workers": sweep.workers}
     report = write_report(docs, out / "report") if docs else None
     summary["report"] = str(report) if report else None
-    (out / "sweep.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic.write_text(out / "sweep.json", json.dumps(summary, indent=2, default=str))
     return report, summary

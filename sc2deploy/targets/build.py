@@ -10,6 +10,7 @@ sample images are split in two halves (calibration, evaluation).
 
 import importlib.util
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from sc2deploy import __version__
-from sc2deploy.bundle import Bundle
-from sc2deploy.errors import FidelityError, UsageError
+from sc2deploy.atomic import ensure_writable
+from sc2deploy.bundle import TXN_PREFIX, Bundle, Transaction
+from sc2deploy.errors import FidelityError, Interrupted, Sc2DeployError, UsageError
 from sc2deploy.fidelity import agreement, is_exact
 from sc2deploy.log import logger, step
 from sc2deploy.preprocess import sample_images
@@ -53,6 +55,11 @@ class BuildOptions:
     int8: Int8Options = field(default_factory=Int8Options)
     latency_runs: int = 10
     min_agreement: Optional[float] = None  # % symbols equal; default: by precision
+
+    def __post_init__(self):
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 100.0:
+            raise UsageError(f"--min-agreement {self.min_agreement:g}: expected a percentage "
+                             "from 0 to 100")
 
 
 def split_images(calib: Optional[Sequence[Path]]):
@@ -140,10 +147,23 @@ def passes(target: Target, stats: Dict, options: BuildOptions) -> bool:
     return stats["agreement_pct"] >= threshold(target, options)
 
 
+def quantization(target: Target, recorded: Dict) -> Optional[str]:
+    """What an int8 artifact quantizes: 'A8W8', 'A16W8' (16-bit activations) or 'dynamic A8W8'."""
+    if target.precision != "int8":
+        return None
+    activations = recorded.get("activations", "int8")
+    return {"int16": "A16W8", "dynamic": "dynamic A8W8"}.get(activations, "A8W8")
+
+
 def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions) -> List[Dict]:
-    """Build each target into the bundle; return one summary per target."""
+    """Build and gate each target on its own; return one row per target (failed ones too).
+
+    Each target is one bundle transaction: it lands only when its gate passes,
+    so a failure (or Ctrl-C) leaves the bundle and every earlier artifact as they were.
+    """
     bundle = Bundle.open(bundle_path)
-    chosen = [get_target(n) for n in names]
+    ensure_writable(bundle.path, "bundle")
+    chosen = [get_target(n) for n in dict.fromkeys(names)]
     for target in chosen:
         missing = target.missing("build")
         if missing:
@@ -160,7 +180,24 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
     if any(t.needs_calibration for t in chosen):
         pre = bundle.preprocessing()
         calibration = [pre(p) for p in calib]
-    return [_build_one(bundle, t, options, calibration, reference) for t in chosen]
+    rows: List[Dict] = []
+    for target in chosen:
+        try:
+            rows.append(_build_one(bundle_path, target, options, calibration, reference))
+        except FidelityError as exc:
+            logger.error("  %s", exc)
+            rows.append({"target": target.name, "precision": target.precision,
+                         "passed": False, "error": str(exc), **exc.stats})
+        except KeyboardInterrupt:
+            kept = [r["target"] for r in rows if r["passed"]]
+            raise Interrupted(
+                f"interrupted while building {target.name}: the bundle is unchanged for it"
+                + (f"; kept: {', '.join(kept)}" if kept else "")) from None
+        except (Sc2DeployError, ValueError, RuntimeError) as exc:
+            logger.error("  %s: %s", target.name, exc)
+            rows.append({"target": target.name, "precision": target.precision,
+                         "passed": False, "error": str(exc)})
+    return rows
 
 
 def search_space(bundle: Bundle, target: Target) -> List[Int8Options]:
@@ -182,15 +219,19 @@ def search_space(bundle: Bundle, target: Target) -> List[Int8Options]:
             Int8Options(activations="int16", keep_float=tuple(last_conv))]
 
 
-def _search(bundle, target: Target, options, calibration, reference):
-    """Try each configuration; keep the fastest that passes the gate (else the most faithful)."""
+def _search(txn: Transaction, target: Target, options, calibration, reference):
+    """Try each configuration; keep the fastest that passes the gate (else the most faithful).
+
+    Every candidate is built in its own staging folder; losers are removed at once.
+    """
     from dataclasses import replace
 
     builder = target.load("builder")
     tried, best = [], None
-    for cfg in search_space(bundle, target):
-        path, recorded = builder(bundle, replace(options, int8=cfg), calibration)
-        stats = evaluate(bundle, target, path, reference, options.latency_runs)
+    for cfg in search_space(txn.bundle, target):
+        stage = txn.stage()
+        path, recorded = builder(txn.bundle, replace(options, int8=cfg), calibration, stage)
+        stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
         ok = passes(target, stats, options)
         tried.append({"options": recorded, "passed": ok, **stats})
         logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%, p50 %6.1f ms%s",
@@ -198,14 +239,13 @@ def _search(bundle, target: Target, options, calibration, reference):
                     stats["latency_p50_ms"], "  passes" if ok else "")
         key = (ok, -stats["latency_p50_ms"] if ok else stats["agreement_pct"])
         if best is None or key > best[0]:
-            kept = path.with_name(path.name + ".best")
-            path.replace(kept)
-            best = (key, kept, path, recorded, stats)
+            if best is not None:
+                shutil.rmtree(best[1].parent)
+            best = (key, path, recorded, stats)
         else:
-            path.unlink()
-    _, kept, final, recorded, stats = best
-    kept.replace(final)
-    return final, {**recorded, "search": tried}, stats
+            shutil.rmtree(stage)
+    _, path, recorded, stats = best
+    return path, {**recorded, "search": tried}, stats
 
 
 def _describe(cfg: Int8Options) -> str:
@@ -218,33 +258,50 @@ def _describe(cfg: Int8Options) -> str:
     return ", ".join(parts)
 
 
-def _build_one(bundle, target: Target, options, calibration, reference) -> Dict:
+def _refusal(target: Target, stats: Dict, options: BuildOptions, path: Path,
+             bundle: Bundle) -> str:
+    """Why the gate refused ``target``, what happened to the artifact, and what to try."""
+    what = (f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch fp32 "
+            f"reference, below the {threshold(target, options)} % required")
+    if bundle.path in path.parents and TXN_PREFIX not in str(path):
+        kept = f"{path.name} is the export's own and stays; {target.name} was not recorded"
+    else:
+        kept = "the new artifact was discarded; the bundle is unchanged"
+    hints = []
+    if target.precision == "int8" and not options.search:
+        hints.append("--search to try other int8 configurations")
+    hints.append("--allow-low-fidelity to keep it anyway")
+    return f"{what}; {kept} (try {', or '.join(hints)})"
+
+
+def _build_one(bundle_path: Path, target: Target, options, calibration, reference) -> Dict:
     start = time.perf_counter()
-    with step(f"building {target.name} ({target.precision}, {target.runtime})"):
+    bundle = Bundle.open(bundle_path)
+    with bundle.transaction() as txn, \
+            step(f"building {target.name} ({target.precision}, {target.runtime})"):
         if options.search and target.precision == "int8":
-            path, recorded, stats = _search(bundle, target, options, calibration, reference)
+            path, recorded, stats = _search(txn, target, options, calibration, reference)
         else:
-            path, recorded = target.load("builder")(bundle, options, calibration)
+            path, recorded = target.load("builder")(bundle, options, calibration, txn.stage())
             stats = evaluate(bundle, target, path, reference, options.latency_runs)
-    seconds = time.perf_counter() - start
-    ok = passes(target, stats, options)
-    logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%, "
-                "p50 %.1f ms, %.1f KiB, %.1f s", target.name, stats["agreement_pct"],
-                stats["ties"], stats["within_one_pct"], stats["rate_change_pct"] or 0.0,
-                stats["latency_p50_ms"], path.stat().st_size / 1024, seconds)
-    if not ok and not options.allow_low_fidelity:
-        if path.name != "head.onnx":
-            path.unlink()
-        raise FidelityError(
-            f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch fp32 "
-            f"reference, below the {threshold(target, options)} % required; "
-            "the artifact was removed (try --search, or --allow-low-fidelity to keep it)")
-    bundle.add_artifact(target.name, path, precision=target.precision, target=target.name,
-                        runtime=target.runtime, options=recorded, fidelity=stats,
-                        gate={"min_agreement_pct": threshold(target, options), "passed": ok},
-                        build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
-                               "sc2deploy": __version__})
-    return {"target": target.name, "passed": ok, "file": path.name, **stats}
+        seconds = time.perf_counter() - start
+        ok = passes(target, stats, options)
+        logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%, "
+                    "p50 %.1f ms, %.1f KiB, %.1f s", target.name, stats["agreement_pct"],
+                    stats["ties"], stats["within_one_pct"], stats["rate_change_pct"] or 0.0,
+                    stats["latency_p50_ms"], path.stat().st_size / 1024, seconds)
+        if not ok and not options.allow_low_fidelity:
+            raise FidelityError(_refusal(target, stats, options, path, bundle), stats)
+        scheme = quantization(target, recorded)
+        txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
+                         runtime=target.runtime, options=recorded, fidelity=stats,
+                         gate={"min_agreement_pct": threshold(target, options), "passed": ok},
+                         build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
+                                "sc2deploy": __version__},
+                         **({"quantization": scheme} if scheme else {}))
+        txn.commit()
+    return {"target": target.name, "passed": ok, "file": path.name,
+            "precision": target.precision, "quantization": scheme, **stats}
 
 
 def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None) -> List[Dict]:
@@ -266,21 +323,32 @@ def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None) ->
         if target is None or target.missing("run"):
             rows.append({"target": name, "skipped": "cannot run here"})
             continue
-        path = bundle.file(bundle.manifest["artifacts"][name]["file"])
-        rows.append({"target": name, **evaluate(bundle, target, path, reference)})
+        entry = bundle.manifest["artifacts"][name]
+        rows.append({"target": name, "precision": entry.get("precision", target.precision),
+                     "quantization": entry.get("quantization"),
+                     **evaluate(bundle, target, bundle.file(entry["file"]), reference)})
     return rows
 
 
 def format_table(rows: List[Dict]) -> str:
-    lines = [f"{'target':<14} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} {'rate Δ %':>9} "
-             f"{'p50 ms':>8}"]
+    """One line per target: precision (with the int8 scheme), agreement, rate, latency, verdict."""
+    lines = [f"{'target':<14} {'precision':<13} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
+             f"{'rate Δ %':>9} {'p50 ms':>8}  result"]
     for r in rows:
+        precision = r.get("precision", "")
+        if r.get("quantization"):
+            precision = f"{precision} {r['quantization']}".strip()
         if "skipped" in r:
-            lines.append(f"{r['target']:<14} skipped: {r['skipped']}")
+            lines.append(f"{r['target']:<14} {precision:<13} skipped: {r['skipped']}")
+            continue
+        if "agreement_pct" not in r:
+            lines.append(f"{r['target']:<14} {precision:<13} FAILED: {r.get('error', '')}")
             continue
         rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
-        lines.append(f"{r['target']:<14} {r['agreement_pct']:>10.4f} {r['within_one_pct']:>9.4f} "
-                     f"{r['mean_abs_diff']:>8.5f} {rate:>9} {r['latency_p50_ms']:>8.1f}")
+        verdict = "" if "passed" not in r else ("passed" if r["passed"] else "FAILED")
+        lines.append(f"{r['target']:<14} {precision:<13} {r['agreement_pct']:>10.4f} "
+                     f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9} "
+                     f"{r['latency_p50_ms']:>8.1f}  {verdict}")
     return "\n".join(lines)
 
 

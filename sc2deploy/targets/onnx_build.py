@@ -6,12 +6,12 @@ from typing import Dict, Tuple
 from sc2deploy.bundle import Bundle
 
 
-def build_fp32(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_fp32(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     """The fp32 graph is the export's own ``head.onnx``: nothing to convert."""
     return bundle.file(bundle.manifest["artifacts"]["onnx"]["file"]), {}
 
 
-def build_fp16(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_fp16(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     """fp16 weights and activations; inputs and outputs stay float32."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -20,7 +20,7 @@ def build_fp16(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
     model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     sort_topologically(model.graph)  # the converter appends its input casts at the end
     onnx.checker.check_model(model, full_check=True)
-    path = bundle.path / "head-fp16.onnx"
+    path = stage / "head-fp16.onnx"
     onnx.save(model, str(path))
     return path, {"keep_io_types": True}
 

@@ -21,13 +21,13 @@ HISTOGRAM_BINS = 2048
 PERCENTILE = 99.999
 
 
-def build_int8(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     if options.int8.activations == "dynamic":
         from sc2deploy.errors import UsageError
 
         raise UsageError("onnx-int8 is static QDQ: use activations int8 or int16")
     source = bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])
-    path = bundle.path / "head-int8.onnx"
+    path = stage / "head-int8.onnx"
     quantize(source, path, options.int8, calibration, bundle.model["input"]["name"])
     return path, asdict(options.int8)
 

@@ -12,11 +12,13 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from sc2deploy import __version__
+from sc2deploy.atomic import ensure_writable
 from sc2deploy.bundle import Bundle, sha256_file
 from sc2deploy.errors import UsageError
 from sc2deploy.log import logger, step
 
 WORKSPACE_MB = 256
+TIMING_CACHE = "timing.cache"
 TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
 
 
@@ -31,29 +33,28 @@ def _recipe(onnx_name: str, precision: str) -> Dict:
             "sc2deploy": f"sc2deploy build-engine BUNDLE --precision {precision}"}
 
 
-def build_fp16(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_fp16(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     """TensorRT builds fp16 from the fp32 graph; the host check runs it in onnxruntime fp32."""
-    path = bundle.path / "head-trt-fp16.onnx"
+    path = stage / "head-trt-fp16.onnx"
     shutil.copyfile(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"]), path)
     return path, {"recipe": _recipe(path.name, "fp16"),
                   "host_check": "onnxruntime fp32 graph; fp16 accuracy is measured on the device"}
 
 
-def build_int8(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     """Explicit quantization: Q/DQ before each Conv, symmetric int8, zero point 0, float bias."""
     from sc2deploy.targets.onnx_int8 import quantize
 
     if options.int8.activations != "int8":
         raise UsageError("tensorrt-int8 uses int8 activations (TensorRT's explicit "
                          "quantization is int8 only)")
-    path = bundle.path / "head-trt-int8.onnx"
+    path = stage / "head-trt-int8.onnx"
     quantize(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"]), path, options.int8,
              calibration, bundle.model["input"]["name"], symmetric=True, op_types=["Conv"],
              extra={"OpTypesToExcludeOutputQuantization": ["Conv"], "QuantizeBias": False,
                     "DedicatedQDQPair": True})
     problems = tensorrt_problems(path)
     if problems:
-        path.unlink()
         raise UsageError("the Q/DQ graph would be rejected by TensorRT: " + "; ".join(problems))
     return path, {"recipe": _recipe(path.name, "int8"), "qdq": "symmetric int8, zero point 0",
                   "calibration": options.int8.calibration,
@@ -108,6 +109,7 @@ def build_engine(bundle_path: Path, precision: str, workspace_mb: int = WORKSPAC
         raise UsageError("TensorRT is not installed: run build-engine on the Jetson, where "
                          "JetPack provides `import tensorrt`") from None
     bundle = Bundle.open(bundle_path)
+    ensure_writable(bundle.path, "bundle")
     source = f"tensorrt-{precision}"
     if source not in bundle.manifest.get("artifacts", {}):
         raise UsageError(f"build {source} on the host first: sc2deploy build BUNDLE --target "
@@ -125,25 +127,29 @@ def build_engine(bundle_path: Path, precision: str, workspace_mb: int = WORKSPAC
     config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-    cache_path = bundle.path / "timing.cache"
+    cache_path = bundle.path / TIMING_CACHE
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     start = time.perf_counter()
-    with step(f"building the {precision} TensorRT engine"):
-        serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise UsageError("TensorRT failed to build the engine (see its log above)")
-    engine = bundle.path / f"head-{precision}.engine"
-    engine.write_bytes(bytes(serialized))
-    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-    bundle.add_artifact(f"tensorrt-{precision}-engine", engine, precision=precision,
-                        target=f"tensorrt-{precision}-engine", runtime="tensorrt",
-                        options={"workspace_mb": workspace_mb, "source": onnx_path.name,
-                                 "timing_cache": cache_path.name},
-                        build={"seconds": round(time.perf_counter() - start, 1),
-                               "bytes": engine.stat().st_size, "sc2deploy": __version__,
-                               "tensorrt": trt.__version__, "l4t": jetson_release(),
-                               "source_sha256": sha256_file(onnx_path)})
+    with bundle.transaction() as txn:
+        with step(f"building the {precision} TensorRT engine"):
+            serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise UsageError("TensorRT failed to build the engine (see its log above)")
+        stage = txn.stage()
+        engine = stage / f"head-{precision}.engine"
+        engine.write_bytes(bytes(serialized))
+        (stage / TIMING_CACHE).write_bytes(bytes(config.get_timing_cache().serialize()))
+        txn.include(stage / TIMING_CACHE)
+        txn.add_artifact(f"tensorrt-{precision}-engine", engine, precision=precision,
+                         target=f"tensorrt-{precision}-engine", runtime="tensorrt",
+                         options={"workspace_mb": workspace_mb, "source": onnx_path.name,
+                                  "timing_cache": TIMING_CACHE},
+                         build={"seconds": round(time.perf_counter() - start, 1),
+                                "bytes": engine.stat().st_size, "sc2deploy": __version__,
+                                "tensorrt": trt.__version__, "l4t": jetson_release(),
+                                "source_sha256": sha256_file(onnx_path)})
+        bundle = txn.commit()
     logger.info("  equivalent: %s", bundle.manifest["artifacts"][source]["options"]["recipe"]
                 ["trtexec"])
-    return engine
+    return bundle.path / f"head-{precision}.engine"

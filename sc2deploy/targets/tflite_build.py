@@ -42,8 +42,8 @@ def _sample(bundle: Bundle) -> Tuple[torch.Tensor]:
     return (torch.zeros(*bundle.model["input"]["shape"]),)
 
 
-def _export(edge, bundle: Bundle, name: str) -> Path:
-    path = bundle.path / name
+def _export(edge, stage: Path, name: str) -> Path:
+    path = stage / name
     edge.export(str(path))
     return path
 
@@ -54,26 +54,26 @@ def _quiet():
         yield
 
 
-def build_fp32(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_fp32(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     import litert_torch
 
     with _quiet():
         edge = litert_torch.convert(convertible_head(bundle), _sample(bundle))
-        return _export(edge, bundle, "head.tflite"), {"gdn": "division"}
+        return _export(edge, stage, "head.tflite"), {"gdn": "division"}
 
 
-def build_fp16(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_fp16(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     import litert_torch
     from litert_torch.generative.quantize import quant_recipes
 
     with _quiet():
         edge = litert_torch.convert(convertible_head(bundle), _sample(bundle),
                                     quant_config=quant_recipes.full_fp16_recipe())
-        return _export(edge, bundle, "head-fp16.tflite"), {"gdn": "division",
+        return _export(edge, stage, "head-fp16.tflite"), {"gdn": "division",
                                                           "recipe": "full_fp16"}
 
 
-def build_int8(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
+def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
     """PT2E int8 (symmetric weights; activations static-calibrated or dynamic).
 
     ``keep_float`` names encoder layer indices (or "Conv") left in float.
@@ -89,10 +89,11 @@ def build_int8(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
         from sc2deploy.errors import UsageError
 
         raise UsageError("tflite-int8 supports activations int8 or dynamic, not int16")
+    dynamic = cfg.activations == "dynamic"
     module = convertible_head(bundle, cfg.keep_float)
     quantizer = PT2EQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=cfg.per_channel,
-                                          is_dynamic=cfg.activations == "dynamic"))
+                                          is_dynamic=dynamic))
     # torch >= 2.13 records module types by qualified name: match the marker by name.
     quantizer.set_module_type(f"{_FloatConv.__module__}.{_FloatConv.__qualname__}", None)
     sample = _sample(bundle)
@@ -104,7 +105,9 @@ def build_int8(bundle: Bundle, options, calibration) -> Tuple[Path, Dict]:
         graph = convert_pt2e(graph, fold_quantize=False)
         edge = litert_torch.convert(graph, sample,
                                     quant_config=QuantConfig(pt2e_quantizer=quantizer))
-        path = _export(edge, bundle, "head-int8.tflite")
+        path = _export(edge, stage, "head-int8.tflite")
     return path, {"gdn": "division", "per_channel": cfg.per_channel,
                   "activations": cfg.activations,
-                  "keep_float": list(cfg.keep_float), "quantizer": "pt2e symmetric static"}
+                  "keep_float": list(cfg.keep_float),
+                  "quantizer": f"pt2e symmetric, {'dynamic' if dynamic else 'static'} "
+                               "activations"}

@@ -1,4 +1,4 @@
-"""Valid results documents (docs/results.md, schema version 1) built in the tests."""
+"""Valid results documents (docs/results.md, schema version 2, or 1) built in the tests."""
 
 from typing import Optional
 
@@ -6,6 +6,7 @@ from sc2deploy.profiling.results import SCHEMA, SCHEMA_VERSION
 
 PRECISIONS = {"onnx": "fp32", "onnx-fp16": "fp16", "onnx-int8": "int8", "tflite": "fp32",
               "tflite-int8": "int8", "tensorrt-fp16-engine": "fp16"}
+PI4_MODEL = "Raspberry Pi 4 Model B Rev 1.5"
 
 
 def stats(p50: float, n: int = 50) -> dict:
@@ -17,9 +18,12 @@ def stats(p50: float, n: int = 50) -> dict:
 def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "measured",
                 complete: bool = True, kind: str = "device", head_ms: float = 40.0,
                 bytes_mean: float = 3000.0, link: bool = True, server_ms: Optional[float] = 12.0,
-                baselines: bool = True, device_model: str = "Raspberry Pi 4 Model B Rev 1.5",
-                energy_source: Optional[str] = None) -> dict:
-    """A complete valid results document; ``energy`` is "measured", "modeled" or "none"."""
+                baselines: bool = True, device_model: Optional[str] = PI4_MODEL,
+                energy_source: Optional[str] = None, host_timed_on: Optional[str] = None,
+                cpu: Optional[str] = "Cortex-A72", version: int = SCHEMA_VERSION) -> dict:
+    """A complete valid results document; ``energy`` is "measured", "modeled" or "none";
+    ``host_timed_on`` (modeled): the CPU whose time was modeled; ``version`` 1: the old
+    layout (no ``host_timed_on``; modeled energy with a ci95, as version 1 wrote it)."""
     n = 50 if complete else 17
     if kind == "server":
         latency = {"decode": stats(3.0, n), "decoder": stats(8.0, n), "total": stats(11.2, n)}
@@ -29,7 +33,7 @@ def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "m
         latency["total"] = stats(sum(parts.values()), n)
     total_p50 = latency["total"]["p50"]
     doc = {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "complete": complete,
+        "schema": SCHEMA, "schema_version": version, "kind": kind, "complete": complete,
         "label": label, "created_utc": "2026-11-22T05:40:00Z",
         "bundle": {"path": "build/demo-bundle", "model": "demo", "manifest_sha256": "ab" * 32,
                    "input_shape": [1, 3, 224, 224], "latent_shape": [24, 55, 55]},
@@ -41,7 +45,7 @@ def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "m
         "memory": {"peak_rss_mb": 180.5, "rss_start_mb": 150.0, "rss_after_warmup_mb": 170.0,
                    "rss_end_mb": 171.0, "rss_growth_mb": 1.0},
         "cpu_percent": 185.0,
-        "conditions": {"device_model": device_model, "cpu": "Cortex-A72", "machine": "aarch64",
+        "conditions": {"device_model": device_model, "cpu": cpu, "machine": "aarch64",
                        "cores": 4, "governor": "performance", "nvpmodel": None,
                        "jetson_clocks": None, "throttled": "0x0",
                        "temperatures_c": {"before": {"cpu-thermal": 48.2},
@@ -57,7 +61,7 @@ def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "m
                runtime="onnxruntime 1.31.1",
                bytes={"mean": bytes_mean, "p50": bytes_mean * 0.98, "p99": bytes_mean * 1.3,
                       "min": bytes_mean * 0.7, "max": bytes_mean * 1.4},
-               energy=_energy(energy, total_p50, energy_source))
+               energy=_energy(energy, total_p50, energy_source, host_timed_on, version))
     link_ms = bytes_mean * 8 / 37500 * 1e3 * 1.1
     if link:
         doc["link"] = {"name": "lora-sx1276-20dbm", "rate_bps": 37500.0, "tx_watts": 0.396,
@@ -81,11 +85,12 @@ def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "m
     return doc
 
 
-def _energy(kind: str, total_p50: float, source: Optional[str]) -> dict:
+def _energy(kind: str, total_p50: float, source: Optional[str], host: Optional[str],
+            version: int) -> dict:
     entry = {"kind": kind, "source": None, "detail": None,
              "unavailable": {"rapl": "no /sys/class/powercap/intel-rapl:*"},
              "sample_rate_hz": None, "idle_watts": None, "mean_watts": None,
-             "joules_per_image": None}
+             "joules_per_image": None, "host_timed_on": None}
     seconds = total_p50 / 1e3
     if kind == "measured":
         total = 4.1 * seconds
@@ -98,7 +103,11 @@ def _energy(kind: str, total_p50: float, source: Optional[str]) -> dict:
         entry.update(source=source or "model:rpi4", detail="Raspberry Pi 4 B: idle 2.2 W, "
                      "load 5.4 W (chipwired.com)", idle_watts=2.2, mean_watts=5.4,
                      joules_per_image={"total": total, "dynamic": (5.4 - 2.2) * seconds,
-                                       "ci95": None, "repeats": 5})
+                                       "ci95": None, "repeats": 5}, host_timed_on=host)
+        if version == 1:  # version 1 stored the timing spread as if it were a measurement CI
+            entry["joules_per_image"]["ci95"] = [total * 0.97, total * 1.03]
     elif kind != "none":
         raise ValueError(f"energy kind {kind!r}: expected measured, modeled or none")
+    if version == 1:
+        del entry["host_timed_on"]
     return entry

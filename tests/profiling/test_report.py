@@ -198,3 +198,94 @@ def test_refuses_nothing_and_invalid_documents(tmp_path):
                                            r"number, got 'many'"):
         write_report([make_result(), bad], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+XEON = "Intel(R) Xeon(R) Processor"
+
+
+def _energy_rows(md: str) -> dict:
+    rows = {}
+    for line in _section(md, "Energy per image").splitlines():
+        if line.startswith("| ") and not line.startswith("| configuration"):
+            rows[line.split(" | ")[0][2:]] = line
+    return rows
+
+
+def test_host_timed_and_version_1_modeled_energy_are_labeled_and_have_no_ci(tmp_path):
+    docs = [make_result("pi4/onnx"),  # measured, with a CI
+            make_result("x86/onnx", energy="modeled", host_timed_on=XEON, device_model=None,
+                        cpu=XEON),
+            # version 1 files: the label is inferred from the recorded device
+            make_result("old-x86/onnx", energy="modeled", device_model=None, cpu=XEON,
+                        version=1),
+            make_result("old-pi4/onnx", energy="modeled", version=1)]
+    out = tmp_path / "rep"
+    html = write_report(docs, out).read_text()
+    md = (out / "report.md").read_text()
+    rows = _energy_rows(md)
+    label = f"modeled (rpi4, host-timed on {XEON})"
+    for name in ("x86/onnx", "old-x86/onnx"):
+        assert label in rows[name] and f"(modeled, host-timed on {XEON})" in rows[name]
+        assert "none: modeled" in rows[name]
+    assert "modeled (rpi4) |" in rows["old-pi4/onnx"] and "host-timed" not in rows["old-pi4/onnx"]
+    lo, hi = docs[3]["energy"]["joules_per_image"]["ci95"]  # stored by version 1: not shown
+    assert f"{lo:.4g}" not in rows["old-pi4/onnx"] and "none: modeled" in rows["old-pi4/onnx"]
+    m_lo, m_hi = docs[0]["energy"]["joules_per_image"]["ci95"]
+    assert f"{m_lo:.4g} – {m_hi:.4g}" in rows["pi4/onnx"]
+    assert f"x86/onnx: modeled energy host-timed on {XEON}" in md
+    assert f"{label}" in _section(md, "Conditions") and label in html
+    pareto = next(l for l in _section(md, "Bytes per image").splitlines()
+                  if l.startswith("| x86/onnx |"))
+    assert f"(modeled, host-timed on {XEON})" in pareto
+    rows = {r["label"]: r for r in csv.DictReader((out / "results.csv").open(newline=""))}
+    for name in ("x86/onnx", "old-x86/onnx"):
+        assert rows[name]["energy_label"] == label
+        assert rows[name]["energy_host_timed_on"] == XEON
+        assert rows[name]["energy_j_per_image_ci95_lo"] == ""
+    assert rows["old-pi4/onnx"]["energy_host_timed_on"] == ""
+    assert rows["old-pi4/onnx"]["energy_j_per_image_ci95_hi"] == ""
+    assert float(rows["pi4/onnx"]["energy_j_per_image_ci95_hi"]) == pytest.approx(m_hi)
+
+
+def test_energy_plot_draws_error_bars_on_measured_bars_only(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+    from matplotlib.patches import Rectangle
+
+    from sc2deploy.profiling import report_plots
+
+    error_rows, drawn, errorbar = [], {}, Axes.errorbar
+
+    def count_errorbar(ax, x, y, **kwargs):
+        error_rows.append(y)
+        return errorbar(ax, x, y, **kwargs)
+
+    def keep_figure(fig, path):
+        ax = fig.axes[0]
+        drawn["hatches"] = [p.get_hatch() for p in ax.patches if isinstance(p, Rectangle)]
+        drawn["bar labels"] = [t.get_text() for t in ax.texts]
+        drawn["legend"] = [t.get_text() for t in fig.legends[0].get_texts()]
+        return path
+
+    monkeypatch.setattr(Axes, "errorbar", count_errorbar)
+    monkeypatch.setattr(report_plots, "_save", keep_figure)
+    docs = [make_result("measured"), make_result("modeled", energy="modeled"),
+            make_result("host", energy="modeled", host_timed_on=XEON),
+            make_result("old", energy="modeled", version=1)]  # version 1 stored a ci95
+    report_plots.plot_energy(docs, tmp_path / "e.png")
+    assert error_rows == [0]  # one error bar: row 0, the measured result
+    assert drawn["hatches"] == [None, "///", "///", "///"]
+    assert drawn["bar labels"][1].endswith(" (modeled)")
+    assert drawn["bar labels"][2].endswith(f" (modeled, host-timed on {XEON})")
+    assert f"modeled (rpi4, host-timed on {XEON})" in drawn["legend"]
+    assert "modeled (rpi4)" in drawn["legend"]
+
+
+def test_cli_summary_says_host_timed_and_prints_no_ci():
+    from sc2deploy.profiling.summary import format_profile
+
+    text = format_profile(make_result(energy="modeled", host_timed_on=XEON))
+    line = next(l for l in text.splitlines() if l.strip().startswith("energy"))
+    assert line.endswith(f"(modeled, model:rpi4, host-timed on {XEON})") and "±" not in line
+    line = next(l for l in format_profile(make_result(energy="modeled")).splitlines()
+                if l.strip().startswith("energy"))
+    assert line.endswith("(modeled, model:rpi4)")

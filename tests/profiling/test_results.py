@@ -3,8 +3,12 @@
 import copy
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
+
+import re
 
 import pytest
 
@@ -16,7 +20,9 @@ from sc2deploy.profiling.results import (SCHEMA, SCHEMA_VERSION, STAT_KEYS, load
 
 @pytest.mark.parametrize("kwargs", [
     {}, {"energy": "modeled"}, {"energy": "none", "link": False, "server_ms": None},
-    {"complete": False}, {"baselines": False}, {"kind": "server"}])
+    {"complete": False}, {"baselines": False}, {"kind": "server"},
+    {"energy": "modeled", "host_timed_on": "Intel(R) Xeon(R) Processor"},
+    {"version": 1}, {"version": 1, "energy": "modeled"}])
 def test_factory_documents_are_valid(kwargs):
     doc = make_result(**kwargs)
     assert validate(doc, "x.json") is doc
@@ -34,7 +40,22 @@ def test_extra_keys_are_allowed_and_descriptive_keys_optional():
     doc["conditions"] = {"kernel": "6.6"}
     doc["future_field"] = {"anything": [1, 2]}
     doc["latency_ms"]["warm_cache"] = make_result()["latency_ms"]["head"]
-    validate(doc)
+    before = copy.deepcopy(doc)
+    assert validate(doc, "a.json") is doc and doc == before  # accepted, returned unchanged
+    # the same objects are still checked: only the unknown keys and the missing ones pass
+    for edit, where in ((lambda d: d["memory"].update(peak_rss_mb="big"), "memory.peak_rss_mb"),
+                        (lambda d: d["conditions"].update(cores="4"), "conditions.cores"),
+                        (lambda d: d["latency_ms"]["warm_cache"].pop("p50"),
+                         "latency_ms.warm_cache")):
+        broken = copy.deepcopy(doc)
+        edit(broken)
+        with pytest.raises(ResultsError, match=re.escape(where)):
+            validate(broken, "a.json")
+
+
+def _modeled_with_ci95(doc):
+    doc["energy"] = make_result(energy="modeled")["energy"]
+    doc["energy"]["joules_per_image"]["ci95"] = [0.1, 0.2]
 
 
 def _broken(edit):
@@ -71,6 +92,12 @@ def _broken(edit):
     (lambda d: d["conditions"].update(cores="4"), r"conditions\.cores: expected null or an "
                                                   r"integer, got '4'"),
     (lambda d: d["energy"].pop("detail"), r"energy: missing required key 'detail'"),
+    (lambda d: d["energy"].pop("host_timed_on"), r"energy: missing required key 'host_timed_on'"),
+    (lambda d: d["energy"].update(host_timed_on="x86"),
+     r"energy\.host_timed_on: expected null unless kind is 'modeled', got 'x86'"),
+    (_modeled_with_ci95,
+     r"energy\.joules_per_image\.ci95: expected null for modeled energy \(a model has no "
+     r"measurement precision"),
 ])
 def test_validation_names_file_key_and_problem(edit, message):
     with pytest.raises(ResultsError, match=message):
@@ -90,8 +117,8 @@ def test_device_needs_target_but_server_does_not():
 def test_newer_schema_version_says_to_upgrade():
     doc = make_result()
     doc["schema_version"] = SCHEMA_VERSION + 1
-    with pytest.raises(ResultsError, match=r"a\.json: schema_version 2 is newer .*upgrade "
-                                           r"sc2deploy"):
+    with pytest.raises(ResultsError, match=r"a\.json: schema_version 3 is newer .*up to 2\)"
+                                           r".*upgrade sc2deploy"):
         validate(doc, "a.json")
 
 
@@ -182,8 +209,32 @@ def test_write_results_refuses_invalid_and_keeps_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 
 
+def test_version_1_files_stay_readable(tmp_path):
+    """Version 1 had no host_timed_on and stored a ci95 for modeled energy: both still read."""
+    doc = make_result(energy="modeled", version=1)
+    assert "host_timed_on" not in doc["energy"] and doc["energy"]["joules_per_image"]["ci95"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(doc))
+    assert load_results([path]) == [doc]
+    doc["schema_version"] = 2  # the same content is not a valid version 2 file
+    with pytest.raises(ResultsError, match="missing required key 'host_timed_on'"):
+        validate(doc, "v1.json")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o644), (0o077, 0o600)])
+def test_results_files_are_0644_less_the_umask(tmp_path, umask, mode):
+    path = tmp_path / f"r{umask:o}.json"
+    old = os.umask(umask)
+    try:
+        write_results(make_result(), path)
+        write_results(make_result("again"), path)  # replacing keeps the mode
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
 def test_schema_constants():
-    assert (SCHEMA, SCHEMA_VERSION) == ("sc2deploy-results", 1)
+    assert (SCHEMA, SCHEMA_VERSION) == ("sc2deploy-results", 2)
     doc = copy.deepcopy(make_result())
     assert doc["schema"] == SCHEMA
 

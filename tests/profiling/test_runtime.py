@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,8 +59,9 @@ def test_stages_bytes_and_conditions(demo_bundle, images, tmp_path):
     assert e2e["link"] == pytest.approx(
         doc["link"]["delay_ms"]["mean"], rel=0.1) and e2e["server"] is None
     assert [b["name"] for b in doc["baselines"]] == ["jpeg-q75", "webp-q75"]
-    assert doc["energy"]["kind"] == "none" and "rapl" in doc["energy"]["unavailable"] or \
-        doc["energy"]["kind"] == "none"
+    energy = doc["energy"]  # --energy none: no source tried, no energy, nothing modeled
+    assert (energy["kind"], energy["source"], energy["unavailable"], energy["joules_per_image"],
+            energy["host_timed_on"]) == ("none", None, {}, None, None)
 
 
 @pytest.mark.parametrize("tree,watts", [
@@ -126,13 +128,135 @@ def test_rapl_counter_at_a_known_rate_across_wraps(demo_bundle, images, tmp_path
     assert doc["energy"]["idle_watts"] == pytest.approx(3.0, rel=0.05)
 
 
-def test_modeled_energy_is_labeled_with_its_source(demo_bundle, images, tmp_path):
-    doc = run(demo_bundle, images, tmp_path, "--energy", "model", "--device-profile", "rpi4")
+PI4 = "Raspberry Pi 4 Model B Rev 1.4"
+XEON = "Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz"
+
+
+def device_tree(root, model=None, cpu=None):
+    """A fixture machine: its device-tree model (boards) and its /proc/cpuinfo CPU."""
+    if model is not None:
+        write(root, "proc/device-tree/model", f"{model}\x00")
+    write(root, "proc/cpuinfo", f"processor\t: 0\nmodel name\t: {cpu or 'Cortex-A72'}\n")
+    return root
+
+
+def test_modeled_energy_on_its_device_needs_no_flag(demo_bundle, images, tmp_path):
+    root = device_tree(tmp_path / "pi4", PI4)
+    doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--energy", "model",
+              "--device-profile", "rpi4")
     energy = doc["energy"]
     assert energy["kind"] == "modeled" and energy["source"] == "model:rpi4"
+    assert energy["host_timed_on"] is None and doc["conditions"]["device_model"] == PI4
     assert "chipwired" in energy["detail"] and energy["sample_rate_hz"] is None
     assert energy["joules_per_image"]["total"] == pytest.approx(
         5.4 / doc["throughput_ips"], rel=0.02)
+    assert energy["joules_per_image"]["ci95"] is None  # a model has no measurement precision
+
+
+@pytest.mark.parametrize("model,cpu,energy", [
+    (None, XEON, "model"), (None, XEON, "auto"),
+    ("Raspberry Pi 5 Model B Rev 1.0", "Cortex-A76", "model"),
+    ("NVIDIA Jetson Orin Nano Developer Kit", "ARMv8 Processor rev 1 (v8l)", "model")],
+    ids=["x86", "x86-auto", "pi5", "orin-nano"])
+def test_modeled_energy_elsewhere_is_refused_before_measuring(demo_bundle, images, tmp_path,
+                                                              monkeypatch, capsys, model, cpu,
+                                                              energy):
+    from sc2deploy.profiling import runtime
+
+    root = device_tree(tmp_path / "elsewhere", model, cpu)
+
+    def measured(*args, **kwargs):
+        raise AssertionError("measured before refusing")
+
+    monkeypatch.setattr(runtime, "load_runner", measured)
+    detected = f"device model {re.escape(repr(model))}" if model else \
+        r"no device model \(no /proc/device-tree/model, no Model line in /proc/cpuinfo\)"
+    message = (rf"^--device-profile rpi4 is for a Raspberry Pi 4 Model B, but this machine is "
+               rf"not one \(detected: {detected}, CPU '{re.escape(cpu)}'\): .*Run profile on "
+               r"the device \(--host USER@DEVICE\), or pass --model-host-time to model anyway "
+               r"with this machine's timings")
+    options = ProfileOptions(bundle=demo_bundle.path, images=images, energy=energy,
+                             device_profile="rpi4", sysfs_root=root, progress=False)
+    with pytest.raises(UsageError, match=message):
+        profile(options)
+    out = tmp_path / "r.json"
+    assert main(["profile", str(demo_bundle.path), "--images", str(images), "--sysfs-root",
+                 str(root), "--energy", energy, "--device-profile", "rpi4", *QUICK,
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model-host-time" in err[0] and not out.exists()
+
+
+def test_model_host_time_labels_json_and_reports(demo_bundle, images, tmp_path):
+    pytest.importorskip("matplotlib", reason="reports need matplotlib")
+    import csv
+
+    from sc2deploy.profiling.report import write_report
+
+    root = device_tree(tmp_path / "x86", None, XEON)
+    doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--energy", "model",
+              "--device-profile", "rpi4", "--model-host-time")
+    energy = doc["energy"]
+    assert energy["kind"] == "modeled" and energy["host_timed_on"] == XEON
+    assert doc["conditions"]["cpu"] == XEON and energy["joules_per_image"]["ci95"] is None
+    write_report([doc], tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    row = next(l for l in md.split("## Energy per image")[1].splitlines()
+               if l.startswith(f"| {doc['label']} |"))
+    assert f"modeled (rpi4, host-timed on {XEON})" in row
+    assert f"(modeled, host-timed on {XEON})" in row and "none: modeled" in row
+    (csv_row,) = csv.DictReader((tmp_path / "rep" / "results.csv").open(newline=""))
+    assert csv_row["energy_label"] == f"modeled (rpi4, host-timed on {XEON})"
+    assert csv_row["energy_host_timed_on"] == XEON
+
+
+@pytest.mark.parametrize("name,model,matches", [
+    ("rpi4", "Raspberry Pi 4 Model B Rev 1.4", True),
+    ("rpi4", "Raspberry Pi 4 Model B Rev 1.5", True),
+    ("rpi4", "Raspberry Pi 400 Rev 1.0", False),
+    ("rpi4", "Raspberry Pi 5 Model B Rev 1.0", False),
+    ("rpi4", None, False),
+    ("jetson-nano", "NVIDIA Jetson Nano Developer Kit", True),
+    ("jetson-nano-5w", "NVIDIA Jetson Nano 2GB Developer Kit", True),
+    ("jetson-nano", "NVIDIA Jetson Orin Nano Developer Kit", False),
+    ("jetson-orin-nano", "NVIDIA Jetson Orin Nano Developer Kit", True),
+    ("jetson-orin-nano-7w", "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super",
+     True),
+    ("jetson-orin-nano", "NVIDIA Jetson Nano Developer Kit", False),
+    ("jetson-orin-nano", "NVIDIA Jetson AGX Orin Developer Kit", False),
+])
+def test_profiles_match_their_device_only(name, model, matches):
+    from sc2deploy.profiling.energy_models import PROFILES
+
+    assert PROFILES[name].matches(model) is matches
+
+
+def test_pi_kernels_cpuinfo_model_names_the_device_without_a_device_tree(tmp_path):
+    from sc2deploy.profiling.conditions import device_model
+
+    root = tmp_path / "container"
+    write(root, "proc/cpuinfo", "processor\t: 0\nCPU part\t: 0xd08\n\nHardware\t: BCM2835\n"
+                                f"Model\t\t: {PI4}\n")
+    assert device_model(root) == PI4
+    assert device_model(device_tree(tmp_path / "x86", None, XEON)) is None
+
+
+def test_model_host_time_options_and_remote_argv(demo_bundle):
+    from sc2deploy.profiling.runtime import remote_argv
+    from sc2deploy.profiling.sweep import PROFILE_KEYS
+
+    options = ProfileOptions(bundle=demo_bundle.path, energy="model", device_profile="rpi4",
+                             model_host_time=True)
+    argv = remote_argv(options)
+    assert argv[argv.index("--model-host-time") + 1].startswith("--")  # a switch, no value
+    assert "--model-host-time" not in remote_argv(ProfileOptions(bundle=demo_bundle.path))
+    assert "model_host_time" in PROFILE_KEYS
+    with pytest.raises(UsageError, match="--model-host-time applies to modeled energy: .*got "
+                                         "--energy rapl and no --device-profile"):
+        ProfileOptions(bundle=demo_bundle.path, energy="rapl", model_host_time=True)
+    with pytest.raises(UsageError, match="model_host_time must be true or false, got 'yes'"):
+        ProfileOptions(bundle=demo_bundle.path, energy="model", device_profile="rpi4",
+                       model_host_time="yes")
 
 
 def test_unavailable_sensors_are_reported_not_raised(demo_bundle, images, tmp_path):

@@ -88,6 +88,35 @@ def test_compare_runs_identical_and_different(tmp_path):
     ]
 
 
+def test_symbols_off_by_one_at_a_half_tie_are_not_a_difference(tmp_path):
+    """The tie rule: a flip counts only where the host's pre-round value is within
+    TIE_TOLERANCE of k + 0.5; its container then differs, as it must."""
+    sym = np.zeros((2, 3, 4, 5), np.int32)
+    pre = np.full(sym.shape, 0.2, np.float32)
+    pre[0, 1, 2, 3] = 0.5 + 2e-5  # a tie: either rounding is correct
+    pre[1, 1, 1, 1] = 0.49  # not a tie
+    tied, wrong = sym.copy(), sym.copy()
+    tied[0, 1, 2, 3] = 1
+    wrong[1, 1, 1, 1] = 1
+    both = tied.copy()
+    both[1, 1, 1, 1] = 1
+    ref = {"img0": b"\x01", "img1": b"\x02"}
+    _write_run(tmp_path, "x86_64", "onnx", ref, sym)
+    np.save(tmp_path / "x86_64" / "onnx" / "pre_round.npy", pre)
+    _write_run(tmp_path, "cortex-a72", "onnx", {"img0": b"\x09", "img1": b"\x02"}, tied)
+    _write_run(tmp_path, "cortex-a76", "onnx", {"img0": b"\x09", "img1": b"\x07"}, both)
+    problems, lines = arm.compare_runs(tmp_path, ["onnx"], ["x86_64", "cortex-a72", "cortex-a76"],
+                                       ["img0", "img1"])
+    summary = {line.split(" vs ")[0]: line for line in lines if line.startswith("compare")}
+    assert summary["compare onnx cortex-a72"].endswith(
+        "1/2 images with identical containers and int32 symbols, 1 differing only at .5 ties")
+    assert any(line.startswith("tie: target onnx, cpu cortex-a72, image img0: 1 of 60 symbols "
+                               "differ") and line.endswith("1 of them at .5 ties")
+               for line in lines)
+    assert len(problems) == 1 and "cpu cortex-a76, image img1" in problems[0]
+    assert "1 of 60 symbols differ" in problems[0]
+
+
 def test_stamps(tmp_path):
     stamps = arm.Stamps(tmp_path / "stamps")
     assert not stamps.fresh("site", "k1")
@@ -118,7 +147,7 @@ def test_commands_for_platforms():
     assert list(names) == ["x86_64", "cortex-a72", "cortex-a76", "cortex-a72+sdist"]
     run = {(p, t): [c.name for c in check.commands_for(names[p], t)]
            for p in names for t in args.target}
-    assert run[("x86_64", "onnx")] == ["encode", "symbols"]
+    assert run[("x86_64", "onnx")] == ["encode", "symbols", "pre_round"]
     assert run[("cortex-a72", "onnx")] == ["encode", "symbols", "profile"]
     assert run[("cortex-a76", "onnx")] == ["encode", "symbols"]
     assert run[("cortex-a72", "tflite")] == ["encode", "symbols"]

@@ -5,8 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
+from symbols import assert_same_symbols
+
 from sc2deploy.bundle import Bundle
-from sc2deploy.errors import UsageError
 from sc2deploy.targets import get_target, load_runner
 from sc2deploy.targets.build import BuildOptions, Int8Options, build_targets
 
@@ -19,6 +20,16 @@ def tflite_bundle(demo_bundle, tmp_path_factory):
     dst = tmp_path_factory.mktemp("tflite") / "bundle"
     shutil.copytree(demo_bundle.path, dst)
     return dst
+
+
+def _pre_round(bundle, x):
+    import torch
+
+    from sc2deploy.export.heads import head_from_arrays
+
+    module = head_from_arrays("fp", bundle.torch_head_arrays())
+    with torch.no_grad():
+        return module.pre_round(torch.from_numpy(x)).numpy()
 
 
 def test_fp32_and_fp16(tflite_bundle):
@@ -34,7 +45,7 @@ def test_fp32_and_fp16(tflite_bundle):
     with load_runner(bundle, "tflite", threads=2) as runner:
         symbols = runner.infer(x)
     assert symbols.shape == (1, 24, 55, 55) and symbols.dtype == np.int32
-    np.testing.assert_array_equal(symbols[0], bundle.reference()["symbols"][-1])
+    assert_same_symbols([bundle.reference()["symbols"][-1:]], [symbols], [_pre_round(bundle, x)])
 
 
 def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
@@ -48,6 +59,9 @@ def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
     dynamic = BuildOptions(latency_runs=1, int8=Int8Options(activations="dynamic"))
     row = build_targets(tflite_bundle, ["tflite-int8"], dynamic)[0]
     assert row["passed"] and row["agreement_pct"] >= 99.0
-    with pytest.raises(UsageError, match="not int16"):
-        build_targets(tflite_bundle, ["tflite-int8"],
-                      BuildOptions(int8=Int8Options(activations="int16")))
+    row, = build_targets(tflite_bundle, ["tflite-int8"],
+                         BuildOptions(int8=Int8Options(activations="int16")))
+    assert not row["passed"] and "not int16" in row["error"]
+    entry = Bundle.open(tflite_bundle).manifest["artifacts"]["tflite-int8"]
+    assert entry["quantization"] == "dynamic A8W8"  # the dynamic build above is kept
+    assert entry["options"]["quantizer"] == "pt2e symmetric, dynamic activations"
