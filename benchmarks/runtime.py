@@ -51,12 +51,12 @@ from output import positive, publish
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import constriction_available
-from sc2deploy.codec.images import latent_codec
+from sc2deploy.targets.encoding import latent_codec
 from sc2deploy.errors import Sc2DeployError
 from sc2deploy.preprocess import load_image, sample_images
-from sc2deploy.profiling.power import JetsonINA3221
-from sc2deploy.profiling.runtime import ProfileOptions, profile
-from sc2deploy.profiling.sampler import Sampler
+from sc2deploy.measure.power import JetsonINA3221
+from sc2deploy.measure.runtime import ProfileOptions, profile
+from sc2deploy.measure.sampler import Sampler
 from sc2deploy.targets import load_runner
 
 OVERHEAD_TARGET_PCT = 2.0
@@ -76,7 +76,7 @@ print(json.dumps({"import_ms": 1e3 * (t_import - t0), "work_ms": 1e3 * (t_done -
 DEVICE_CHILD = _CHILD_START + """\
 import sys
 from sc2deploy.bundle import Bundle
-from sc2deploy.codec.images import latent_codec
+from sc2deploy.targets.encoding import latent_codec
 from sc2deploy.preprocess import load_image
 from sc2deploy.targets import load_runner
 t_import = time.perf_counter()

@@ -29,10 +29,10 @@ import psutil
 from output import non_negative, positive, publish
 
 from sc2deploy.bundle import Bundle
-from sc2deploy.codec.images import latent_codec
+from sc2deploy.targets.encoding import latent_codec
 from sc2deploy.errors import Sc2DeployError
 from sc2deploy.preprocess import list_images, load_image, sample_images
-from sc2deploy.profiling.progress import Progress
+from sc2deploy.measure.progress import Progress
 from sc2deploy.targets import load_runner
 
 

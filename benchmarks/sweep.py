@@ -20,7 +20,7 @@ from output import publish  # noqa: E402
 
 from sc2deploy.export.pipeline import DEMO_CHECKPOINT  # noqa: E402
 from sc2deploy.log import configure  # noqa: E402
-from sc2deploy.profiling.sweep import Checkpoint, Sweep, run_sweep  # noqa: E402
+from sc2deploy.orchestrate.sweep import Checkpoint, Sweep, run_sweep  # noqa: E402
 
 SCALES = (0.7, 1.0, 1.4)
 LATENT_CONV = "backbone.bottleneck_layer.encoder.4.weight"

@@ -1,7 +1,20 @@
 """sc2deploy: deploy the heads of split-computing models to edge devices.
 
-Importing the package (and its device side: bundle, codec, targets' runners,
-profiling) never imports torch; only :mod:`sc2deploy.export` needs it.
+Rooms, each importing only the ones below it (tests/test_rooms.py enforces it)::
+
+    cli
+    orchestrate   remote (ssh), emulation (qemu-user), sweep, demo
+    builders      bundle -> artifacts, gated (host; TensorRT engines on the Jetson)
+    export        checkpoint -> bundle (host, torch)
+    report        tables, plots, documents, bundle description
+    measure       device runtime, sampler, sensors, energy models, links, server timing
+    results       results schema and files
+    targets       target records, runners, the fidelity gate, image -> container
+    codec         range coding
+    core          errors, log, atomic, bundle, prior, images, preprocess, specs, config_files
+
+The device rooms (core, codec, targets, results, measure) never import torch,
+onnx or matplotlib.
 """
 
 __version__ = "0.1.0"

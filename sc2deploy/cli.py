@@ -17,7 +17,7 @@ from sc2deploy.atomic import fix_for
 from sc2deploy.codec.backends import CODERS
 from sc2deploy.errors import Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import configure, logger, step
-from sc2deploy.profiling.summary import format_profile
+from sc2deploy.report.summary import format_profile
 from sc2deploy.specs import DEMO_MODEL, HEADS
 
 EXIT_USER_ERROR = 2
@@ -130,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_profile_parsers(sub) -> None:
-    from sc2deploy.profiling.energy_models import ENERGY_CHOICES, PROFILES
-    from sc2deploy.profiling.links import BUILTIN
+    from sc2deploy.measure.energy_models import ENERGY_CHOICES, PROFILES
+    from sc2deploy.measure.links import BUILTIN
 
     p = sub.add_parser("profile", help="encode images with a bundle here (or on --host) and "
                                        "measure latency, bytes, memory and energy")
@@ -244,7 +244,7 @@ def _cmd_export(args) -> int:
 
 def _cmd_info(args) -> int:
     from sc2deploy.bundle import Bundle
-    from sc2deploy.report_info import describe
+    from sc2deploy.report.bundle_info import describe
 
     bundle = Bundle.open(args.bundle)
     print(json.dumps(bundle.manifest, indent=2, sort_keys=True) if args.json else describe(bundle))
@@ -253,7 +253,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_build(args) -> int:
     from sc2deploy.preprocess import list_images
-    from sc2deploy.targets.build import BuildOptions, Int8Options, build_targets, format_table
+    from sc2deploy.builders.build import BuildOptions, Int8Options, build_targets, format_table
 
     int8 = Int8Options(per_channel=args.per_channel == "on", reduce_range=args.reduce_range,
                        activations=args.activations, calibration=args.calibration,
@@ -275,7 +275,7 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_build_engine(args) -> int:
-    from sc2deploy.targets.tensorrt_build import build_engine
+    from sc2deploy.builders.tensorrt import build_engine
 
     engine = build_engine(args.bundle, args.precision, args.workspace_mb)
     print(f"engine written: {engine}")
@@ -285,7 +285,7 @@ def _cmd_build_engine(args) -> int:
 
 def _cmd_verify(args) -> int:
     from sc2deploy.preprocess import list_images
-    from sc2deploy.targets.build import format_table, to_json, verify_bundle
+    from sc2deploy.builders.build import format_table, to_json, verify_bundle
 
     rows = verify_bundle(args.bundle, list_images(args.images) if args.images else None)
     print(to_json(rows) if args.json else format_table(rows))
@@ -303,7 +303,7 @@ def _cmd_targets(args) -> int:
 
 def _cmd_encode(args) -> int:
     from sc2deploy.bundle import Bundle
-    from sc2deploy.codec.images import encode_images
+    from sc2deploy.targets.encoding import encode_images
 
     stems = [p.stem for p in args.images]
     if len(set(stems)) != len(stems):
@@ -331,7 +331,7 @@ def _cmd_decode(args) -> int:
     import numpy as np
 
     from sc2deploy.bundle import Bundle
-    from sc2deploy.codec.images import latent_codec
+    from sc2deploy.targets.encoding import latent_codec
 
     if not args.stream.is_file():
         raise UsageError(f"stream not found: {args.stream}")
@@ -352,9 +352,9 @@ def _cmd_decode(args) -> int:
 def _cmd_profile(args) -> int:
     import shlex
 
-    from sc2deploy.profiling.results import load_results, write_results
-    from sc2deploy.profiling.runtime import ProfileOptions, given_server_ms, profile
-    from sc2deploy.profiling.server import server_ms_from
+    from sc2deploy.results.schema import load_results, write_results
+    from sc2deploy.measure.runtime import ProfileOptions, given_server_ms, profile
+    from sc2deploy.measure.server import server_ms_from
 
     atomic.ensure_writable(args.out.parent, "the folder of the results file")
     server = None
@@ -406,8 +406,8 @@ def _stop_on_signals() -> None:
 
 
 def _profile_remote(args, options) -> int:
-    from sc2deploy.profiling.remote import profile_remote
-    from sc2deploy.profiling.runtime import remote_argv
+    from sc2deploy.orchestrate.remote import profile_remote
+    from sc2deploy.measure.runtime import remote_argv
 
     if args.images is None:
         raise UsageError("--host needs --images DIR (the folder copied to the device)")
@@ -421,8 +421,8 @@ def _profile_remote(args, options) -> int:
 
 
 def _cmd_profile_server(args) -> int:
-    from sc2deploy.profiling.results import write_results
-    from sc2deploy.profiling.server import ServerOptions, profile_server
+    from sc2deploy.results.schema import write_results
+    from sc2deploy.measure.server import ServerOptions, profile_server
 
     atomic.ensure_writable(args.out.parent, "the folder of the results file")
     _stop_on_signals()
@@ -442,7 +442,7 @@ def _cmd_profile_server(args) -> int:
 def _cmd_sweep(args) -> int:
     import dataclasses
 
-    from sc2deploy.profiling.sweep import load_sweep, run_sweep
+    from sc2deploy.orchestrate.sweep import load_sweep, run_sweep
 
     sweep = load_sweep(args.sweep)
     atomic.ensure_writable(args.out, "the sweep folder")
@@ -464,8 +464,8 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from sc2deploy.profiling.report import write_report
-    from sc2deploy.profiling.results import load_results
+    from sc2deploy.report.document import write_report
+    from sc2deploy.results.schema import load_results
 
     atomic.ensure_writable(args.out, "the report folder")
     html = write_report(load_results(args.results), args.out)
@@ -476,9 +476,9 @@ def _cmd_report(args) -> int:
 def _cmd_demo(args) -> int:
     from sc2deploy.bundle import Bundle
     from sc2deploy.export import ExportOptions, export_bundle
-    from sc2deploy.report_info import describe
+    from sc2deploy.report.bundle_info import describe
     from sc2deploy.targets import targets
-    from sc2deploy.targets.build import BuildOptions, build_targets, format_table, verify_bundle
+    from sc2deploy.builders.build import BuildOptions, build_targets, format_table, verify_bundle
 
     out = atomic.ensure_writable(args.out, "the demo folder")
     target = out / "demo-bundle"
@@ -515,11 +515,11 @@ DEMO_DEVICE_PROFILE = "rpi4"
 
 def _demo_profile(bundle: Path, names: List[str], out: Path) -> Path:
     """Profile every runnable target with the LoRa link, then write the report."""
-    from sc2deploy.profiling.power import discover
-    from sc2deploy.profiling.report import write_report
-    from sc2deploy.profiling.results import write_results
-    from sc2deploy.profiling.runtime import ProfileOptions, profile
-    from sc2deploy.profiling.server import ServerOptions, profile_server, server_ms_from
+    from sc2deploy.measure.power import discover
+    from sc2deploy.report.document import write_report
+    from sc2deploy.results.schema import write_results
+    from sc2deploy.measure.runtime import ProfileOptions, profile
+    from sc2deploy.measure.server import ServerOptions, profile_server, server_ms_from
 
     results = out / "results"
     rapl, reasons = discover(kind="rapl")

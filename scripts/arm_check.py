@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from sc2deploy.fidelity import TIE_TOLERANCE
+from sc2deploy.targets.gate import TIE_TOLERANCE
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "bookworm"  # Debian 12: python3.11
@@ -98,7 +98,7 @@ import sys
 from pathlib import Path
 import numpy as np
 from sc2deploy.bundle import Bundle
-from sc2deploy.codec.images import latent_codec
+from sc2deploy.targets.encoding import latent_codec
 from sc2deploy.targets import load_runner
 bundle_dir, target, out, *images = sys.argv[1:]
 bundle = Bundle.open(Path(bundle_dir))
@@ -163,7 +163,7 @@ IMPORTS_SNIPPET = r'''
 import importlib, os, platform, sys
 from importlib import metadata
 for name in ("sc2deploy.codec", "sc2deploy.targets.onnx", "sc2deploy.targets.tflite",
-             "sc2deploy.profiling", "sc2deploy.cli"):
+             "sc2deploy.measure", "sc2deploy.cli"):
     importlib.import_module(name)
 problems = []
 import sc2deploy

@@ -3,13 +3,13 @@
 A symbol may differ between two correct float implementations (torch vs onnxruntime,
 AVX2 vs AVX-512 kernels) only where the reference's pre-rounding value lies within
 ``TIE_TOLERANCE`` = 1e-3 symbol units of k + 0.5, and then by exactly one: the gate's own
-rule (``sc2deploy.fidelity``). Why 1e-3: kernel-order drift on these heads is ~1e-5
+rule (``sc2deploy.targets.gate``). Why 1e-3: kernel-order drift on these heads is ~1e-5
 (flips seen within 2e-5 of a tie), so 1e-3 is 50x that margin, while a real defect (a
 wrong op, constant or order) moves values far more and flips symbols away from ties.
 Ties must also stay rare (``MAX_TIE_FRACTION`` = 1e-4 of the values, or one on small samples).
 """
 
-from sc2deploy.fidelity import MAX_TIE_FRACTION, TIE_TOLERANCE, agreement, is_exact
+from sc2deploy.targets.gate import MAX_TIE_FRACTION, TIE_TOLERANCE, agreement, is_exact
 
 __all__ = ["assert_same_symbols", "TIE_TOLERANCE"]
 

@@ -55,7 +55,7 @@ def assert_one_line_interrupt(rc, err, command):
 
 @pytest.fixture(scope="module")
 def built_int8(demo_bundle, tmp_path_factory):
-    from sc2deploy.targets.build import BuildOptions, build_targets
+    from sc2deploy.builders.build import BuildOptions, build_targets
 
     dst = tmp_path_factory.mktemp("int8") / "bundle"
     shutil.copytree(demo_bundle.path, dst)
@@ -167,7 +167,7 @@ def test_ctrl_c_during_report_keeps_the_earlier_report(tmp_path, seed):
     sys.path.insert(0, str(Path(__file__).parent / "profiling"))
     from results_factory import make_result
 
-    from sc2deploy.profiling.results import write_results
+    from sc2deploy.results.schema import write_results
 
     files = [write_results(make_result(label=f"demo/{t}", target=t), tmp_path / f"{t}.json")
              for t in ("onnx", "tflite")]

@@ -1,4 +1,4 @@
-"""Lossless range coding of latents (torch-free).
+"""Room ``codec``: lossless range coding of latents (torch-free). May import: core.
 
 Two implementations of one bitstream: constriction where it installs, and
 sc2deploy's portable C coder (byte-identical) everywhere else.

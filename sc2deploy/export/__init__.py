@@ -1,4 +1,7 @@
-"""Host side: checkpoint → verified bundle. The only part of sc2deploy that needs torch."""
+"""Room ``export`` (host side, torch): checkpoint -> verified bundle.
+
+May import: core, ``targets`` (the gate's agreement metric).
+"""
 
 from sc2deploy.export.pipeline import ExportOptions, export_bundle
 

@@ -9,7 +9,7 @@ import torch
 
 from sc2deploy import __version__
 from sc2deploy.errors import ExportError
-from sc2deploy.fidelity import agreement, is_exact
+from sc2deploy.targets.gate import agreement, is_exact
 from sc2deploy.log import logger
 
 OPSET = 17

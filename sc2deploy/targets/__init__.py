@@ -1,7 +1,7 @@
-"""Per-target artifacts and their runners (runners are torch-free).
+"""Room ``targets``: target records, their runners and the fidelity gate (torch-free).
 
 Each target module registers :class:`Target` records; ``load_runner`` gives a
-context-managed runner whose ``infer()`` validates its input.
+context-managed runner whose ``infer()`` validates its input. May import: core, ``codec``.
 """
 
 from typing import Optional

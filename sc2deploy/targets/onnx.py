@@ -6,7 +6,7 @@ from sc2deploy.targets.registry import Target, register
 from sc2deploy.targets.runner import Runner
 
 _RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
-_BUILD = "sc2deploy.targets.onnx_build"
+_BUILD = "sc2deploy.builders.onnx"
 
 register(Target("onnx", "fp32", "onnxruntime", f"{_BUILD}:build_fp32", _RUNNER,
                 build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",),
@@ -14,7 +14,7 @@ register(Target("onnx", "fp32", "onnxruntime", f"{_BUILD}:build_fp32", _RUNNER,
 register(Target("onnx-fp16", "fp16", "onnxruntime", f"{_BUILD}:build_fp16", _RUNNER,
                 build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",),
                 description="fp16 weights and activations, fp32 input/output"))
-register(Target("onnx-int8", "int8", "onnxruntime", "sc2deploy.targets.onnx_int8:build_int8",
+register(Target("onnx-int8", "int8", "onnxruntime", "sc2deploy.builders.onnx_int8:build_int8",
                 _RUNNER, needs_calibration=True, build_requires=("onnx", "onnxruntime"),
                 run_requires=("onnxruntime",),
                 description="static QDQ quantization calibrated on images"))

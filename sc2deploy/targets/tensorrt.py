@@ -16,7 +16,7 @@ from sc2deploy.errors import UsageError
 from sc2deploy.targets.registry import Target, register
 from sc2deploy.targets.runner import Runner
 
-_HOST_BUILD = "sc2deploy.targets.tensorrt_build"
+_HOST_BUILD = "sc2deploy.builders.tensorrt"
 _ONNX_RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
 _TRT_RUNNER = "sc2deploy.targets.tensorrt:TensorRTRunner"
 

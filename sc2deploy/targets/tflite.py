@@ -12,7 +12,7 @@ from sc2deploy.targets.registry import Target, register
 from sc2deploy.targets.runner import Runner
 
 _RUNNER = "sc2deploy.targets.tflite:TFLiteRunner"
-_BUILD = "sc2deploy.targets.tflite_build"
+_BUILD = "sc2deploy.builders.tflite"
 _NEEDS = ("torch", "litert_torch")
 _RUNTIME = "ai_edge_litert" if importlib.util.find_spec("ai_edge_litert") else "tflite_runtime"
 

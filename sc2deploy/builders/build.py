@@ -1,0 +1,356 @@
+"""``build`` and ``verify``: artifacts gated on symbol agreement with the torch fp32 head.
+
+    bundle ─ builder(target) ─ artifact ─ runner ─ symbols ─┐
+    bundle ─ head_state.npz ─ torch fp32 head ─ symbols ────┴─ agreement, ±1, |Δ|, rate change
+                                                              └─ gate: fail below the threshold
+
+Fidelity is measured on images not used for calibration: by default the
+sample images are split in two halves (calibration, evaluation).
+"""
+
+import importlib.util
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from sc2deploy import __version__
+from sc2deploy.atomic import ensure_writable
+from sc2deploy.bundle import TXN_PREFIX, Bundle, Transaction
+from sc2deploy.errors import FidelityError, Interrupted, Sc2DeployError, UsageError
+from sc2deploy.targets.gate import agreement, is_exact
+from sc2deploy.log import logger, step
+from sc2deploy.preprocess import sample_images
+from sc2deploy.targets.registry import Target, get_target
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """Static int8 quantization settings (onnx-int8, tflite-int8, tensorrt-int8)."""
+
+    per_channel: bool = True
+    reduce_range: bool = False
+    activations: str = "int8"  # "int16" (A16W8), or "dynamic" (ranges at run time; TFLite)
+    calibration: str = "minmax"  # "entropy" or "percentile"
+    keep_float: Sequence[str] = ()  # node names (or op types) left in float
+
+    def __post_init__(self):
+        if self.activations not in ("int8", "int16", "dynamic"):
+            raise UsageError(f"activations {self.activations!r}: expected int8, int16 or "
+                             "dynamic")
+        if self.calibration not in ("minmax", "entropy", "percentile"):
+            raise UsageError(f"calibration {self.calibration!r}: expected minmax, entropy or "
+                             "percentile")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    calib: Optional[Sequence[Path]] = None  # default: first half of the sample images
+    allow_low_fidelity: bool = False
+    search: bool = False
+    int8: Int8Options = field(default_factory=Int8Options)
+    latency_runs: int = 10
+    min_agreement: Optional[float] = None  # % symbols equal; default: by precision
+
+    def __post_init__(self):
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 100.0:
+            raise UsageError(f"--min-agreement {self.min_agreement:g}: expected a percentage "
+                             "from 0 to 100")
+
+
+def split_images(calib: Optional[Sequence[Path]]):
+    """(calibration images, evaluation images); they never overlap."""
+    samples = sample_images()
+    if calib:
+        names = {Path(p).resolve() for p in calib}
+        return list(calib), [p for p in samples if p.resolve() not in names]
+    half = len(samples) // 2
+    return samples[:half], samples[half:]
+
+
+class Reference:
+    """Torch fp32 symbols (and pre-rounding values, to spot .5 ties) on evaluation images."""
+
+    def __init__(self, bundle: Bundle, images: Sequence[Path]):
+        import torch  # host side: the reference is the torch fp32 head
+
+        from sc2deploy.export.heads import head_from_arrays
+
+        self.module = head_from_arrays(bundle.model["family"], bundle.torch_head_arrays())
+        pre = bundle.preprocessing()
+        self.inputs = [pre(p) for p in images]
+        with torch.no_grad():  # both heads' symbols are round(pre_round): run torch once
+            self.pre_round = [self.module.pre_round(torch.from_numpy(x)).numpy()
+                              for x in self.inputs]
+        self.symbols = [np.round(v) for v in self.pre_round]
+
+
+class StoredReference:
+    """The torch outputs stored at export (reference.npz), for hosts without torch."""
+
+    def __init__(self, bundle: Bundle):
+        names = bundle.manifest["reference"]["images"]
+        by_name = {p.name: p for p in sample_images()}
+        if not all(n in by_name for n in names):
+            raise UsageError("the bundle's reference images are not the bundled samples; "
+                             "verify needs torch (or --images with torch) for this bundle")
+        pre = bundle.preprocessing()
+        self.inputs = [pre(by_name[n]) for n in names]
+        stored = bundle.reference()["symbols"]
+        self.symbols = [stored[i:i + 1] for i in range(len(names))]
+        self.pre_round = None
+
+
+def evaluate(bundle: Bundle, target: Target, path: Path, reference: Reference,
+             latency_runs: int = 10) -> Dict:
+    """Agreement with the torch reference, rate change under the prior, latency p50."""
+    runner_cls = target.load("runner")
+    inp = bundle.model["input"]
+    with runner_cls(path, inp["shape"], inp["name"], 1) as runner:
+        symbols = [runner.infer(x) for x in reference.inputs]
+        times = []
+        for _ in range(latency_runs):
+            start = time.perf_counter()
+            runner.infer(reference.inputs[0])
+            times.append(time.perf_counter() - start)
+    stats = agreement(reference.symbols, symbols, reference.pre_round)
+    stats.update(images=len(symbols), latency_p50_ms=1e3 * float(np.median(times)),
+                 latency_threads=1, rate_change_pct=_rate_change(bundle, reference.symbols,
+                                                                 symbols))
+    return stats
+
+
+def _rate_change(bundle: Bundle, reference, candidate) -> Optional[float]:
+    prior = bundle.prior()
+    if prior is None:
+        return None
+    from sc2deploy.codec import LatentCodec
+
+    codec = LatentCodec(prior)
+    ref = sum(len(codec.encode(s[0])) for s in reference)
+    new = sum(len(codec.encode(s[0])) for s in candidate)
+    return 100.0 * (new - ref) / ref
+
+
+def threshold(target: Target, options: BuildOptions) -> float:
+    """Required % of symbols equal to torch: the option, else the precision's default."""
+    return options.min_agreement if options.min_agreement is not None else target.min_agreement
+
+
+def passes(target: Target, stats: Dict, options: BuildOptions) -> bool:
+    if target.precision == "fp32" and options.min_agreement is None:
+        return is_exact(stats)
+    return stats["agreement_pct"] >= threshold(target, options)
+
+
+def quantization(target: Target, recorded: Dict) -> Optional[str]:
+    """What an int8 artifact quantizes: 'A8W8', 'A16W8' (16-bit activations) or 'dynamic A8W8'."""
+    if target.precision != "int8":
+        return None
+    activations = recorded.get("activations", "int8")
+    return {"int16": "A16W8", "dynamic": "dynamic A8W8"}.get(activations, "A8W8")
+
+
+def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions) -> List[Dict]:
+    """Build and gate each target on its own; return one row per target (failed ones too).
+
+    Each target is one bundle transaction: it lands only when its gate passes,
+    so a failure (or Ctrl-C) leaves the bundle and every earlier artifact as they were.
+    """
+    bundle = Bundle.open(bundle_path)
+    ensure_writable(bundle.path, "bundle")
+    chosen = [get_target(n) for n in dict.fromkeys(names)]
+    for target in chosen:
+        missing = target.missing("build")
+        if missing:
+            raise UsageError(f"cannot build {target.name} here: {missing}")
+        if target.build_on == "device":
+            raise UsageError(f"{target.name} is built on the device: run there "
+                             f"`sc2deploy build-engine {bundle.path}`")
+    calib, evals = split_images(options.calib)
+    if not evals:
+        raise UsageError("no evaluation images left: --calib uses every sample image")
+    with step(f"torch fp32 reference on {len(evals)} evaluation images"):
+        reference = Reference(bundle, evals)
+    calibration = None
+    if any(t.needs_calibration for t in chosen):
+        pre = bundle.preprocessing()
+        calibration = [pre(p) for p in calib]
+    rows: List[Dict] = []
+    for target in chosen:
+        try:
+            rows.append(_build_one(bundle_path, target, options, calibration, reference))
+        except FidelityError as exc:
+            logger.error("  %s", exc)
+            rows.append({"target": target.name, "precision": target.precision,
+                         "passed": False, "error": str(exc), **exc.stats})
+        except KeyboardInterrupt:
+            kept = [r["target"] for r in rows if r["passed"]]
+            raise Interrupted(
+                f"interrupted while building {target.name}: the bundle is unchanged for it"
+                + (f"; kept: {', '.join(kept)}" if kept else "")) from None
+        except (Sc2DeployError, ValueError, RuntimeError) as exc:
+            logger.error("  %s: %s", target.name, exc)
+            rows.append({"target": target.name, "precision": target.precision,
+                         "passed": False, "error": str(exc)})
+    return rows
+
+
+def search_space(bundle: Bundle, target: Target) -> List[Int8Options]:
+    """int8 configurations tried by --search, from cheapest to most float."""
+    import onnx
+
+    if target.runtime == "litert":  # keep_float names encoder layers of the torch head
+        return [Int8Options(), Int8Options(keep_float=("0", "4")),
+                Int8Options(activations="dynamic")]
+    if target.name.startswith("tensorrt"):  # TensorRT: symmetric int8 activations only
+        return [Int8Options(), Int8Options(calibration="percentile")]
+
+    model = onnx.load(str(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])))
+    last_conv = [n.name for n in model.graph.node if n.op_type == "Conv"][-1:]
+    return [Int8Options(), Int8Options(calibration="percentile"),
+            Int8Options(reduce_range=True), Int8Options(keep_float=tuple(last_conv)),
+            Int8Options(activations="int16"), Int8Options(activations="int16", per_channel=False),
+            Int8Options(activations="int16", calibration="percentile"),
+            Int8Options(activations="int16", keep_float=tuple(last_conv))]
+
+
+def _search(txn: Transaction, target: Target, options, calibration, reference):
+    """Try each configuration; keep the fastest that passes the gate (else the most faithful).
+
+    Every candidate is built in its own staging folder; losers are removed at once.
+    """
+    from dataclasses import replace
+
+    builder = target.load("builder")
+    tried, best = [], None
+    for cfg in search_space(txn.bundle, target):
+        stage = txn.stage()
+        path, recorded = builder(txn.bundle, replace(options, int8=cfg), calibration, stage)
+        stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
+        ok = passes(target, stats, options)
+        tried.append({"options": recorded, "passed": ok, **stats})
+        logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%, p50 %6.1f ms%s",
+                    _describe(cfg), stats["agreement_pct"], stats["rate_change_pct"] or 0.0,
+                    stats["latency_p50_ms"], "  passes" if ok else "")
+        key = (ok, -stats["latency_p50_ms"] if ok else stats["agreement_pct"])
+        if best is None or key > best[0]:
+            if best is not None:
+                shutil.rmtree(best[1].parent)
+            best = (key, path, recorded, stats)
+        else:
+            shutil.rmtree(stage)
+    _, path, recorded, stats = best
+    return path, {**recorded, "search": tried}, stats
+
+
+def _describe(cfg: Int8Options) -> str:
+    parts = [f"act {cfg.activations}", "per-channel" if cfg.per_channel else "per-tensor",
+             cfg.calibration]
+    if cfg.reduce_range:
+        parts.append("reduce-range")
+    if cfg.keep_float:
+        parts.append("float: " + ",".join(cfg.keep_float))
+    return ", ".join(parts)
+
+
+def _refusal(target: Target, stats: Dict, options: BuildOptions, path: Path,
+             bundle: Bundle) -> str:
+    """Why the gate refused ``target``, what happened to the artifact, and what to try."""
+    what = (f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch fp32 "
+            f"reference, below the {threshold(target, options)} % required")
+    if bundle.path in path.parents and TXN_PREFIX not in str(path):
+        kept = f"{path.name} is the export's own and stays; {target.name} was not recorded"
+    else:
+        kept = "the new artifact was discarded; the bundle is unchanged"
+    hints = []
+    if target.precision == "int8" and not options.search:
+        hints.append("--search to try other int8 configurations")
+    hints.append("--allow-low-fidelity to keep it anyway")
+    return f"{what}; {kept} (try {', or '.join(hints)})"
+
+
+def _build_one(bundle_path: Path, target: Target, options, calibration, reference) -> Dict:
+    start = time.perf_counter()
+    bundle = Bundle.open(bundle_path)
+    with bundle.transaction() as txn, \
+            step(f"building {target.name} ({target.precision}, {target.runtime})"):
+        if options.search and target.precision == "int8":
+            path, recorded, stats = _search(txn, target, options, calibration, reference)
+        else:
+            path, recorded = target.load("builder")(bundle, options, calibration, txn.stage())
+            stats = evaluate(bundle, target, path, reference, options.latency_runs)
+        seconds = time.perf_counter() - start
+        ok = passes(target, stats, options)
+        logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%, "
+                    "p50 %.1f ms, %.1f KiB, %.1f s", target.name, stats["agreement_pct"],
+                    stats["ties"], stats["within_one_pct"], stats["rate_change_pct"] or 0.0,
+                    stats["latency_p50_ms"], path.stat().st_size / 1024, seconds)
+        if not ok and not options.allow_low_fidelity:
+            raise FidelityError(_refusal(target, stats, options, path, bundle), stats)
+        scheme = quantization(target, recorded)
+        txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
+                         runtime=target.runtime, options=recorded, fidelity=stats,
+                         gate={"min_agreement_pct": threshold(target, options), "passed": ok},
+                         build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
+                                "sc2deploy": __version__},
+                         **({"quantization": scheme} if scheme else {}))
+        txn.commit()
+    return {"target": target.name, "passed": ok, "file": path.name,
+            "precision": target.precision, "quantization": scheme, **stats}
+
+
+def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None) -> List[Dict]:
+    """Side-by-side fidelity of every artifact in the bundle (fresh measurement)."""
+    from sc2deploy.targets.registry import targets
+
+    bundle = Bundle.open(bundle_path)
+    if importlib.util.find_spec("torch") is not None:
+        reference = Reference(bundle, images or split_images(None)[1])
+    elif images is None:
+        reference = StoredReference(bundle)
+    else:
+        raise UsageError("verify --images needs torch for the reference; without torch, verify "
+                         "uses the torch outputs stored in the bundle (omit --images)")
+    known = targets()
+    rows = []
+    for name in bundle.manifest.get("artifacts", {}):
+        target = known.get(name)
+        if target is None or target.missing("run"):
+            rows.append({"target": name, "skipped": "cannot run here"})
+            continue
+        entry = bundle.manifest["artifacts"][name]
+        rows.append({"target": name, "precision": entry.get("precision", target.precision),
+                     "quantization": entry.get("quantization"),
+                     **evaluate(bundle, target, bundle.file(entry["file"]), reference)})
+    return rows
+
+
+def format_table(rows: List[Dict]) -> str:
+    """One line per target: precision (with the int8 scheme), agreement, rate, latency, verdict."""
+    lines = [f"{'target':<14} {'precision':<13} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
+             f"{'rate Δ %':>9} {'p50 ms':>8}  result"]
+    for r in rows:
+        precision = r.get("precision", "")
+        if r.get("quantization"):
+            precision = f"{precision} {r['quantization']}".strip()
+        if "skipped" in r:
+            lines.append(f"{r['target']:<14} {precision:<13} skipped: {r['skipped']}")
+            continue
+        if "agreement_pct" not in r:
+            lines.append(f"{r['target']:<14} {precision:<13} FAILED: {r.get('error', '')}")
+            continue
+        rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
+        verdict = "" if "passed" not in r else ("passed" if r["passed"] else "FAILED")
+        lines.append(f"{r['target']:<14} {precision:<13} {r['agreement_pct']:>10.4f} "
+                     f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9} "
+                     f"{r['latency_p50_ms']:>8.1f}  {verdict}")
+    return "\n".join(lines)
+
+
+def to_json(rows: List[Dict]) -> str:
+    return json.dumps(rows, indent=2)

@@ -1,0 +1,6 @@
+"""Room ``report``: reports from results (tables, plots, Markdown/HTML/CSV) and summaries.
+
+Also the human description of a bundle (``info``). matplotlib is imported only where
+plots are drawn. May import: core, ``results``, ``measure`` (labels of energy models
+and links); never ``export``, ``builders`` or ``orchestrate``.
+"""

@@ -1,0 +1,226 @@
+"""Shared pieces of the profiling report: names, formats, energy labels, end-to-end bars."""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from sc2deploy.measure.energy_models import PROFILES, host_name
+
+
+PARTIAL = "partial (interrupted)"
+NO_ENERGY = "no energy data"
+PLOTS = {"end_to_end": "latency_end_to_end.png", "stages": "latency_stages.png",
+         "energy": "energy_per_image.png", "pareto": "bytes_vs_latency.png"}
+STAGE_ORDER = ("load", "preprocess", "head", "code", "decode", "decoder")
+COLORS = {"device": "#4C72B0", "link": "#DD8452", "server": "#55A868"}
+PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3",
+           "#8C8C8C", "#CCB974", "#64B5CD")
+DASH = "—"
+
+
+# ---------------------------------------------------------------- names and numbers
+
+def names(docs: Sequence[dict]) -> List[str]:
+    """One unique display name per result: its label (``#2``… on repeats), flagged if partial."""
+    seen: Dict[str, int] = {}
+    out = []
+    for doc in docs:
+        label = doc["label"]
+        seen[label] = seen.get(label, 0) + 1
+        name = label if seen[label] == 1 else f"{label} #{seen[label]}"
+        out.append(name if doc["complete"] else f"{name} [{PARTIAL}]")
+    return out
+
+
+def fmt_num(value: Optional[float], unit: str = "") -> str:
+    """A number with about three significant digits (``—`` for None)."""
+    if value is None:
+        return DASH
+    v = float(value)
+    if v == 0:
+        text = "0"
+    elif abs(v) >= 100:
+        text = f"{v:,.0f}"
+    elif abs(v) >= 10:
+        text = f"{v:.1f}"
+    elif abs(v) >= 1:
+        text = f"{v:.2f}"
+    else:
+        text = f"{v:.3g}"
+    return f"{text} {unit}".rstrip()
+
+
+def fmt_int(value: Optional[float]) -> str:
+    return DASH if value is None else f"{float(value):,.0f}"
+
+
+def cell_text(value) -> str:
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def dig(doc: dict, *keys, default=None):
+    """doc[k1][k2]... or ``default`` when a level is missing or null."""
+    for key in keys:
+        if not isinstance(doc, dict) or doc.get(key) is None:
+            return default
+        doc = doc[key]
+    return doc
+
+
+def stage_names(doc: dict) -> List[str]:
+    stages = [s for s in STAGE_ORDER if s in doc["latency_ms"]]
+    stages += sorted(s for s in doc["latency_ms"] if s not in STAGE_ORDER and s != "total")
+    return stages + ["total"]
+
+
+def all_stages(docs: Sequence[dict]) -> List[str]:
+    stages: List[str] = []
+    for doc in docs:
+        stages += [s for s in stage_names(doc) if s not in stages and s != "total"]
+    known = [s for s in STAGE_ORDER if s in stages]
+    return known + [s for s in stages if s not in known] + ["total"]
+
+
+def device_key(doc: dict) -> str:
+    cond = doc.get("conditions") or {}
+    return str(cond.get("device_model") or cond.get("hostname") or cond.get("cpu") or "device")
+
+
+def energy_kind_of(doc: dict) -> str:
+    """'measured', 'modeled' or 'none' (no energy block or no J/image)."""
+    energy = doc.get("energy")
+    if not energy or energy.get("joules_per_image") is None:
+        return "none"
+    return energy["kind"]
+
+
+def host_timed_on(doc: dict) -> Optional[str]:
+    """The CPU whose time modeled energy multiplied when that machine is not the profile's
+    device (``--model-host-time``), else None. Schema 1 files predate the field: there it is
+    inferred from the recorded device model and the profile's device."""
+    energy = doc.get("energy") or {}
+    if energy.get("kind") != "modeled":
+        return None
+    if "host_timed_on" in energy:
+        return energy["host_timed_on"]
+    source = energy.get("source") or ""
+    profile = PROFILES.get(source[len("model:"):]) if source.startswith("model:") else None
+    cond = doc.get("conditions") or {}
+    if profile is None or profile.matches(cond.get("device_model")):
+        return None
+    return host_name(cond.get("cpu"), cond.get("machine"))
+
+
+def modeled_tag(doc: dict) -> str:
+    """'modeled', or 'modeled, host-timed on CPU' when the time is not the device's."""
+    host = host_timed_on(doc)
+    return "modeled" if host is None else f"modeled, host-timed on {host}"
+
+
+def energy_label_of(doc: dict) -> str:
+    """'measured (rapl)', 'modeled (rpi4)', 'modeled (rpi4, host-timed on CPU)' or
+    'no energy data'."""
+    kind = energy_kind_of(doc)
+    if kind == "none":
+        return NO_ENERGY
+    source = doc["energy"].get("source") or "unknown source"
+    if kind == "modeled" and source.startswith("model:"):
+        source = source[len("model:"):]
+    host = host_timed_on(doc) if kind == "modeled" else None
+    where = "" if host is None else f", host-timed on {host}"
+    return f"{kind} ({source}{where})"
+
+
+def energy_ci95(doc: dict) -> Optional[List[float]]:
+    """The 95 % CI of measured J/image; None for modeled energy, whose spread is only that of
+    the time (schema 1 files stored one), and where there is none."""
+    if energy_kind_of(doc) != "measured":
+        return None
+    return dig(doc, "energy", "joules_per_image", "ci95")
+
+
+def server_time_ms(doc: dict) -> Optional[float]:
+    e2e = doc.get("end_to_end_ms")
+    if e2e and e2e.get("server") is not None:
+        return e2e["server"]
+    return dig(doc, "server_ms", "ms")
+
+
+@dataclass
+class Bar:
+    """One stacked end-to-end bar: a result or an input-compression baseline."""
+
+    short: str
+    device: float
+    link: float
+    server: float
+    link_name: Optional[str]
+    server_source: Optional[str]  # "measured", "given", "assumed = result's", None: 0
+    baseline: bool = False
+    partial: bool = False
+    context: str = ""  # baselines: link and device
+
+    @property
+    def has_server(self) -> bool:
+        return self.server_source is not None
+
+    @property
+    def name(self) -> str:
+        return f"{self.short} ({self.context})" if self.context else self.short
+
+    @property
+    def notes(self) -> List[str]:
+        notes = [self.context] if self.context else []
+        if not self.link_name and not self.baseline:
+            notes.append("no link")
+        if not self.has_server:
+            notes.append("no server time: 0 ms")
+        return notes
+
+
+def end_to_end_bars(docs: Sequence[dict]) -> List[Bar]:
+    """Device results, then each distinct baseline (name, link, device) once."""
+    bars, seen = [], set()
+    for doc, name in zip(docs, names(docs)):
+        if doc["kind"] != "device":
+            continue
+        e2e = doc.get("end_to_end_ms") or {}
+        server = server_time_ms(doc)
+        link_name = dig(doc, "link", "name")
+        source = dig(doc, "server_ms", "source", default="given") if server is not None else None
+        bars.append(Bar(name, e2e.get("device", doc["latency_ms"]["total"]["p50"]),
+                         e2e.get("link", 0.0) if link_name else 0.0, server or 0.0, link_name,
+                         source, partial=not doc["complete"]))
+    devices = {device_key(d) for d in docs if d.get("baselines")}
+    for doc in docs:
+        for base in doc.get("baselines") or []:
+            link_name = dig(doc, "link", "name") if base["link_ms"] is not None else None
+            key = (base["name"], link_name, device_key(doc))
+            if key in seen:
+                continue
+            seen.add(key)
+            where = f", {device_key(doc)}" if len(devices) > 1 else ""
+            server = server_time_ms(doc)
+            bars.append(Bar(f"baseline {base['name']}", base["encode_ms_p50"],
+                             base["link_ms"] or 0.0, server or 0.0, link_name,
+                             "assumed = result's" if server is not None else None,
+                             baseline=True, context=f"{link_name or 'no link'}{where}"))
+    return bars
+
+
+def baseline_rows(docs: Sequence[dict]) -> List[Tuple[dict, dict, str]]:
+    """(baseline, its result, result name), one per distinct (name, device)."""
+    out, seen = [], set()
+    for doc, name in zip(docs, names(docs)):
+        for base in doc.get("baselines") or []:
+            key = (base["name"], device_key(doc))
+            if key not in seen:
+                seen.add(key)
+                out.append((base, doc, name))
+    return out
+
+
+# ---------------------------------------------------------------- plots

@@ -1,0 +1,32 @@
+"""A short human summary of a results document, printed by the CLI."""
+
+from sc2deploy.report.data import host_timed_on
+
+
+def format_profile(doc: dict) -> str:
+    """A short human summary of a results document."""
+    lat = doc["latency_ms"]
+    lines = [f"{doc['label']}: {doc['runs']['measured']} images"
+             + ("" if doc["complete"] else " (PARTIAL: interrupted)")]
+    for stage, s in lat.items():
+        lines.append(f"  {stage:<10} p50 {s['p50']:8.2f} ms  p90 {s['p90']:8.2f}  "
+                     f"p99 {s['p99']:8.2f}  mean {s['mean']:8.2f} ± {s['std']:.2f}")
+    if doc["kind"] == "device":
+        lines.append(f"  bytes      mean {doc['bytes']['mean']:.0f}  p99 {doc['bytes']['p99']:.0f}"
+                     f"   peak RSS {doc['memory']['peak_rss_mb']:.0f} MB")
+        energy = doc["energy"]
+        jpi = energy.get("joules_per_image")
+        if jpi:
+            host = host_timed_on(doc)
+            lines.append(f"  energy     {jpi['total'] * 1e3:.1f} mJ/image ({energy['kind']}, "
+                         f"{energy['source']}"
+                         + ("" if host is None else f", host-timed on {host}") + ")")
+        else:
+            why = "; ".join(energy["unavailable"].values()) or "off"
+            lines.append(f"  energy     none ({why})")
+        if doc.get("end_to_end_ms"):
+            e2e = doc["end_to_end_ms"]
+            lines.append(f"  end-to-end {e2e['total']:.1f} ms = device {e2e['device']:.1f} + "
+                         f"link {e2e['link']:.1f} + server {e2e['server'] or 0:.1f}"
+                         + ("" if e2e["server"] is not None else " (no server time given)"))
+    return "\n".join(lines)

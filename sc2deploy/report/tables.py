@@ -1,0 +1,250 @@
+"""The report's tables (rows for Markdown and HTML) and its CSV."""
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from sc2deploy.report.data import (DASH, PARTIAL, all_stages, baseline_rows, cell_text,
+                                             device_key, dig, end_to_end_bars, energy_ci95,
+                                             energy_kind_of, energy_label_of, fmt_int, fmt_num,
+                                             host_timed_on, modeled_tag, names, server_time_ms,
+                                             stage_names)
+from sc2deploy.results.schema import pareto_front
+
+
+@dataclass
+class Table:
+    """A table shared by the Markdown and HTML renderers (cells are plain text)."""
+
+    headers: List[str]
+    rows: List[List[str]] = field(default_factory=list)
+    partial: List[bool] = field(default_factory=list)
+
+    def add(self, cells: Sequence, partial: bool = False) -> None:
+        self.rows.append([cell_text(c) for c in cells])
+        self.partial.append(partial)
+
+
+def overview_table(docs: Sequence[dict]) -> Table:
+    t = Table(["configuration", "status", "kind", "model", "target", "precision", "coder",
+               "threads", "device", "images measured", "stopped by"])
+    for doc, name in zip(docs, names(docs)):
+        t.add([name, "complete" if doc["complete"] else PARTIAL, doc["kind"],
+               doc["bundle"]["model"], doc.get("target"), doc.get("precision"), doc["coder"],
+               doc.get("threads", None) or "default", device_key(doc), doc["runs"]["measured"],
+               doc["runs"]["stop"]], not doc["complete"])
+    return t
+
+
+def latency_table(docs: Sequence[dict]) -> Table:
+    t = Table(["configuration", "stage", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "max ms"])
+    for doc, name in zip(docs, names(docs)):
+        for stage in stage_names(doc):
+            s = doc["latency_ms"][stage]
+            t.add([name, stage, fmt_int(s["n"])] + [fmt_num(s[k]) for k in
+                                                 ("p50", "p90", "p99", "mean", "max")],
+                  not doc["complete"])
+    return t
+
+
+def resources_table(docs: Sequence[dict]) -> Table:
+    t = Table(["configuration", "throughput img/s", "CPU %", "peak RSS MB", "RSS growth MB"])
+    for doc, name in zip(docs, names(docs)):
+        memory = doc.get("memory") or {}
+        t.add([name, fmt_num(doc.get("throughput_ips")), fmt_num(doc.get("cpu_percent")),
+               fmt_num(memory.get("peak_rss_mb")), fmt_num(memory.get("rss_growth_mb"))],
+              not doc["complete"])
+    return t
+
+
+def bytes_table(docs: Sequence[dict]) -> Table:
+    t = Table(["configuration", "mean B", "p50 B", "p99 B", "min B", "max B", "latent shape",
+               "bits / latent element", "bits / input pixel"])
+    for doc, name in zip(docs, names(docs)):
+        b = doc.get("bytes")
+        if not b:
+            continue
+        latent = math.prod(doc["bundle"]["latent_shape"])
+        h, w = doc["bundle"]["input_shape"][2:]
+        t.add([name] + [fmt_int(b[k]) for k in ("mean", "p50", "p99", "min", "max")] +
+              ["×".join(map(str, doc["bundle"]["latent_shape"])),
+               fmt_num(8 * b["mean"] / latent) if latent else DASH,
+               fmt_num(8 * b["mean"] / (h * w)) if h * w else DASH], not doc["complete"])
+    return t
+
+
+def pareto_table(docs: Sequence[dict]) -> Table:
+    """Every device result with its place relative to the bytes / device-latency front."""
+    t = Table(["configuration", "target", "device p50 ms", "mean B", "J / image",
+               "on the Pareto front"])
+    device = [(d, n) for d, n in zip(docs, names(docs)) if d["kind"] == "device"]
+    points = [(d["latency_ms"]["total"]["p50"], d["bytes"]["mean"]) for d, _ in device]
+    front = set(pareto_front(points))
+    order = sorted(range(len(device)), key=lambda i: (i not in front, points[i]))
+    for i in order:
+        doc, name = device[i]
+        joules = dig(doc, "energy", "joules_per_image", "total")
+        kind = energy_kind_of(doc)
+        tag = modeled_tag(doc) if kind == "modeled" else kind
+        t.add([name, doc.get("target"), fmt_num(points[i][0]), fmt_int(points[i][1]),
+               _with(fmt_num(joules), f" ({tag})") if joules is not None else DASH,
+               "yes" if i in front else "no"], not doc["complete"])
+    return t
+
+
+def baselines_table(docs: Sequence[dict]) -> Table:
+    t = Table(["baseline", "measured with", "mean B", "encode p50 ms", "link", "link ms"])
+    for base, doc, name in baseline_rows(docs):
+        t.add([base["name"], name, fmt_int(base["bytes_mean"]), fmt_num(base["encode_ms_p50"]),
+               dig(doc, "link", "name") if base["link_ms"] is not None else None,
+               fmt_num(base["link_ms"])], not doc["complete"])
+    return t
+
+
+def _with(text: str, suffix: str) -> str:
+    return text if text == DASH else text + suffix
+
+
+def energy_table(docs: Sequence[dict]) -> Table:
+    """Modeled numbers carry their tag in every cell and never a confidence interval."""
+    t = Table(["configuration", "energy", "J/image total", "J/image dynamic",
+               "95 % CI (J, measured only)", "repeats", "mean W", "idle W",
+               "radio J/image (link model)"])
+    for doc, name in zip(docs, names(docs)):
+        kind = energy_kind_of(doc)
+        j = dig(doc, "energy", "joules_per_image") or {}
+        suffix = f" ({modeled_tag(doc)})" if kind == "modeled" else ""
+        watts_suffix = " (modeled)" if kind == "modeled" else ""  # the profile's, not timed
+        ci = energy_ci95(doc)
+        t.add([name, energy_label_of(doc),
+               f"{j['total']:.4g}{suffix}" if kind != "none" else DASH,
+               f"{j['dynamic']:.4g}{suffix}" if kind != "none" and j.get("dynamic") is not None
+               else DASH,
+               "none: modeled" if kind == "modeled" else
+               f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else DASH,
+               j.get("repeats") if kind != "none" else None,
+               _with(fmt_num(dig(doc, "energy", "mean_watts")), watts_suffix),
+               _with(fmt_num(dig(doc, "energy", "idle_watts")), watts_suffix),
+               (f"{doc['link']['radio_joules_per_image']:.4g} (modeled)"
+                if dig(doc, "link", "radio_joules_per_image") is not None else None)],
+              not doc["complete"])
+    return t
+
+
+def end_to_end_table(docs: Sequence[dict]) -> Table:
+    t = Table(["configuration", "device ms", "link", "link ms", "server ms", "total ms"])
+    for bar in end_to_end_bars(docs):
+        server_text = (f"{fmt_num(bar.server)} ({bar.server_source})" if bar.has_server
+                       else "0 (none given)")
+        t.add([bar.name, fmt_num(bar.device), bar.link_name or "no link",
+               fmt_num(bar.link) if bar.link_name else DASH, server_text,
+               fmt_num(bar.device + bar.link + bar.server)], bar.partial)
+    return t
+
+
+def _temps(doc: dict, when: str) -> Optional[str]:
+    temps = dig(doc, "conditions", "temperatures_c", when)
+    if not isinstance(temps, dict):
+        return None
+    values = [v for v in temps.values() if isinstance(v, (int, float))]
+    return f"{max(values):.0f}" if values else None
+
+
+def device_conditions_table(docs: Sequence[dict]) -> Table:
+    t = Table(["configuration", "device model", "CPU", "machine", "cores", "governor",
+               "nvpmodel", "jetson_clocks", "throttled", "max °C before → after", "hostname"])
+    for doc, name in zip(docs, names(docs)):
+        c = doc.get("conditions") or {}
+        before, after = _temps(doc, "before"), _temps(doc, "after")
+        t.add([name, c.get("device_model"), c.get("cpu"), c.get("machine"), c.get("cores"),
+               c.get("governor"), c.get("nvpmodel"), c.get("jetson_clocks"), c.get("throttled"),
+               f"{before or DASH} → {after or DASH}" if before or after else None,
+               c.get("hostname")], not doc["complete"])
+    return t
+
+
+def run_conditions_table(docs: Sequence[dict]) -> Table:
+    t = Table(["configuration", "runtime", "threads", "coder", "runs (warmup / measured / images)",
+               "energy source", "energy detail", "link (source)", "server time from",
+               "sc2deploy", "created (UTC)"])
+    for doc, name in zip(docs, names(docs)):
+        runs = doc["runs"]
+        energy = doc.get("energy") or {}
+        detail = energy.get("detail")
+        rate = energy.get("sample_rate_hz")
+        if rate:
+            detail = f"{detail or ''}; {rate:.0f} Hz".lstrip("; ")
+        link = doc.get("link")
+        server = doc.get("server_ms")
+        t.add([name, doc.get("runtime"), doc.get("threads") or "default", doc["coder"],
+               f"{runs['warmup']} / {runs['measured']} / {runs['image_files']}",
+               energy_label_of(doc), detail,
+               f"{link['name']} ({link['source']})" if link else None,
+               f"{server['source']}: {server['from']}" if server else None,
+               dig(doc, "conditions", "packages", "sc2deploy"), doc["created_utc"]],
+              not doc["complete"])
+    return t
+
+
+# ---------------------------------------------------------------- CSV
+
+def csv_rows(docs: Sequence[dict]) -> Tuple[List[str], List[Dict[str, object]]]:
+    """Column names and one row per result (raw numbers, empty cells for missing values)."""
+    stages = [s for s in all_stages(docs) if s != "total"]
+    columns = ["label", "kind", "target", "precision", "runtime", "coder", "threads",
+               "device_model"]
+    for s in stages:
+        columns += [f"{s}_p50_ms", f"{s}_p99_ms"]
+    columns += ["total_mean_ms", "total_p50_ms", "total_p99_ms", "throughput_ips",
+                "bytes_mean", "bytes_p50", "bytes_p99", "energy_kind", "energy_source",
+                "energy_label", "energy_host_timed_on", "energy_j_per_image_total",
+                "energy_j_per_image_dynamic",
+                "energy_j_per_image_ci95_lo", "energy_j_per_image_ci95_hi", "link_name",
+                "link_delay_ms_mean", "server_ms", "end_to_end_ms_total", "peak_rss_mb",
+                "complete", "status"]
+    rows = []
+    for doc in docs:
+        lat = doc["latency_ms"]
+        energy = doc.get("energy") or {}
+        j = energy.get("joules_per_image") or {}
+        ci = energy_ci95(doc) or [None, None]
+        row = {"label": doc["label"], "kind": doc["kind"], "target": doc.get("target"),
+               "precision": doc.get("precision"), "runtime": doc.get("runtime"),
+               "coder": doc["coder"], "threads": doc.get("threads"),
+               "device_model": dig(doc, "conditions", "device_model")}
+        for s in stages:
+            row[f"{s}_p50_ms"] = dig(lat, s, "p50")
+            row[f"{s}_p99_ms"] = dig(lat, s, "p99")
+        row.update({
+            "total_mean_ms": lat["total"]["mean"], "total_p50_ms": lat["total"]["p50"],
+            "total_p99_ms": lat["total"]["p99"], "throughput_ips": doc.get("throughput_ips"),
+            "bytes_mean": dig(doc, "bytes", "mean"), "bytes_p50": dig(doc, "bytes", "p50"),
+            "bytes_p99": dig(doc, "bytes", "p99"),
+            "energy_kind": energy.get("kind", "none") if j else "none",
+            "energy_source": energy.get("source"),
+            "energy_label": energy_label_of(doc), "energy_host_timed_on": host_timed_on(doc),
+            "energy_j_per_image_total": j.get("total"),
+            "energy_j_per_image_dynamic": j.get("dynamic"), "energy_j_per_image_ci95_lo": ci[0],
+            "energy_j_per_image_ci95_hi": ci[1], "link_name": dig(doc, "link", "name"),
+            "link_delay_ms_mean": dig(doc, "link", "delay_ms", "mean"),
+            "server_ms": server_time_ms(doc),
+            "end_to_end_ms_total": dig(doc, "end_to_end_ms", "total"),
+            "peak_rss_mb": dig(doc, "memory", "peak_rss_mb"),
+            "complete": "true" if doc["complete"] else "false",
+            "status": "complete" if doc["complete"] else PARTIAL})
+        rows.append({k: "" if v is None else v for k, v in row.items()})
+    return columns, rows
+
+
+def write_csv(docs: Sequence[dict], path: Union[str, Path]) -> Path:
+    columns, rows = csv_rows(docs)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- documents

@@ -1,0 +1,80 @@
+"""TensorRT: the host half is real (Q/DQ graph checked in onnxruntime); the device half skips."""
+
+import importlib.util
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from sc2deploy.bundle import Bundle
+from sc2deploy.errors import UsageError
+from sc2deploy.targets import get_target
+from sc2deploy.builders.build import BuildOptions, build_targets
+from sc2deploy.builders.tensorrt import build_engine, tensorrt_problems
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def trt_bundle(demo_bundle, tmp_path_factory):
+    dst = tmp_path_factory.mktemp("trt") / "bundle"
+    shutil.copytree(demo_bundle.path, dst)
+    build_targets(dst, ["tensorrt-fp16", "tensorrt-int8"], BuildOptions(latency_runs=1))
+    return Bundle.open(dst)
+
+
+def test_int8_qdq_graph_is_tensorrt_ready(trt_bundle):
+    entry = trt_bundle.manifest["artifacts"]["tensorrt-int8"]
+    assert entry["fidelity"]["agreement_pct"] >= 99.0
+    assert "--int8" in entry["options"]["recipe"]["trtexec"]
+    path = trt_bundle.file(entry["file"])
+    assert tensorrt_problems(path) == []
+    model = onnx.load(str(path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq) >= 10
+    for node in qdq:
+        zero = inits[node.input[2]]
+        assert zero.dtype == np.int8 and not zero.any()
+
+
+def test_checker_names_what_tensorrt_refuses(trt_bundle, tmp_path):
+    model = onnx.load(str(trt_bundle.file(trt_bundle.manifest["artifacts"]["tensorrt-int8"]["file"])))
+    for init in model.graph.initializer:
+        if init.data_type == onnx.TensorProto.INT8 and init.dims == []:
+            init.CopyFrom(numpy_helper.from_array(np.array(3, np.int8), init.name))
+            break
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    assert any("zero point must be int8 0" in p for p in tensorrt_problems(path))
+
+
+def test_fp16_recipe(trt_bundle):
+    entry = trt_bundle.manifest["artifacts"]["tensorrt-fp16"]
+    assert entry["options"]["recipe"]["flags"] == ["--fp16"]
+    assert "measured on the device" in entry["options"]["host_check"]
+
+
+def test_engine_targets_are_built_on_the_device():
+    target = get_target("tensorrt-int8-engine")
+    assert target.build_on == "device" and target.runtime == "tensorrt"
+
+
+@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed: the device test below runs")
+def test_build_engine_without_tensorrt_says_where_to_run(trt_bundle):
+    with pytest.raises(UsageError, match="TensorRT is not installed: run build-engine on the "
+                                         "Jetson"):
+        build_engine(trt_bundle.path, "int8")
+
+
+@pytest.mark.skipif(not HAS_TENSORRT, reason="no TensorRT here (needs a Jetson with JetPack)")
+def test_build_engine_on_device(trt_bundle):
+    from sc2deploy.targets import load_runner
+
+    engine = build_engine(trt_bundle.path, "int8")
+    bundle = Bundle.open(trt_bundle.path)
+    assert engine.is_file() and "tensorrt-int8-engine" in bundle.manifest["artifacts"]
+    with load_runner(bundle, "tensorrt-int8-engine") as runner:
+        assert runner.infer(np.zeros((1, 3, 224, 224), np.float32)).shape == (1, 24, 55, 55)

@@ -1,0 +1,67 @@
+"""TFLite targets: converted with litert-torch, run with LiteRT, gated like every target."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from symbols import assert_same_symbols
+
+from sc2deploy.bundle import Bundle
+from sc2deploy.targets import get_target, load_runner
+from sc2deploy.builders.build import BuildOptions, Int8Options, build_targets
+
+pytestmark = pytest.mark.skipif(get_target("tflite").missing("build") is not None,
+                                reason="litert-torch is not installed (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def tflite_bundle(demo_bundle, tmp_path_factory):
+    dst = tmp_path_factory.mktemp("tflite") / "bundle"
+    shutil.copytree(demo_bundle.path, dst)
+    return dst
+
+
+def _pre_round(bundle, x):
+    import torch
+
+    from sc2deploy.export.heads import head_from_arrays
+
+    module = head_from_arrays("fp", bundle.torch_head_arrays())
+    with torch.no_grad():
+        return module.pre_round(torch.from_numpy(x)).numpy()
+
+
+def test_fp32_and_fp16(tflite_bundle):
+    rows = {r["target"]: r for r in build_targets(tflite_bundle, ["tflite", "tflite-fp16"],
+                                                   BuildOptions(latency_runs=2))}
+    assert rows["tflite"]["passed"] and rows["tflite"]["mismatches"] == rows["tflite"]["ties"]
+    assert rows["tflite-fp16"]["agreement_pct"] >= 99.9
+    bundle = Bundle.open(tflite_bundle)
+    assert bundle.manifest["artifacts"]["tflite"]["runtime"] == "litert"
+    from sc2deploy.preprocess import sample_images
+
+    x = bundle.preprocessing()(sample_images()[-1])
+    with load_runner(bundle, "tflite", threads=2) as runner:
+        symbols = runner.infer(x)
+    assert symbols.shape == (1, 24, 55, 55) and symbols.dtype == np.int32
+    assert_same_symbols([bundle.reference()["symbols"][-1:]], [symbols], [_pre_round(bundle, x)])
+
+
+def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
+    static = BuildOptions(latency_runs=1, allow_low_fidelity=True)
+    row = build_targets(tflite_bundle, ["tflite-int8"], static)[0]
+    assert 90 < row["agreement_pct"] < 100 and row["within_one_pct"] > 99.9
+    bundle = Bundle.open(tflite_bundle)
+    with load_runner(bundle, "tflite-int8") as runner:
+        assert np.dtype(runner._input["dtype"]) == np.int8  # the runner quantizes the input
+        assert runner.infer(np.zeros((1, 3, 224, 224), np.float32)).dtype == np.int32
+    dynamic = BuildOptions(latency_runs=1, int8=Int8Options(activations="dynamic"))
+    row = build_targets(tflite_bundle, ["tflite-int8"], dynamic)[0]
+    assert row["passed"] and row["agreement_pct"] >= 99.0
+    row, = build_targets(tflite_bundle, ["tflite-int8"],
+                         BuildOptions(int8=Int8Options(activations="int16")))
+    assert not row["passed"] and "not int16" in row["error"]
+    entry = Bundle.open(tflite_bundle).manifest["artifacts"]["tflite-int8"]
+    assert entry["quantization"] == "dynamic A8W8"  # the dynamic build above is kept
+    assert entry["options"]["quantizer"] == "pt2e symmetric, dynamic activations"

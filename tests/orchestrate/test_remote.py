@@ -1,0 +1,385 @@
+"""Remote profiling over a real OpenSSH server on 127.0.0.1 (no mocks of ssh).
+
+The fixture starts ``sshd -D`` with its own host key, user key and config in a temporary folder;
+the "device" is this machine, its Python is this venv's (or a stub that behaves like a broken
+or slow device). Skipped, with the reason, when sshd is missing or cannot start.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sc2deploy.errors import RemoteError, UsageError
+from sc2deploy.orchestrate.remote import parse_destination, profile_remote
+
+SSHD = "/usr/sbin/sshd"
+
+# A stand-in for the device's Python: real `--version`, and a `profile` whose behavior the
+# test picks with `--stub MODE` (complete, incomplete, partial, fail, sleep).
+STUB = r'''#!{python}
+import json, os, sys, time
+args = sys.argv[1:]
+if args[:3] != ["-m", "sc2deploy", "profile"]:
+    os.execv({python!r}, [{python!r}, *args])
+value = lambda flag: args[args.index(flag) + 1]
+mode, out = value("--stub"), value("-o")
+bundle, images = args[3], value("--images")
+seen = {{"bundle_files": sorted(os.listdir(bundle)), "images": sorted(os.listdir(images)),
+        "args": args}}
+def write(complete):
+    with open(out, "w") as f:
+        json.dump({{"complete": complete, **seen}}, f)
+if mode == "complete":
+    print("stub: measured on the device")
+    print("stub: progress", file=sys.stderr)
+    write(True)
+elif mode == "incomplete":
+    write(False)
+elif mode == "partial":
+    write(False)
+    sys.exit(130)
+elif mode == "fail":
+    print("stub: unknown target 'no-such-target'", file=sys.stderr)
+    sys.exit(3)
+elif mode == "sleep":
+    with open({pidfile!r}, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        time.sleep(120)
+    except KeyboardInterrupt:
+        write(False)
+        sys.exit(130)
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sc2deploy-test",
+                    "-f", str(path)], check=True, capture_output=True)
+    return path
+
+
+def _stopped(pid: int, wait_s: float = 10) -> bool:
+    """Whether ``pid`` is gone or a zombie (the container's init may reap it late)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class Device:
+    """What the tests need to reach the sshd fixture."""
+
+    def __init__(self, root: Path, port: int, key: Path):
+        self.root, self.port, self.key = root, port, key
+        self.tmp = root / "remote-tmp"  # the device's TMPDIR: mktemp folders appear here
+        self.user = os.environ.get("USER") or __import__("getpass").getuser()
+        self.destination = f"{self.user}@127.0.0.1"
+
+    def options(self, key: Path = None):
+        return ["-F", str(self.root / "ssh_config"), "-i", str(key or self.key),
+                "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={self.root / 'known_hosts'}",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=accept-new",
+                "-o", f"SetEnv=TMPDIR={self.tmp}",
+                "-o", "KexAlgorithms=curve25519-sha256"]  # faster than the default on 2 busy cores
+
+    def leftovers(self):
+        """profile_remote's folders still on the device (login scripts may add other files)."""
+        return sorted(p.name for p in self.tmp.glob("sc2deploy-profile.*"))
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory):
+    if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
+        pytest.skip(f"{SSHD} or ssh-keygen is missing: apt-get install openssh-server")
+    root = tmp_path_factory.mktemp("sshd")
+    host_key, user_key = _keygen(root / "host_ed25519"), _keygen(root / "user_ed25519")
+    (root / "authorized_keys").write_text((root / "user_ed25519.pub").read_text())
+    (root / "ssh_config").write_text("")
+    (root / "remote-tmp").mkdir()
+    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    port = _free_port()
+    lines = [f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+             f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {root / 'authorized_keys'}",
+             "PubkeyAuthentication yes", "PasswordAuthentication no",
+             "KbdInteractiveAuthentication no", "PermitRootLogin yes", "StrictModes no",
+             "UsePAM no", "AcceptEnv TMPDIR", "Subsystem sftp internal-sftp",
+             "PerSourcePenalties no"]  # OpenSSH >= 9.8 would block 127.0.0.1 after a bad key
+    config = root / "sshd_config"
+    config.write_text("\n".join(lines) + "\n")
+    test = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
+    if "PerSourcePenalties" in test.stderr:  # older sshd: the option does not exist
+        config.write_text("\n".join(lines[:-1]) + "\n")
+        test = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
+    if test.returncode != 0:
+        pytest.skip(f"sshd rejects the test config: {test.stderr.strip()}")
+    log = open(root / "sshd.log", "w")
+    # SIGINT as on a real device: not ignored, even when pytest runs as a background job
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 10
+    while True:
+        if proc.poll() is not None:
+            log.close()
+            pytest.skip(f"sshd exited with code {proc.returncode}: "
+                        f"{(root / 'sshd.log').read_text().strip()[-500:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.skip("sshd did not accept connections within 10 s")
+            time.sleep(0.05)
+    yield Device(root, port, user_key)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+@pytest.fixture
+def images(tmp_path):
+    from sc2deploy.preprocess import sample_images
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sample_images()[:2]:
+        shutil.copy(path, folder)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture
+def stub(tmp_path):
+    path = tmp_path / "stub-python"
+    path.write_text(STUB.format(python=sys.executable, pidfile=str(tmp_path / "stub.pid")))
+    path.chmod(0o755)
+    return path
+
+
+def run(device, bundle, images, args, out, **kwargs):
+    kwargs.setdefault("remote_python", sys.executable)
+    kwargs.setdefault("ssh_options", device.options())
+    return profile_remote(device.destination, bundle.path, images, args, out,
+                          port=device.port, **kwargs)
+
+
+# --- the round trip ------------------------------------------------------------------------
+
+def test_cli_host_round_trip(device, demo_bundle, images, tmp_path, capsys):
+    from sc2deploy.cli import main
+
+    out = tmp_path / "cli.json"
+    ssh = [f"--ssh-option={o}" for o in device.options()]
+    assert main(["profile", str(demo_bundle.path), "--images", str(images), "--host",
+                 device.destination, "--port", str(device.port), "--remote-python",
+                 sys.executable, *ssh, "--runs", "2", "--warmup", "0", "--energy", "none",
+                 "--link", "lora-sx1276-20dbm", "--label", "remote/onnx", "-o", str(out)]) == 0
+    assert f"measured on {device.destination}" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["complete"] and doc["label"] == "remote/onnx" and doc["runs"]["measured"] == 2
+    assert doc["link"]["name"] == "lora-sx1276-20dbm"
+    assert device.leftovers() == []
+
+
+def test_round_trip_measures_on_the_device(device, demo_bundle, images, tmp_path):
+    out = tmp_path / "res" / "results.json"
+    doc = run(device, demo_bundle, images,
+              ["--target", "onnx", "--runs", "2", "--warmup", "1", "--energy", "none"], out)
+    assert doc["complete"] is True
+    assert doc["runs"]["measured"] == 2 and doc["runs"]["image_files"] == 2  # notes.txt stayed
+    assert doc["target"] == "onnx"
+    assert out.is_file() and not (tmp_path / "res" / "results.partial.json").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["results.json"]  # no temp files
+    assert device.leftovers() == []
+
+
+def test_remote_profile_failure_names_the_bad_target(device, demo_bundle, images, tmp_path):
+    out = tmp_path / "results.json"
+    with pytest.raises(RemoteError, match=r"(?s)failed with exit code 2.*no-such-target"):
+        run(device, demo_bundle, images, ["--target", "no-such-target", "--runs", "2",
+                                          "--energy", "none"], out)
+    assert not out.exists()
+    assert device.leftovers() == []
+
+
+def test_stub_round_trip_copies_bundle_and_only_images(device, demo_bundle, images, stub,
+                                                       tmp_path, capsys):
+    out = tmp_path / "results.json"
+    doc = run(device, demo_bundle, images, ["--stub", "complete", "--label", "a b"], out,
+              remote_python=str(stub))
+    assert doc["images"] == sorted(p.name for p in images.iterdir() if p.suffix == ".jpg")
+    assert doc["bundle_files"] == sorted(p.name for p in demo_bundle.path.iterdir())
+    assert doc["args"][-4:] == ["--stub", "complete", "--label", "a b"]  # quoting survived
+    assert out.is_file() and device.leftovers() == []
+    captured = capsys.readouterr()  # the remote output reached ours
+    assert "stub: measured on the device" in captured.out and "stub: progress" in captured.err
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("partial", r"exit code 130.*results\.partial\.json"),
+    ("incomplete", r"did not complete \(its results say complete: False\).*results\.partial\.json"),
+])
+def test_incomplete_results_are_kept_as_partial_and_raise(device, demo_bundle, images, stub,
+                                                          tmp_path, mode, message):
+    out = tmp_path / "results.json"
+    with pytest.raises(RemoteError, match=message):
+        run(device, demo_bundle, images, ["--stub", mode], out, remote_python=str(stub))
+    assert not out.exists()
+    assert (tmp_path / "results.partial.json").is_file()
+    assert device.leftovers() == []
+
+
+def test_remote_failure_reports_exit_code_and_stderr(device, demo_bundle, images, stub, tmp_path):
+    with pytest.raises(RemoteError, match=r"(?s)exit code 3.*unknown target 'no-such-target'"):
+        run(device, demo_bundle, images, ["--stub", "fail"], tmp_path / "r.json",
+            remote_python=str(stub))
+    assert device.leftovers() == []
+
+
+def test_timeout_kills_the_run_keeps_partial_results_and_cleans_up(device, demo_bundle, images,
+                                                                   stub, tmp_path):
+    out = tmp_path / "results.json"
+    start = time.monotonic()
+    with pytest.raises(RemoteError, match=r"timed out after 6 s.*results\.partial\.json"):
+        run(device, demo_bundle, images, ["--stub", "sleep"], out, remote_python=str(stub),
+            timeout=6)
+    assert time.monotonic() - start < 30
+    assert not out.exists() and (tmp_path / "results.partial.json").is_file()
+    assert _stopped(int((tmp_path / "stub.pid").read_text()))  # not left running
+    assert device.leftovers() == []
+
+
+def test_ctrl_c_stops_the_remote_run_and_keeps_partial_results(device, demo_bundle, images,
+                                                               stub, tmp_path):
+    out = tmp_path / "results.json"
+    code = ("import sys\n"
+            "from sc2deploy.errors import RemoteError\n"
+            "from sc2deploy.orchestrate.remote import profile_remote\n"
+            "try:\n"
+            f"    profile_remote({device.destination!r}, {str(demo_bundle.path)!r}, "
+            f"{str(images)!r}, ['--stub', 'sleep'], {str(out)!r}, port={device.port}, "
+            f"remote_python={str(stub)!r}, ssh_options={device.options()!r})\n"
+            "except RemoteError as exc:\n"
+            "    print('RemoteError:', exc)\n")
+    code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n" + code
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pidfile = tmp_path / "stub.pid"
+    deadline = time.monotonic() + 60
+    while not (pidfile.exists() and pidfile.read_text()):
+        assert child.poll() is None and time.monotonic() < deadline, "the stub never started"
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)  # what Ctrl-C sends (here to Python only, not to ssh)
+    stdout, _ = child.communicate(timeout=60)
+    assert "RemoteError: the remote run on" in stdout and "interrupted (Ctrl-C)" in stdout
+    assert "results.partial.json" in stdout
+    assert (tmp_path / "results.partial.json").is_file() and not out.exists()
+    assert _stopped(int(pidfile.read_text()))
+    assert device.leftovers() == []
+
+
+# --- connection errors ---------------------------------------------------------------------
+
+def test_connection_refused(device, demo_bundle, images, tmp_path):
+    with pytest.raises(RemoteError, match="connection refused.*--port"):
+        profile_remote(f"{device.user}@127.0.0.1", demo_bundle.path, images, [],
+                       tmp_path / "r.json", port=_free_port(), ssh_options=device.options())
+
+
+def test_wrong_key_is_an_authentication_failure(device, demo_bundle, images, tmp_path):
+    other = _keygen(tmp_path / "other_key")
+    with pytest.raises(RemoteError, match="authentication failed.*Permission denied"):
+        run(device, demo_bundle, images, [], tmp_path / "r.json",
+            ssh_options=device.options(key=other))
+
+
+def test_silent_host_times_out(device, demo_bundle, images, tmp_path):
+    with socket.socket() as silent:  # accepts TCP connections, never speaks SSH
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        start = time.monotonic()
+        with pytest.raises(RemoteError, match="did not answer in time"):
+            profile_remote("127.0.0.1", demo_bundle.path, images, [], tmp_path / "r.json",
+                           port=silent.getsockname()[1], timeout=3,
+                           ssh_options=device.options())
+        assert time.monotonic() - start < 20
+
+
+@pytest.mark.parametrize("python", ["/bin/false", "/usr/bin/python3", "no-such-python"])
+def test_missing_remote_sc2deploy(device, demo_bundle, images, tmp_path, python):
+    if python == "/usr/bin/python3":
+        probe = subprocess.run([python, "-c", "import sc2deploy"], capture_output=True,
+                               cwd=tmp_path) if os.path.exists(python) else None
+        if probe is None or probe.returncode == 0:
+            pytest.skip(f"{python} is missing or has sc2deploy installed")
+    expected = (rf"sc2deploy is not installed for {python} on {device.user}@127\.0\.0\.1 "
+                r"\(port \d+\): install with pip install 'sc2deploy\[device\]'")
+    with pytest.raises(RemoteError, match=expected):
+        run(device, demo_bundle, images, [], tmp_path / "r.json", remote_python=python)
+    assert device.leftovers() == []
+
+
+# --- input checks (no connection needed) ---------------------------------------------------
+
+@pytest.mark.parametrize("destination, expected", [
+    ("pi@raspberrypi.local", ("pi", "raspberrypi.local")),
+    ("jetson", (None, "jetson")),
+    ("root@10.0.0.7", ("root", "10.0.0.7")),
+    ("me@[fe80::1%eth0]", ("me", "fe80::1%eth0")),
+    ("nvidia@orin-nano_2", ("nvidia", "orin-nano_2")),
+])
+def test_parse_destination(destination, expected):
+    assert parse_destination(destination) == expected
+
+
+@pytest.mark.parametrize("destination, message", [
+    ("", "empty SSH destination"),
+    ("   ", "empty SSH destination"),
+    ("pi@host name", "contains spaces"),
+    ("-oProxyCommand=sh", "starts with '-'"),
+    ("pi@-oProxyCommand=sh", "bad host"),
+    ("@host", "bad user name"),
+    ("pi@", "bad host"),
+    ("pi@host;rm", "bad host"),
+    ("pi@host\n", "contains spaces or control characters"),
+])
+def test_bad_destinations_are_refused(destination, message):
+    with pytest.raises(UsageError, match=message):
+        parse_destination(destination)
+
+
+def test_reserved_profile_args_are_refused(demo_bundle, images, tmp_path):
+    with pytest.raises(UsageError, match="sets '--out=x.json'.*passes --images and -o"):
+        profile_remote("pi@host", demo_bundle.path, images, ["--out=x.json"], tmp_path / "r.json")
+
+
+def test_remote_module_imports_only_the_standard_library():
+    code = ("import sys; import sc2deploy.orchestrate.remote; "
+            "bad = [m for m in ('numpy', 'torch', 'PIL', 'onnxruntime') if m in sys.modules]; "
+            "sys.exit(', '.join(bad) or None)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

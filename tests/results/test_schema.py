@@ -1,0 +1,259 @@
+"""Results documents: schema validation, loading, atomic writing and Pareto fronts."""
+
+import copy
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+
+import re
+
+import pytest
+
+from results_factory import make_result
+from sc2deploy.errors import ResultsError
+from sc2deploy.results.schema import (SCHEMA, SCHEMA_VERSION, STAT_KEYS, load_results,
+                                         pareto_front, validate, write_results)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"energy": "modeled"}, {"energy": "none", "link": False, "server_ms": None},
+    {"complete": False}, {"baselines": False}, {"kind": "server"},
+    {"energy": "modeled", "host_timed_on": "Intel(R) Xeon(R) Processor"},
+    {"version": 1}, {"version": 1, "energy": "modeled"}])
+def test_factory_documents_are_valid(kwargs):
+    doc = make_result(**kwargs)
+    assert validate(doc, "x.json") is doc
+
+
+def test_stat_keys_match_the_profiler_statistics():
+    from sc2deploy.measure.stats import STAT_KEYS as computed
+
+    assert tuple(STAT_KEYS) == tuple(computed)
+
+
+def test_extra_keys_are_allowed_and_descriptive_keys_optional():
+    doc = make_result()
+    doc["memory"] = {"peak_rss_mb": 12.0, "rss_after_warmup_mb": None, "note": "x"}
+    doc["conditions"] = {"kernel": "6.6"}
+    doc["future_field"] = {"anything": [1, 2]}
+    doc["latency_ms"]["warm_cache"] = make_result()["latency_ms"]["head"]
+    before = copy.deepcopy(doc)
+    assert validate(doc, "a.json") is doc and doc == before  # accepted, returned unchanged
+    # the same objects are still checked: only the unknown keys and the missing ones pass
+    for edit, where in ((lambda d: d["memory"].update(peak_rss_mb="big"), "memory.peak_rss_mb"),
+                        (lambda d: d["conditions"].update(cores="4"), "conditions.cores"),
+                        (lambda d: d["latency_ms"]["warm_cache"].pop("p50"),
+                         "latency_ms.warm_cache")):
+        broken = copy.deepcopy(doc)
+        edit(broken)
+        with pytest.raises(ResultsError, match=re.escape(where)):
+            validate(broken, "a.json")
+
+
+def _modeled_with_ci95(doc):
+    doc["energy"] = make_result(energy="modeled")["energy"]
+    doc["energy"]["joules_per_image"]["ci95"] = [0.1, 0.2]
+
+
+def _broken(edit):
+    doc = make_result()
+    edit(doc)
+    return doc
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["latency_ms"]["total"].pop("p99"),
+     r"^a\.json: latency_ms\.total: missing required key 'p99'$"),
+    (lambda d: d.pop("label"), r"^a\.json: missing required key 'label'$"),
+    (lambda d: d.pop("energy"), r"^a\.json: missing required key 'energy'$"),
+    (lambda d: d["latency_ms"].pop("head"), r"a\.json: latency_ms: missing required key 'head'"),
+    (lambda d: d["latency_ms"]["total"].update(p99="x"),
+     r"^a\.json: latency_ms\.total\.p99: expected a number, got 'x'$"),
+    (lambda d: d["latency_ms"]["total"].update(p99=math.nan),
+     r"latency_ms\.total\.p99: expected a finite number, got nan"),
+    (lambda d: d.update(complete="yes"), r"complete: expected true or false, got 'yes'"),
+    (lambda d: d.update(threads=True), r"threads: expected null or an integer, got True"),
+    (lambda d: d.update(kind="edge"), r"kind: expected one of 'device', 'server', got 'edge'"),
+    (lambda d: d["energy"].update(kind="guessed"), r"energy\.kind: expected one of"),
+    (lambda d: d.update(energy=None), r"energy: expected an object, got None"),
+    (lambda d: d["energy"]["joules_per_image"].update(ci95=[1, 2, 3]),
+     r"energy\.joules_per_image\.ci95: expected a list of 2 items, got 3"),
+    (lambda d: d["baselines"][1].update(bytes_mean=None),
+     r"baselines\[1\]\.bytes_mean: expected a number, got None"),
+    (lambda d: d["bundle"].update(latent_shape=[24, 55]),
+     r"bundle\.latent_shape: expected a list of 3 items, got 2"),
+    (lambda d: d["link"]["delay_ms"].pop("p50"), r"link\.delay_ms: missing required key 'p50'"),
+    (lambda d: d["runs"].update(stop="ctrl-c"), r"runs\.stop: expected one of 'runs'"),
+    (lambda d: d.update(memory={"peak_rss_mb": "big"}),
+     r"memory\.peak_rss_mb: expected null or a number, got 'big'"),
+    (lambda d: d["conditions"].update(cores="4"), r"conditions\.cores: expected null or an "
+                                                  r"integer, got '4'"),
+    (lambda d: d["energy"].pop("detail"), r"energy: missing required key 'detail'"),
+    (lambda d: d["energy"].pop("host_timed_on"), r"energy: missing required key 'host_timed_on'"),
+    (lambda d: d["energy"].update(host_timed_on="x86"),
+     r"energy\.host_timed_on: expected null unless kind is 'modeled', got 'x86'"),
+    (_modeled_with_ci95,
+     r"energy\.joules_per_image\.ci95: expected null for modeled energy \(a model has no "
+     r"measurement precision"),
+])
+def test_validation_names_file_key_and_problem(edit, message):
+    with pytest.raises(ResultsError, match=message):
+        validate(_broken(edit), "a.json")
+
+
+def test_device_needs_target_but_server_does_not():
+    server = make_result(kind="server")
+    assert "target" not in server and "energy" not in server
+    validate(server)
+    device = make_result()
+    del device["target"]
+    with pytest.raises(ResultsError, match="missing required key 'target'"):
+        validate(device)
+
+
+def test_newer_schema_version_says_to_upgrade():
+    doc = make_result()
+    doc["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(ResultsError, match=r"a\.json: schema_version 3 is newer .*up to 2\)"
+                                           r".*upgrade sc2deploy"):
+        validate(doc, "a.json")
+
+
+@pytest.mark.parametrize("version", [0, "1", 1.0, None])
+def test_bad_schema_version(version):
+    doc = make_result()
+    doc["schema_version"] = version
+    with pytest.raises(ResultsError, match=r"schema_version: expected an integer >= 1"):
+        validate(doc, "a.json")
+
+
+def test_wrong_schema_string():
+    doc = make_result()
+    doc["schema"] = "polygraphy-results"
+    with pytest.raises(ResultsError, match=r"a\.json: schema: expected 'sc2deploy-results', "
+                                           r"got 'polygraphy-results'"):
+        validate(doc, "a.json")
+    del doc["schema"]
+    with pytest.raises(ResultsError, match="missing required key 'schema'.*not an sc2deploy"):
+        validate(doc, "a.json")
+
+
+def test_not_an_object():
+    with pytest.raises(ResultsError, match=r"a\.json: expected a JSON object .* got list"):
+        validate([make_result()], "a.json")
+
+
+def test_load_results_reads_in_order(tmp_path):
+    paths = []
+    for label in ("b", "a"):
+        path = tmp_path / f"{label}.json"
+        path.write_text(json.dumps(make_result(label)))
+        paths.append(path)
+    assert [d["label"] for d in load_results(paths)] == ["b", "a"]
+
+
+def test_invalid_json_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"schema": "sc2deploy-results",')
+    with pytest.raises(ResultsError, match=r"broken\.json: not valid JSON: .*line 1"):
+        load_results([path])
+
+
+def test_unreadable_and_non_object_files(tmp_path):
+    with pytest.raises(ResultsError, match=r"missing\.json: cannot read the results file"):
+        load_results([tmp_path / "missing.json"])
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ResultsError, match=r"list\.json: expected a JSON object"):
+        load_results([path])
+    with pytest.raises(ResultsError, match="no results files given"):
+        load_results([])
+
+
+def test_load_names_the_file_of_an_invalid_document(tmp_path):
+    doc = make_result()
+    doc["latency_ms"]["total"]["p99"] = "x"
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ResultsError, match=r"a\.json: latency_ms\.total\.p99: expected a "
+                                           r"number, got 'x'"):
+        load_results([path])
+
+
+def test_write_results_round_trip_and_atomic(tmp_path):
+    doc = make_result()
+    path = tmp_path / "out" / "results.json"
+    assert write_results(doc, path) == path
+    assert json.loads(path.read_text()) == doc
+    doc2 = make_result("second")
+    write_results(doc2, path)  # replaces the file
+    assert load_results([path])[0]["label"] == "second"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]  # no temp files
+
+
+def test_write_results_refuses_invalid_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "results.json"
+    write_results(make_result("old"), path)
+    bad = make_result()
+    bad["schema_version"] = "1"
+    with pytest.raises(ResultsError, match=r"results\.json: schema_version"):
+        write_results(bad, path)
+    unserializable = make_result()
+    unserializable["extra"] = object()
+    with pytest.raises(ResultsError, match="cannot be written as JSON"):
+        write_results(unserializable, path)
+    assert json.loads(path.read_text())["label"] == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_version_1_files_stay_readable(tmp_path):
+    """Version 1 had no host_timed_on and stored a ci95 for modeled energy: both still read."""
+    doc = make_result(energy="modeled", version=1)
+    assert "host_timed_on" not in doc["energy"] and doc["energy"]["joules_per_image"]["ci95"]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(doc))
+    assert load_results([path]) == [doc]
+    doc["schema_version"] = 2  # the same content is not a valid version 2 file
+    with pytest.raises(ResultsError, match="missing required key 'host_timed_on'"):
+        validate(doc, "v1.json")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o644), (0o077, 0o600)])
+def test_results_files_are_0644_less_the_umask(tmp_path, umask, mode):
+    path = tmp_path / f"r{umask:o}.json"
+    old = os.umask(umask)
+    try:
+        write_results(make_result(), path)
+        write_results(make_result("again"), path)  # replacing keeps the mode
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_schema_constants():
+    assert (SCHEMA, SCHEMA_VERSION) == ("sc2deploy-results", 2)
+    doc = copy.deepcopy(make_result())
+    assert doc["schema"] == SCHEMA
+
+
+def test_pareto_front_known_points():
+    points = [(1, 5), (2, 3), (3, 4), (4, 1), (2, 3), (5, 5), (math.nan, 0), (4, 2)]
+    # (3,4), (5,5), (4,2) are dominated; equal points (2,3) are both kept; NaN is ignored
+    assert pareto_front(points) == [0, 1, 4, 3]
+    assert pareto_front([]) == []
+    assert pareto_front([(7.0, 7.0)]) == [0]
+    assert pareto_front([(1, 2), (1, 1), (0.5, 3)]) == [2, 1]
+    assert pareto_front([(1, 1), (2, 2), (3, 3)]) == [0]
+    assert pareto_front([(3, 1), (2, 2), (1, 3)]) == [2, 1, 0]
+
+
+def test_results_and_report_modules_import_neither_matplotlib_nor_torch():
+    code = ("import sys, sc2deploy.results.schema, sc2deploy.report.document\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'torch'))\n"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

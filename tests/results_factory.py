@@ -1,0 +1,113 @@
+"""Valid results documents (docs/results.md, schema version 2, or 1) built in the tests."""
+
+from typing import Optional
+
+from sc2deploy.results.schema import SCHEMA, SCHEMA_VERSION
+
+PRECISIONS = {"onnx": "fp32", "onnx-fp16": "fp16", "onnx-int8": "int8", "tflite": "fp32",
+              "tflite-int8": "int8", "tensorrt-fp16-engine": "fp16"}
+PI4_MODEL = "Raspberry Pi 4 Model B Rev 1.5"
+
+
+def stats(p50: float, n: int = 50) -> dict:
+    """Plausible summary statistics around ``p50`` (ms)."""
+    return {"n": n, "mean": p50 * 1.04, "std": p50 * 0.08, "min": p50 * 0.9, "p50": p50,
+            "p90": p50 * 1.12, "p95": p50 * 1.2, "p99": p50 * 1.45, "max": p50 * 1.8}
+
+
+def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "measured",
+                complete: bool = True, kind: str = "device", head_ms: float = 40.0,
+                bytes_mean: float = 3000.0, link: bool = True, server_ms: Optional[float] = 12.0,
+                baselines: bool = True, device_model: Optional[str] = PI4_MODEL,
+                energy_source: Optional[str] = None, host_timed_on: Optional[str] = None,
+                cpu: Optional[str] = "Cortex-A72", version: int = SCHEMA_VERSION) -> dict:
+    """A complete valid results document; ``energy`` is "measured", "modeled" or "none";
+    ``host_timed_on`` (modeled): the CPU whose time was modeled; ``version`` 1: the old
+    layout (no ``host_timed_on``; modeled energy with a ci95, as version 1 wrote it)."""
+    n = 50 if complete else 17
+    if kind == "server":
+        latency = {"decode": stats(3.0, n), "decoder": stats(8.0, n), "total": stats(11.2, n)}
+    else:
+        parts = {"load": 4.0, "preprocess": 6.0, "head": head_ms, "code": 2.5}
+        latency = {s: stats(ms, n) for s, ms in parts.items()}
+        latency["total"] = stats(sum(parts.values()), n)
+    total_p50 = latency["total"]["p50"]
+    doc = {
+        "schema": SCHEMA, "schema_version": version, "kind": kind, "complete": complete,
+        "label": label, "created_utc": "2026-11-22T05:40:00Z",
+        "bundle": {"path": "build/demo-bundle", "model": "demo", "manifest_sha256": "ab" * 32,
+                   "input_shape": [1, 3, 224, 224], "latent_shape": [24, 55, 55]},
+        "coder": "c", "threads": 2,
+        "runs": {"warmup": 5, "measured": n, "image_files": 32,
+                 "stop": "runs" if complete else "interrupted"},
+        "latency_ms": latency,
+        "throughput_ips": 1000.0 / latency["total"]["mean"],
+        "memory": {"peak_rss_mb": 180.5, "rss_start_mb": 150.0, "rss_after_warmup_mb": 170.0,
+                   "rss_end_mb": 171.0, "rss_growth_mb": 1.0},
+        "cpu_percent": 185.0,
+        "conditions": {"device_model": device_model, "cpu": cpu, "machine": "aarch64",
+                       "cores": 4, "governor": "performance", "nvpmodel": None,
+                       "jetson_clocks": None, "throttled": "0x0",
+                       "temperatures_c": {"before": {"cpu-thermal": 48.2},
+                                          "after": {"cpu-thermal": 61.0}},
+                       "python": "3.11.2", "packages": {"sc2deploy": "0.4.0", "numpy": "2.4.6"},
+                       "hostname": "pi4", "kernel": "6.6.51"},
+        "link": None, "server_ms": None, "end_to_end_ms": None, "baselines": [],
+    }
+    if kind == "server":
+        doc["runtime"] = "torch 2.13.0"
+        return doc
+    doc.update(target=target, precision=PRECISIONS.get(target, "fp32"),
+               runtime="onnxruntime 1.31.1",
+               bytes={"mean": bytes_mean, "p50": bytes_mean * 0.98, "p99": bytes_mean * 1.3,
+                      "min": bytes_mean * 0.7, "max": bytes_mean * 1.4},
+               energy=_energy(energy, total_p50, energy_source, host_timed_on, version))
+    link_ms = bytes_mean * 8 / 37500 * 1e3 * 1.1
+    if link:
+        doc["link"] = {"name": "lora-sx1276-20dbm", "rate_bps": 37500.0, "tx_watts": 0.396,
+                       "frame_payload_bytes": 255, "frame_overhead_bytes": 0,
+                       "per_frame_ms": 0.0, "source": "Semtech SX1276 datasheet rev. 7",
+                       "delay_ms": {"mean": link_ms, "p50": link_ms * 0.98,
+                                    "p99": link_ms * 1.3},
+                       "radio_joules_per_image": 0.396 * link_ms / 1e3,
+                       "lora": {"sf": 6, "bw_hz": 500000.0}}
+    if server_ms is not None:
+        doc["server_ms"] = {"source": "given", "ms": server_ms, "from": "given by the user"}
+    if link:
+        doc["end_to_end_ms"] = {"device": total_p50, "link": link_ms, "server": server_ms,
+                                "total": total_p50 + link_ms + (server_ms or 0.0)}
+    if baselines:
+        doc["baselines"] = [
+            {"name": "jpeg-q75", "bytes_mean": 9800.0, "encode_ms_p50": 9.5,
+             "link_ms": 9800 * 8 / 37.5 * 1.1 if link else None},
+            {"name": "webp-q75", "bytes_mean": 7400.0, "encode_ms_p50": 21.0,
+             "link_ms": 7400 * 8 / 37.5 * 1.1 if link else None}]
+    return doc
+
+
+def _energy(kind: str, total_p50: float, source: Optional[str], host: Optional[str],
+            version: int) -> dict:
+    entry = {"kind": kind, "source": None, "detail": None,
+             "unavailable": {"rapl": "no /sys/class/powercap/intel-rapl:*"},
+             "sample_rate_hz": None, "idle_watts": None, "mean_watts": None,
+             "joules_per_image": None, "host_timed_on": None}
+    seconds = total_p50 / 1e3
+    if kind == "measured":
+        total = 4.1 * seconds
+        entry.update(source=source or "ina2xx", detail="ina219 power1_input",
+                     sample_rate_hz=98.0, idle_watts=2.3, mean_watts=4.1,
+                     joules_per_image={"total": total, "dynamic": (4.1 - 2.3) * seconds,
+                                       "ci95": [total * 0.95, total * 1.05], "repeats": 5})
+    elif kind == "modeled":
+        total = 5.4 * seconds
+        entry.update(source=source or "model:rpi4", detail="Raspberry Pi 4 B: idle 2.2 W, "
+                     "load 5.4 W (chipwired.com)", idle_watts=2.2, mean_watts=5.4,
+                     joules_per_image={"total": total, "dynamic": (5.4 - 2.2) * seconds,
+                                       "ci95": None, "repeats": 5}, host_timed_on=host)
+        if version == 1:  # version 1 stored the timing spread as if it were a measurement CI
+            entry["joules_per_image"]["ci95"] = [total * 0.97, total * 1.03]
+    elif kind != "none":
+        raise ValueError(f"energy kind {kind!r}: expected measured, modeled or none")
+    if version == 1:
+        del entry["host_timed_on"]
+    return entry
