@@ -8,6 +8,8 @@ Layout::
       prior.npz        entropy-model tables (factorized-prior heads only)
       reference.npz    torch reference outputs on the sample images
       head_state.npz   the folded fp32 head's weights, to rebuild the torch reference on a host
+      decoder.onnx     server side: symbols -> decoder features (when the checkpoint has one)
+      tail.onnx        server side: symbols -> logits (classification students with their tail)
 
 Opening a bundle verifies every hash and the manifest's own digest, and names
 the first file that is missing or was modified. Writers change a bundle only
@@ -67,7 +69,7 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 def file_entries(manifest: dict) -> Iterator[Tuple[str, dict]]:
     """(label, entry) for every manifest entry that names a file and its sha256."""
-    for key in ("prior", "reference", "torch_head", "decoder"):
+    for key in ("prior", "reference", "torch_head", "decoder", "tail"):
         entry = manifest.get(key)
         if isinstance(entry, dict) and "file" in entry:
             yield key, entry

@@ -143,3 +143,83 @@ def write_unupdated_reference(ckpt, tables, prefix: str, channels: int, seed: in
         eb.update(force=True)
     np.savez(tables, quantized_cdf=eb._quantized_cdf.numpy(), offsets=eb._offset.numpy(),
              cdf_lengths=eb._cdf_length.numpy(), medians=eb.quantiles[:, 0, 1].detach().numpy())
+
+
+class RefBottleneck(nn.Module):
+    """torchvision's ResNet Bottleneck, transcribed for the tests (expansion 4)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        width = planes
+        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+def classification_student(channels: int = 8, seed: int = 3, planes=(4, 8, 16),
+                           blocks=(2, 2, 1), classes: int = 10) -> nn.Module:
+    """A CompressAI bottleneck with decoder + ResNet layer2..4 + fc, as sc2bench names them."""
+    m = compressai_bottleneck(channels=channels, seed=seed, decoder=True)
+    gen = torch.Generator().manual_seed(seed + 100)
+    inplanes = m.decoder[-1].out_channels
+    for name, p, n in zip(("layer2", "layer3", "layer4"), planes, blocks):
+        layers = [RefBottleneck(inplanes, p, 2)] + [RefBottleneck(p * 4, p) for _ in range(n - 1)]
+        inplanes = p * 4
+        setattr(m, name, nn.Sequential(*layers))
+    m.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+    m.fc = nn.Linear(inplanes, classes)
+    with torch.no_grad():
+        for module in [*m.layer2.modules(), *m.layer3.modules(), *m.layer4.modules(), m.fc]:
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=gen)
+                                    * (2.0 / fan_in) ** 0.5)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=gen))
+            elif isinstance(module, nn.BatchNorm2d):
+                c = module.num_features
+                module.weight.copy_(0.5 + torch.rand(c, generator=gen))
+                module.bias.copy_(0.1 * torch.randn(c, generator=gen))
+                module.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
+                module.running_var.copy_(0.5 + torch.rand(c, generator=gen))
+    return m.eval()
+
+
+def reference_logits(m: nn.Module, symbols: torch.Tensor) -> torch.Tensor:
+    """The upstream server path: dequantize(symbols, medians) → decoder → layer2..4 → fc."""
+    eb = m.entropy_bottleneck
+    with torch.no_grad():
+        y = eb.dequantize(symbols, eb._get_medians())
+        z = m.layer4(m.layer3(m.layer2(m.decoder(y))))
+        return m.fc(torch.flatten(m.avgpool(z), 1))
+
+
+def write_student(path, m: nn.Module, layout: str) -> None:
+    """Save a classification student as sc2bench (``bottleneck_layer.``, ``layer2.``, ``fc.``)
+    or the WACV'22 repository (``backbone.bottleneck_layer.``, ``backbone.layer2.``, ``fc.``)."""
+    body = {k: v for k, v in m.state_dict().items() if k.split(".")[0] in
+            ("encoder", "entropy_bottleneck", "decoder")}
+    rest = {k: v for k, v in m.state_dict().items() if k.split(".")[0] in
+            ("layer2", "layer3", "layer4", "fc")}
+    root = {"sc2bench": "", "wacv22": "backbone."}[layout]
+    state = {f"{root}bottleneck_layer.{k}": v for k, v in body.items()}
+    state.update({(k if k.startswith("fc.") else root + k): v for k, v in rest.items()})
+    torch.save({"model": state, "args": argparse.Namespace(seed=None)}, path)

@@ -93,7 +93,7 @@ def bottleneck_state(state: Dict[str, Tensor], family: str) -> Tuple[Dict[str, T
     Returns the renamed sub-dict and the prefix that was found; tail keys
     (layer2…, fc…) are ignored.
     """
-    state = _strip_data_parallel(state)
+    state = strip_data_parallel(state)
     anchor = _ANCHOR[family]
     for prefix in PREFIXES[family]:
         if prefix + anchor in state:
@@ -107,7 +107,8 @@ def bottleneck_state(state: Dict[str, Tensor], family: str) -> Tuple[Dict[str, T
     )
 
 
-def _strip_data_parallel(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def strip_data_parallel(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Drop DataParallel's ``module.`` prefix when every key has it."""
     if all(k.startswith("module.") for k in state):
         return {k[len("module."):]: v for k, v in state.items()}
     return state

@@ -14,9 +14,11 @@ import torch
 from sc2deploy import __version__
 from sc2deploy.atomic import ensure_writable, replace_dir
 from sc2deploy.bundle import FORMAT_VERSION, Bundle, sha256_file, write_manifest
-from sc2deploy.errors import UsageError
-from sc2deploy.export.checkpoint import bottleneck_state, entropy_naming, load_state_dict
+from sc2deploy.errors import CheckpointError, UsageError
+from sc2deploy.export.checkpoint import (bottleneck_state, entropy_naming, load_state_dict,
+                                         strip_data_parallel)
 from sc2deploy.export.decoder import build_decoder, write_decoder
+from sc2deploy.export.tail import build_tail, no_tail_reason, write_tail
 from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
 from sc2deploy.export.tables import AUTO, choose_formula
@@ -25,6 +27,7 @@ from sc2deploy.preprocess import Preprocessing, sample_images
 from sc2deploy.specs import DEMO_MODEL, IMAGENET_MEAN, IMAGENET_STD, HeadSpec, get_spec
 
 DECODER_CHECKS = 4  # reference latents the decoder's ONNX is checked on
+TAIL_CHECKS = 16  # reference latents tail.onnx is checked on (logits and top-1)
 DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "demo_student.pt"
 
 
@@ -58,6 +61,7 @@ def export_bundle(options: ExportOptions) -> Bundle:
         head = build_head(spec, state, choose_formula(options.tables_formula, entropy_naming(raw)))
         _note_unused_formula(options.tables_formula, head)
         decoder = build_decoder(state, head.prior.medians) if head.prior is not None else None
+        tail, no_tail = _tail(strip_data_parallel(raw), spec, prefix, decoder)
     pre = Preprocessing(spec.resize, (spec.crop, spec.crop), IMAGENET_MEAN, IMAGENET_STD,
                         exif_transpose=options.exif_transpose)
     images = list(options.images) if options.images else sample_images()
@@ -67,6 +71,8 @@ def export_bundle(options: ExportOptions) -> Bundle:
     work.chmod(0o755)
     try:
         manifest = _write_contents(work, spec, head, pre, images, decoder)
+        manifest["tail"] = (_write_tail(work, tail, manifest) if tail is not None else
+                            {"reason": no_tail})
         manifest["model"]["demo"] = options.model == DEMO_MODEL
         manifest["provenance"] = _provenance(checkpoint, prefix, head)
         write_manifest(work, manifest)
@@ -141,6 +147,28 @@ def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocess
             symbols = [outs[0].astype(np.int32) for outs in reference[:DECODER_CHECKS]]
             manifest["decoder"] = write_decoder(work, decoder, symbols)
     return manifest
+
+
+def _tail(state, spec: HeadSpec, prefix: str, decoder):
+    """(tail module, None) or (None, why there is none); a broken tail never stops the head."""
+    try:
+        tail = build_tail(state, prefix, decoder)
+    except CheckpointError as exc:
+        reason = f"the checkpoint's tail cannot be rebuilt: {exc}"
+        logger.warning("  no tail exported: %s", reason)
+        return None, reason
+    if tail is None:
+        reason = no_tail_reason(spec.family, prefix, decoder)
+        logger.info("  no tail exported: %s", reason)
+        return None, reason
+    return tail, None
+
+
+def _write_tail(work: Path, tail, manifest: Dict) -> Dict:
+    with step("exporting the tail (server side: decoder, layer2-4, classifier) to ONNX"):
+        with np.load(work / manifest["reference"]["file"], allow_pickle=False) as data:
+            symbols = data["symbols"][:TAIL_CHECKS].astype(np.float32)
+        return write_tail(work, tail, [s[None] for s in symbols])
 
 
 def _latent_meaning(spec: HeadSpec) -> Dict:

@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-STAT_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
+from sc2deploy.results.schema import STAT_KEYS
 
 # Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (beyond: normal 1.96).
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,

@@ -24,6 +24,15 @@ def describe(bundle: Bundle) -> str:
                      + f", digest {prior['digest'][:16]}")
     else:
         lines.append(f"prior      {prior.get('kind', 'none')}")
+    tail = m.get("tail", {})
+    if "file" in tail:
+        check = tail.get("verification", {})
+        lines.append(f"tail       {tail['file']}: {tail['input']['shape']} symbols -> logits "
+                     f"{tail['output']['shape']} ({' -> '.join(tail.get('layers', []))}); "
+                     f"top-1 identical to torch on {check.get('top1_identical')}/"
+                     f"{check.get('images')} latents")
+    else:
+        lines.append(f"tail       none: {tail.get('reason', 'exported before tails existed')}")
     lines.append("artifacts")
     for name, art in sorted(m.get("artifacts", {}).items()):
         size = bundle.file(art["file"]).stat().st_size
