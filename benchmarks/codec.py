@@ -1,6 +1,6 @@
 """Codec benchmark: size vs ideal, and throughput of the C coder vs constriction vs CompressAI.
 
-    python benchmarks/codec.py [--bundle DIR] [--images 100] [--repeats 5] [--json PATH]
+    python -m benchmarks.codec [--bundle DIR] [--images 100] [--repeats 5] [--json PATH]
                                [--markdown BENCHMARKS.md]
 
 Latents come from the demo student's head (onnxruntime) on the bundled sample
@@ -9,7 +9,6 @@ images and deterministic variants of them (flips, other crops) up to
 CompressAI 1.2.8 (installed ``--no-deps``; loaded directly, without torch).
 """
 
-import argparse
 import glob
 import importlib.machinery
 import importlib.util
@@ -17,8 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from output import publish
 
+from benchmarks.common import parse, parser, publish
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import LatentCodec
 from sc2deploy.codec.container import HEADER_SIZE
@@ -153,14 +152,13 @@ def markdown(r: dict, command: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", default="build/demo/demo-bundle")
-    parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--markdown", type=Path, help="write the summary section to this file")
-    args = parser.parse_args(argv)
-    publish(markdown, run(args.bundle, args.images, args.repeats), "codec.py", argv, args.json,
+    p = parser(__file__, __doc__)
+    p.add_argument("--bundle", default="build/demo/demo-bundle")
+    p.add_argument("--images", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--markdown", type=Path, help="write the summary section to this file")
+    args = parse(p, argv)
+    publish(markdown, run(args.bundle, args.images, args.repeats), __file__, argv, args.json,
             args.markdown)
 
 

@@ -4,10 +4,9 @@ Every case must either decode (to a latent of the declared shape) or raise
 sc2deploy's CodecError; anything else (another exception, a crash, a hang, a
 memory blow-up) fails the run. Run by CI with a few thousand cases:
 
-    python benchmarks/fuzz_codec.py --cases 100000 [--coder c|constriction]
+    python -m benchmarks.fuzz_codec BUNDLE --cases 100000 [--coder c|constriction]
 """
 
-import argparse
 import json
 import resource
 import struct
@@ -18,6 +17,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.common import parse, parser
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import LatentCodec
 from sc2deploy.codec import container
@@ -104,11 +104,11 @@ def fuzz(bundle_path: str, cases: int, coder) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", help="a bundle with a factorized prior (e.g. the demo's)")
-    parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--coder", choices=["c", "constriction"])
-    args = parser.parse_args(argv)
+    p = parser(__file__, __doc__, json_option=False)  # the result is printed as JSON
+    p.add_argument("bundle", help="a bundle with a factorized prior (e.g. the demo's)")
+    p.add_argument("--cases", type=int, default=100_000)
+    p.add_argument("--coder", choices=["c", "constriction"])
+    args = parse(p, argv)
     start = time.perf_counter()
     stats = fuzz(args.bundle, args.cases, args.coder)
     stats["seconds"] = round(time.perf_counter() - start, 1)

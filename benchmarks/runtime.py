@@ -1,6 +1,6 @@
 """Device runtime: cold start and peak RSS vs a torch encode, and the power sampler's overhead.
 
-    python benchmarks/runtime.py [--bundle build/demo/demo-bundle] [--image FILE] [--starts 5]
+    python -m benchmarks.runtime [--bundle build/demo/demo-bundle] [--image FILE] [--starts 5]
                                  [--pairs 6] [--images-per-run 100] [--threads N] [--json PATH]
 
 Cold start (``--starts`` fresh ``python -c`` processes of each kind, interleaved,
@@ -32,7 +32,6 @@ between that divided by the cores (the work shared perfectly) and that itself
 (each sample stalls the encode: the GIL, a straggling intra-op thread).
 """
 
-import argparse
 import base64
 import hashlib
 import importlib.util
@@ -47,8 +46,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from output import positive, publish
 
+from benchmarks.common import parse, parser, positive, publish
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import constriction_available
 from sc2deploy.targets.encoding import latent_codec
@@ -371,34 +370,29 @@ def markdown(result: dict, command: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog="The bundle needs its 'onnx' artifact (sc2deploy build BUNDLE --target onnx) "
-               "and head_state.npz; torch and constriction must be installed (make venv).")
-    parser.add_argument("--bundle", default="build/demo/demo-bundle", type=Path,
-                        help="bundle directory (default: %(default)s)")
-    parser.add_argument("--image", type=Path,
-                        help="image to encode at cold start (default: the first bundled sample)")
-    parser.add_argument("--starts", type=positive, default=5,
-                        help="fresh processes of each kind (default: %(default)s)")
-    parser.add_argument("--pairs", type=positive, default=6,
-                        help="sampler on/off pairs of profile runs (default: %(default)s)")
-    parser.add_argument("--images-per-run", type=positive, default=100,
-                        help="measured images per profile run (default: %(default)s)")
-    parser.add_argument("--threads", type=positive,
-                        help="intra-op threads of onnxruntime and torch (default: theirs)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        parser.error(f"--json {args.json}: folder {Path(args.json).resolve().parent} "
-                     "does not exist")
+    p = parser(__file__, __doc__,
+               epilog="The bundle needs its 'onnx' artifact (sc2deploy build BUNDLE --target onnx) "
+                      "and head_state.npz; torch and constriction must be installed (make venv).")
+    p.add_argument("--bundle", default="build/demo/demo-bundle", type=Path,
+                   help="bundle directory (default: %(default)s)")
+    p.add_argument("--image", type=Path,
+                   help="image to encode at cold start (default: the first bundled sample)")
+    p.add_argument("--starts", type=positive, default=5,
+                   help="fresh processes of each kind (default: %(default)s)")
+    p.add_argument("--pairs", type=positive, default=6,
+                   help="sampler on/off pairs of profile runs (default: %(default)s)")
+    p.add_argument("--images-per-run", type=positive, default=100,
+                   help="measured images per profile run (default: %(default)s)")
+    p.add_argument("--threads", type=positive,
+                   help="intra-op threads of onnxruntime and torch (default: theirs)")
+    args = parse(p, argv)
     image = args.image or sample_images()[0]
     try:
         result = run(args.bundle, image, args.starts, args.pairs, args.images_per_run,
                      args.threads)
     except (BenchmarkError, Sc2DeployError) as exc:
-        parser.exit(2, f"runtime.py: error: {exc}\n")
-    publish(markdown, result, "runtime.py", argv, args.json)
+        p.exit(2, f"{p.prog}: error: {exc}\n")
+    publish(markdown, result, __file__, argv, args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """RSS over many encodes in one process through the device runtime's building blocks.
 
-    python benchmarks/stress_rss.py [--bundle build/demo/demo-bundle] [--images 10000]
+    python -m benchmarks.stress_rss [--bundle build/demo/demo-bundle] [--images 10000]
                                     [--warmup 20] [--every 500] [--max-growth-mb 20]
                                     [--target onnx] [--coder c] [--threads N] [--json PATH]
 
@@ -18,7 +18,6 @@ after the last image exceeds RSS after the warmup by more than
 (``sc2deploy export demo --input-size 96``) keeps 10,000 images short.
 """
 
-import argparse
 import hashlib
 import resource
 import sys
@@ -26,8 +25,8 @@ import time
 from pathlib import Path
 
 import psutil
-from output import non_negative, positive, publish
 
+from benchmarks.common import non_negative, parse, parser, positive, publish
 from sc2deploy.bundle import Bundle
 from sc2deploy.targets.encoding import latent_codec
 from sc2deploy.errors import Sc2DeployError
@@ -117,42 +116,37 @@ def markdown(result: dict, command: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog="Exit status: 0 pass, 1 RSS grew more than --max-growth-mb or bytes differed, "
-               "2 usage or bundle error.")
-    parser.add_argument("--bundle", default="build/demo/demo-bundle", type=Path,
-                        help="bundle directory (default: %(default)s)")
-    parser.add_argument("--images", type=positive, default=10000,
-                        help="measured images (default: %(default)s)")
-    parser.add_argument("--warmup", type=non_negative, default=20,
-                        help="images before the reference RSS (default: %(default)s)")
-    parser.add_argument("--every", type=positive, default=500,
-                        help="read RSS every N images (default: %(default)s)")
-    parser.add_argument("--max-growth-mb", type=float, default=20.0,
-                        help="allowed RSS growth after the warmup (default: %(default)s)")
-    parser.add_argument("--target", default="onnx", help="artifact to run (default: onnx)")
-    parser.add_argument("--coder", default="c", help="c or constriction (default: c)")
-    parser.add_argument("--threads", type=positive, help="runtime threads (default: its own)")
-    parser.add_argument("--image-dir", type=Path,
-                        help="folder of images to cycle (default: the bundled samples)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args(argv)
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        parser.error(f"--json {args.json}: folder {Path(args.json).resolve().parent} "
-                     "does not exist")
+    p = parser(__file__, __doc__,
+               epilog="Exit status: 0 pass, 1 RSS grew more than --max-growth-mb or bytes "
+                      "differed, 2 usage or bundle error.")
+    p.add_argument("--bundle", default="build/demo/demo-bundle", type=Path,
+                   help="bundle directory (default: %(default)s)")
+    p.add_argument("--images", type=positive, default=10000,
+                   help="measured images (default: %(default)s)")
+    p.add_argument("--warmup", type=non_negative, default=20,
+                   help="images before the reference RSS (default: %(default)s)")
+    p.add_argument("--every", type=positive, default=500,
+                   help="read RSS every N images (default: %(default)s)")
+    p.add_argument("--max-growth-mb", type=float, default=20.0,
+                   help="allowed RSS growth after the warmup (default: %(default)s)")
+    p.add_argument("--target", default="onnx", help="artifact to run (default: onnx)")
+    p.add_argument("--coder", default="c", help="c or constriction (default: c)")
+    p.add_argument("--threads", type=positive, help="runtime threads (default: its own)")
+    p.add_argument("--image-dir", type=Path,
+                   help="folder of images to cycle (default: the bundled samples)")
+    args = parse(p, argv)
     if args.max_growth_mb < 0:
-        parser.error(f"--max-growth-mb must be >= 0, got {args.max_growth_mb}")
+        p.error(f"--max-growth-mb must be >= 0, got {args.max_growth_mb}")
     try:
         result = run(args.bundle, args.images, args.warmup, args.every, args.target,
                      args.coder, args.threads, args.image_dir)
     except Sc2DeployError as exc:
-        parser.exit(2, f"stress_rss.py: error: {exc}\n")
+        p.exit(2, f"{p.prog}: error: {exc}\n")
     result["max_growth_mb"] = args.max_growth_mb
     result["passed"] = result["growth_mb"] <= args.max_growth_mb and not result["byte_mismatches"]
-    publish(markdown, result, "stress_rss.py", argv, args.json)
+    publish(markdown, result, __file__, argv, args.json)
     if not result["passed"]:
-        print(f"stress_rss.py: FAIL: RSS grew {result['growth_mb']:+.1f} MB (bound "
+        print(f"{p.prog}: FAIL: RSS grew {result['growth_mb']:+.1f} MB (bound "
               f"{args.max_growth_mb:.0f} MB), {result['byte_mismatches']} byte mismatches",
               file=sys.stderr)
         sys.exit(1)

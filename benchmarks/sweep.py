@@ -4,23 +4,20 @@ The three checkpoints are rate variants of the bundled demo student (its latent 
 scaled by 0.7, 1.0 and 1.4, like students trained at different betas); each is exported and
 built for ``onnx`` and ``tflite``, then profiled. Both sweeps run in this one invocation.
 
-    python benchmarks/sweep.py [--workers 3] [--json FILE]
+    python -m benchmarks.sweep [--workers 3] [--runs 20] [--json FILE]
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from output import publish  # noqa: E402
-
-from sc2deploy.export.pipeline import DEMO_CHECKPOINT  # noqa: E402
-from sc2deploy.log import configure  # noqa: E402
-from sc2deploy.orchestrate.sweep import Checkpoint, Sweep, run_sweep  # noqa: E402
+from benchmarks.common import parse, parser, publish
+from sc2deploy.export.pipeline import DEMO_CHECKPOINT
+from sc2deploy.log import configure
+from sc2deploy.orchestrate.sweep import Checkpoint, Sweep, run_sweep
 
 SCALES = (0.7, 1.0, 1.4)
 LATENT_CONV = "backbone.bottleneck_layer.encoder.4.weight"
@@ -48,11 +45,10 @@ def summary_of(result, command):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=3, help="pool size (default: 3)")
-    parser.add_argument("--runs", type=int, default=20, help="images profiled per item")
-    parser.add_argument("--json", help="write the result as JSON here")
-    args = parser.parse_args(argv)
+    p = parser(__file__, __doc__)
+    p.add_argument("--workers", type=int, default=3, help="pool size (default: 3)")
+    p.add_argument("--runs", type=int, default=20, help="images profiled per item")
+    args = parse(p, argv)
     configure(verbose=False)
     result = {"runs": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +66,7 @@ def main(argv=None):
     one, pool = result["runs"]
     result["speedup"] = one["seconds"] / pool["seconds"]
     result["prepare_speedup"] = one["prepare_seconds"] / pool["prepare_seconds"]
-    publish(summary_of, result, "sweep.py", argv, args.json)
+    publish(summary_of, result, __file__, argv, args.json)
 
 
 if __name__ == "__main__":

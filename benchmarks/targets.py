@@ -1,19 +1,18 @@
 """Latency of every built target at 1 and 2 threads vs torch eager, in the same run.
 
-    python benchmarks/targets.py [--bundle build/demo/demo-bundle] [--runs 30] [--json PATH]
+    python -m benchmarks.targets [--bundle build/demo/demo-bundle] [--runs 30] [--json PATH]
 
 The bundle should have its targets built (``make demo`` builds every target that
 builds here). Reports p50/p90 per target and threads, the ratio to torch eager
 at the same thread count, and each target's recorded symbol agreement.
 """
 
-import argparse
 import time
 
 import numpy as np
 import torch
-from output import publish
 
+from benchmarks.common import parse, parser, publish
 from sc2deploy.bundle import Bundle
 from sc2deploy.export.heads import head_from_arrays
 from sc2deploy.preprocess import sample_images
@@ -66,12 +65,11 @@ def markdown(rows, command: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", default="build/demo/demo-bundle")
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--json")
-    args = parser.parse_args(argv)
-    publish(markdown, run(args.bundle, args.runs), "targets.py", argv, args.json)
+    p = parser(__file__, __doc__)
+    p.add_argument("--bundle", default="build/demo/demo-bundle")
+    p.add_argument("--runs", type=int, default=30)
+    args = parse(p, argv)
+    publish(markdown, run(args.bundle, args.runs), __file__, argv, args.json)
 
 
 if __name__ == "__main__":

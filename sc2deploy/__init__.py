@@ -3,7 +3,7 @@
 Rooms, each importing only the ones below it (tests/test_rooms.py enforces it)::
 
     cli
-    orchestrate   remote (ssh), emulation (qemu-user), sweep, demo
+    orchestrate   remote (ssh), emulation + arm_check (qemu-user), sweep, demo, containers
     builders      bundle -> artifacts, gated (host; TensorRT engines on the Jetson)
     export        checkpoint -> bundle (host, torch)
     report        tables, plots, documents, bundle description

@@ -1,7 +1,9 @@
 """The one exception hierarchy of sc2deploy.
 
-Every error a user can cause derives from :class:`Sc2DeployError`; its message
-says what was received, what was expected and how to fix it.
+Every error sc2deploy raises on purpose derives from :class:`Sc2DeployError`
+(the CLI prints it on one line); its message says what was received, what was
+expected and how to fix it. :class:`UsageError` is the user's input;
+:class:`DeviceError` is the device or a runtime failing on valid input.
 """
 
 
@@ -11,6 +13,19 @@ class Sc2DeployError(Exception):
 
 class UsageError(Sc2DeployError):
     """Bad user input: an unknown name, a missing file, an invalid option."""
+
+
+class DeviceError(Sc2DeployError):
+    """The device or a runtime failed, not the user's input: NaN symbols from a runner, a
+    sensor that stopped sampling, a TensorRT or CUDA call that failed."""
+
+
+class RegistryError(Sc2DeployError):
+    """A target record is invalid or registered twice (a defect of a target module)."""
+
+
+class BuildError(Sc2DeployError):
+    """A converter produced an artifact sc2deploy cannot use (e.g. a graph with a cycle)."""
 
 
 class CheckpointError(Sc2DeployError):
@@ -34,7 +49,8 @@ class CodecError(Sc2DeployError):
 
 
 class FidelityError(Sc2DeployError):
-    """A built artifact changes too many symbols (see --allow-low-fidelity)."""
+    """An artifact disagrees with the torch reference: too many changed symbols (see
+    --allow-low-fidelity), or outputs of another shape."""
 
     def __init__(self, message: str, stats: dict = None):
         super().__init__(message)
@@ -55,3 +71,11 @@ class OutputError(Sc2DeployError):
 
 class Interrupted(Sc2DeployError):
     """Ctrl-C or SIGTERM ended a command; the message names what was kept."""
+
+
+class CompareError(Sc2DeployError):
+    """A run folder holds a file that cannot be compared (not .npy, wrong dtype or size)."""
+
+
+class EmulationError(Sc2DeployError):
+    """Setting up or running the emulated aarch64 Python failed; the message says what to do."""

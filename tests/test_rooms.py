@@ -198,3 +198,20 @@ def test_export_needs_torch_and_says_so():
     code = TORCH_BLOCK + "import sc2deploy.export"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0 and "blocked for this test: torch" in result.stderr
+
+
+@pytest.mark.parametrize("modules,heavy", [
+    # the ARM check and the emulation: the standard library only, at import time
+    (("sc2deploy.orchestrate.arm_check", "sc2deploy.orchestrate.emulation"),
+     ("numpy", "torch", "onnxruntime", "sc2deploy.targets", "tarfile", "zipfile")),
+    # remote profiling runs before anything heavy is needed
+    (("sc2deploy.orchestrate.remote",), ("numpy", "torch", "PIL", "onnxruntime")),
+    # results and reports: matplotlib only where plots are drawn
+    (("sc2deploy.results.schema", "sc2deploy.report.document"), ("matplotlib", "torch")),
+])
+def test_modules_import_light(modules, heavy):
+    code = (f"import sys\nimport {', '.join(modules)}\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"{modules} import {result.stdout.strip()}"

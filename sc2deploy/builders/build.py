@@ -4,6 +4,10 @@
     bundle ─ head_state.npz ─ torch fp32 head ─ symbols ────┴─ agreement, ±1, |Δ|, rate change
                                                               └─ gate: fail below the threshold
 
+What each target accepts (activations, search space, calibration, where it is
+built) is read from its record (``sc2deploy.targets.registry``); the metric, the
+rule and the thresholds are ``sc2deploy.targets.gate``.
+
 Fidelity is measured on images not used for calibration: by default the
 sample images are split in two halves (calibration, evaluation).
 """
@@ -22,29 +26,10 @@ from sc2deploy import __version__
 from sc2deploy.atomic import ensure_writable
 from sc2deploy.bundle import TXN_PREFIX, Bundle, Transaction
 from sc2deploy.errors import FidelityError, Interrupted, Sc2DeployError, UsageError
-from sc2deploy.targets.gate import agreement, is_exact
 from sc2deploy.log import logger, step
 from sc2deploy.preprocess import sample_images
-from sc2deploy.targets.registry import Target, get_target
-
-
-@dataclass(frozen=True)
-class Int8Options:
-    """Static int8 quantization settings (onnx-int8, tflite-int8, tensorrt-int8)."""
-
-    per_channel: bool = True
-    reduce_range: bool = False
-    activations: str = "int8"  # "int16" (A16W8), or "dynamic" (ranges at run time; TFLite)
-    calibration: str = "minmax"  # "entropy" or "percentile"
-    keep_float: Sequence[str] = ()  # node names (or op types) left in float
-
-    def __post_init__(self):
-        if self.activations not in ("int8", "int16", "dynamic"):
-            raise UsageError(f"activations {self.activations!r}: expected int8, int16 or "
-                             "dynamic")
-        if self.calibration not in ("minmax", "entropy", "percentile"):
-            raise UsageError(f"calibration {self.calibration!r}: expected minmax, entropy or "
-                             "percentile")
+from sc2deploy.targets.gate import agreement, passes, threshold
+from sc2deploy.targets.registry import Int8Options, Target, get_target  # Int8Options: re-exported
 
 
 @dataclass(frozen=True)
@@ -136,17 +121,6 @@ def _rate_change(bundle: Bundle, reference, candidate) -> Optional[float]:
     return 100.0 * (new - ref) / ref
 
 
-def threshold(target: Target, options: BuildOptions) -> float:
-    """Required % of symbols equal to torch: the option, else the precision's default."""
-    return options.min_agreement if options.min_agreement is not None else target.min_agreement
-
-
-def passes(target: Target, stats: Dict, options: BuildOptions) -> bool:
-    if target.precision == "fp32" and options.min_agreement is None:
-        return is_exact(stats)
-    return stats["agreement_pct"] >= threshold(target, options)
-
-
 def quantization(target: Target, recorded: Dict) -> Optional[str]:
     """What an int8 artifact quantizes: 'A8W8', 'A16W8' (16-bit activations) or 'dynamic A8W8'."""
     if target.precision != "int8":
@@ -164,13 +138,14 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
     bundle = Bundle.open(bundle_path)
     ensure_writable(bundle.path, "bundle")
     chosen = [get_target(n) for n in dict.fromkeys(names)]
-    for target in chosen:
-        missing = target.missing("build")
-        if missing:
-            raise UsageError(f"cannot build {target.name} here: {missing}")
+    for target in chosen:  # refuse before anything is built
         if target.build_on == "device":
             raise UsageError(f"{target.name} is built on the device: run there "
                              f"`sc2deploy build-engine {bundle.path}`")
+        missing = target.missing("build")
+        if missing:
+            raise UsageError(f"cannot build {target.name} here: {missing}")
+        _check_activations(target, options)
     calib, evals = split_images(options.calib)
     if not evals:
         raise UsageError("no evaluation images left: --calib uses every sample image")
@@ -193,30 +168,31 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
             raise Interrupted(
                 f"interrupted while building {target.name}: the bundle is unchanged for it"
                 + (f"; kept: {', '.join(kept)}" if kept else "")) from None
-        except (Sc2DeployError, ValueError, RuntimeError) as exc:
+        # RuntimeError: torch.export / litert-torch converter failures (torch's errors derive
+        # from it). onnxruntime's own errors derive from Exception only and are not caught.
+        except (Sc2DeployError, RuntimeError) as exc:
             logger.error("  %s: %s", target.name, exc)
             rows.append({"target": target.name, "precision": target.precision,
                          "passed": False, "error": str(exc)})
     return rows
 
 
-def search_space(bundle: Bundle, target: Target) -> List[Int8Options]:
-    """int8 configurations tried by --search, from cheapest to most float."""
-    import onnx
+def _check_activations(target: Target, options: BuildOptions) -> None:
+    """Refuse, before anything is built, activations the target does not declare."""
+    if not target.activations or (options.search and target.search):
+        return  # no int8 options, or --search replaces them with the target's search space
+    asked = options.int8.activations
+    if asked not in target.activations:
+        accepted = " or ".join(target.activations)
+        raise UsageError(f"{target.name} accepts activations {accepted}, not {asked} (received "
+                         f"--activations {asked}); build {target.name} with --activations "
+                         f"{accepted}, in a separate `sc2deploy build` if other targets need "
+                         f"{asked}")
 
-    if target.runtime == "litert":  # keep_float names encoder layers of the torch head
-        return [Int8Options(), Int8Options(keep_float=("0", "4")),
-                Int8Options(activations="dynamic")]
-    if target.name.startswith("tensorrt"):  # TensorRT: symmetric int8 activations only
-        return [Int8Options(), Int8Options(calibration="percentile")]
 
-    model = onnx.load(str(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])))
-    last_conv = [n.name for n in model.graph.node if n.op_type == "Conv"][-1:]
-    return [Int8Options(), Int8Options(calibration="percentile"),
-            Int8Options(reduce_range=True), Int8Options(keep_float=tuple(last_conv)),
-            Int8Options(activations="int16"), Int8Options(activations="int16", per_channel=False),
-            Int8Options(activations="int16", calibration="percentile"),
-            Int8Options(activations="int16", keep_float=tuple(last_conv))]
+def search_space(target: Target) -> List[Int8Options]:
+    """int8 configurations tried by --search, from cheapest to most float (the record's)."""
+    return list(target.search)
 
 
 def _search(txn: Transaction, target: Target, options, calibration, reference):
@@ -228,15 +204,16 @@ def _search(txn: Transaction, target: Target, options, calibration, reference):
 
     builder = target.load("builder")
     tried, best = [], None
-    for cfg in search_space(txn.bundle, target):
+    for cfg in search_space(target):
         stage = txn.stage()
         path, recorded = builder(txn.bundle, replace(options, int8=cfg), calibration, stage)
         stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
-        ok = passes(target, stats, options)
+        ok = passes(target.precision, stats, options.min_agreement)
         tried.append({"options": recorded, "passed": ok, **stats})
         logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%, p50 %6.1f ms%s",
-                    _describe(cfg), stats["agreement_pct"], stats["rate_change_pct"] or 0.0,
-                    stats["latency_p50_ms"], "  passes" if ok else "")
+                    _describe(cfg, recorded), stats["agreement_pct"],
+                    stats["rate_change_pct"] or 0.0, stats["latency_p50_ms"],
+                    "  passes" if ok else "")
         key = (ok, -stats["latency_p50_ms"] if ok else stats["agreement_pct"])
         if best is None or key > best[0]:
             if best is not None:
@@ -248,13 +225,14 @@ def _search(txn: Transaction, target: Target, options, calibration, reference):
     return path, {**recorded, "search": tried}, stats
 
 
-def _describe(cfg: Int8Options) -> str:
+def _describe(cfg: Int8Options, recorded: Dict) -> str:
     parts = [f"act {cfg.activations}", "per-channel" if cfg.per_channel else "per-tensor",
              cfg.calibration]
     if cfg.reduce_range:
         parts.append("reduce-range")
-    if cfg.keep_float:
-        parts.append("float: " + ",".join(cfg.keep_float))
+    keep_float = recorded.get("keep_float", cfg.keep_float)  # as resolved by the builder
+    if keep_float:
+        parts.append("float: " + ",".join(keep_float))
     return ", ".join(parts)
 
 
@@ -262,13 +240,14 @@ def _refusal(target: Target, stats: Dict, options: BuildOptions, path: Path,
              bundle: Bundle) -> str:
     """Why the gate refused ``target``, what happened to the artifact, and what to try."""
     what = (f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch fp32 "
-            f"reference, below the {threshold(target, options)} % required")
+            f"reference, below the {threshold(target.precision, options.min_agreement)} % "
+            "required")
     if bundle.path in path.parents and TXN_PREFIX not in str(path):
         kept = f"{path.name} is the export's own and stays; {target.name} was not recorded"
     else:
         kept = "the new artifact was discarded; the bundle is unchanged"
     hints = []
-    if target.precision == "int8" and not options.search:
+    if target.search and not options.search:
         hints.append("--search to try other int8 configurations")
     hints.append("--allow-low-fidelity to keep it anyway")
     return f"{what}; {kept} (try {', or '.join(hints)})"
@@ -279,13 +258,13 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
     bundle = Bundle.open(bundle_path)
     with bundle.transaction() as txn, \
             step(f"building {target.name} ({target.precision}, {target.runtime})"):
-        if options.search and target.precision == "int8":
+        if options.search and target.search:
             path, recorded, stats = _search(txn, target, options, calibration, reference)
         else:
             path, recorded = target.load("builder")(bundle, options, calibration, txn.stage())
             stats = evaluate(bundle, target, path, reference, options.latency_runs)
         seconds = time.perf_counter() - start
-        ok = passes(target, stats, options)
+        ok = passes(target.precision, stats, options.min_agreement)
         logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%, "
                     "p50 %.1f ms, %.1f KiB, %.1f s", target.name, stats["agreement_pct"],
                     stats["ties"], stats["within_one_pct"], stats["rate_change_pct"] or 0.0,
@@ -293,9 +272,10 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
         if not ok and not options.allow_low_fidelity:
             raise FidelityError(_refusal(target, stats, options, path, bundle), stats)
         scheme = quantization(target, recorded)
+        required = threshold(target.precision, options.min_agreement)
         txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
                          runtime=target.runtime, options=recorded, fidelity=stats,
-                         gate={"min_agreement_pct": threshold(target, options), "passed": ok},
+                         gate={"min_agreement_pct": required, "passed": ok},
                          build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
                                 "sc2deploy": __version__},
                          **({"quantization": scheme} if scheme else {}))

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from sc2deploy.bundle import Bundle
+from sc2deploy.errors import BuildError
 
 
 def build_fp32(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
@@ -32,7 +33,13 @@ def sort_topologically(graph) -> None:
     while pending:
         ready = [n for n in pending if all(i in available for i in n.input)]
         if not ready:
-            raise ValueError("graph has a cycle or an undefined input")
+            stuck = [i for i in pending[0].input if i not in available]
+            raise BuildError(
+                f"received a graph with a cycle or an undefined input ({len(pending)} nodes "
+                f"cannot be ordered; {pending[0].name or pending[0].op_type} waits for "
+                f"{stuck}), expected each input made by a graph input, an initializer or an "
+                "earlier node: the converter wrote a broken graph; try another onnxruntime "
+                "version, or report it with `pip show onnxruntime`")
         for node in ready:
             ordered.append(node)
             available.update(node.output)

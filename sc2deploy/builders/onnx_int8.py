@@ -9,27 +9,30 @@ import contextlib
 import io
 import logging
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
 from sc2deploy.bundle import Bundle
+from sc2deploy.errors import BuildError, UsageError
+from sc2deploy.targets.registry import LAST_CONV
 
 HISTOGRAM_BINS = 2048
 PERCENTILE = 99.999
 
 
 def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
-    if options.int8.activations == "dynamic":
-        from sc2deploy.errors import UsageError
+    """Static QDQ, activations int8 or int16 (what the onnx-int8 record accepts)."""
+    import onnx
 
-        raise UsageError("onnx-int8 is static QDQ: use activations int8 or int16")
     source = bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])
+    cfg = options.int8
+    cfg = replace(cfg, keep_float=resolve_keep_float(onnx.load(str(source)), cfg.keep_float))
     path = stage / "head-int8.onnx"
-    quantize(source, path, options.int8, calibration, bundle.model["input"]["name"])
-    return path, asdict(options.int8)
+    quantize(source, path, cfg, calibration, bundle.model["input"]["name"])
+    return path, asdict(cfg)
 
 
 class _Reader:
@@ -42,13 +45,21 @@ class _Reader:
         return next(self._items, None)
 
 
+def resolve_keep_float(model, keep: Sequence[str]) -> Tuple[str, ...]:
+    """``keep`` with the ``LAST_CONV`` marker (of a search space) replaced by that node's name."""
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    resolved = []
+    for entry in keep:
+        resolved.extend(convs[-1:] if entry == LAST_CONV else [entry])
+    return tuple(resolved)
+
+
 def keep_float_nodes(model, keep: Sequence[str]):
     """Node names to leave in float: each entry is a node name or an op type."""
     names = {n.name for n in model.graph.node}
-    unknown = [k for k in keep if k not in names and not any(n.op_type == k for n in model.graph.node)]
+    op_types = {n.op_type for n in model.graph.node}
+    unknown = [k for k in keep if k not in names and k not in op_types]
     if unknown:
-        from sc2deploy.errors import UsageError
-
         raise UsageError(f"--keep-float {unknown}: no such node or op type; nodes are "
                          f"{sorted(names)}")
     return [n.name for n in model.graph.node if n.name in keep or n.op_type in keep]
@@ -84,14 +95,22 @@ def quantize(source: Path, dest: Path, cfg, calibration: Sequence[np.ndarray], i
             calibrate_method=method,
             extra_options={"num_bins": HISTOGRAM_BINS, "num_quantized_bins": 256,
                            "percentile": PERCENTILE, "symmetric": symmetric})
-        calibrator.collect_data(_Reader(calibration, input_name))
-        cache = Path(tmp) / "ranges.json"
-        save_tensors_data(calibrator.compute_data(), cache)
-        quantize_static(
-            str(source), str(dest), None, quant_format=QuantFormat.QDQ,
-            per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-            activation_type=QuantType.QInt16 if cfg.activations == "int16" else QuantType.QInt8,
-            weight_type=QuantType.QInt8, calibrate_method=method, calibration_cache_path=cache,
-            nodes_to_exclude=keep_float_nodes(model, cfg.keep_float), op_types_to_quantize=op_types,
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
-                           **(extra or {})})
+        exclude = keep_float_nodes(model, cfg.keep_float)
+        try:  # the quantizer refuses what it does not support with ValueError
+            calibrator.collect_data(_Reader(calibration, input_name))
+            cache = Path(tmp) / "ranges.json"
+            save_tensors_data(calibrator.compute_data(), cache)
+            quantize_static(
+                str(source), str(dest), None, quant_format=QuantFormat.QDQ,
+                per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
+                activation_type=QuantType.QInt16 if cfg.activations == "int16"
+                else QuantType.QInt8,
+                weight_type=QuantType.QInt8, calibrate_method=method,
+                calibration_cache_path=cache, nodes_to_exclude=exclude,
+                op_types_to_quantize=op_types,
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                               **(extra or {})})
+        except ValueError as exc:
+            raise BuildError(f"onnxruntime's quantizer refused {source.name} with {cfg}: {exc}; "
+                             "expected a configuration it supports: try other int8 options "
+                             "or --search") from exc

@@ -14,7 +14,7 @@ import numpy as np
 from sc2deploy import __version__
 from sc2deploy.atomic import ensure_writable
 from sc2deploy.bundle import Bundle, sha256_file
-from sc2deploy.errors import UsageError
+from sc2deploy.errors import BuildError, DeviceError, UsageError
 from sc2deploy.log import logger, step
 
 WORKSPACE_MB = 256
@@ -42,12 +42,11 @@ def build_fp16(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
 
 
 def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
-    """Explicit quantization: Q/DQ before each Conv, symmetric int8, zero point 0, float bias."""
+    """Explicit quantization: Q/DQ before each Conv, symmetric int8, zero point 0, float bias.
+
+    Activations are int8 only (the tensorrt-int8 record accepts nothing else)."""
     from sc2deploy.builders.onnx_int8 import quantize
 
-    if options.int8.activations != "int8":
-        raise UsageError("tensorrt-int8 uses int8 activations (TensorRT's explicit "
-                         "quantization is int8 only)")
     path = stage / "head-trt-int8.onnx"
     quantize(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"]), path, options.int8,
              calibration, bundle.model["input"]["name"], symmetric=True, op_types=["Conv"],
@@ -55,14 +54,12 @@ def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
                     "DedicatedQDQPair": True})
     problems = tensorrt_problems(path)
     if problems:
-        raise UsageError("the Q/DQ graph would be rejected by TensorRT: " + "; ".join(problems))
+        raise BuildError(f"received a Q/DQ graph TensorRT would reject ({'; '.join(problems)}), "
+                         "expected TensorRT 10's explicit quantization rules: try "
+                         "--calibration percentile or --search")
     return path, {"recipe": _recipe(path.name, "int8"), "qdq": "symmetric int8, zero point 0",
                   "calibration": options.int8.calibration,
                   "host_check": "Q/DQ graph run in onnxruntime"}
-
-
-def build_on_device(bundle: Bundle, options, calibration):
-    raise UsageError("TensorRT engines are built on the Jetson: sc2deploy build-engine BUNDLE")
 
 
 def tensorrt_problems(path: Path) -> List[str]:
@@ -121,7 +118,9 @@ def build_engine(bundle_path: Path, precision: str, workspace_mb: int = WORKSPAC
     parser = trt.OnnxParser(network, trt_logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise UsageError(f"TensorRT could not parse {onnx_path.name}: {'; '.join(errors)}")
+        raise DeviceError(f"TensorRT could not parse {onnx_path.name}: {'; '.join(errors)}; "
+                          f"expected the {source} graph to parse: rebuild it on the host with "
+                          f"this sc2deploy (sc2deploy build BUNDLE --target {source})")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     config.set_flag(trt.BuilderFlag.FP16)
@@ -135,7 +134,9 @@ def build_engine(bundle_path: Path, precision: str, workspace_mb: int = WORKSPAC
         with step(f"building the {precision} TensorRT engine"):
             serialized = builder.build_serialized_network(network, config)
         if serialized is None:
-            raise UsageError("TensorRT failed to build the engine (see its log above)")
+            raise DeviceError(f"TensorRT built no {precision} engine (build_serialized_network "
+                              "returned None; see its log above): try a larger --workspace-mb "
+                              "or free GPU memory")
         stage = txn.stage()
         engine = stage / f"head-{precision}.engine"
         engine.write_bytes(bytes(serialized))

@@ -74,7 +74,8 @@ def build_fp16(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
 
 
 def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
-    """PT2E int8 (symmetric weights; activations static-calibrated or dynamic).
+    """PT2E int8 (symmetric weights; activations static-calibrated or dynamic, what the
+    tflite-int8 record accepts).
 
     ``keep_float`` names encoder layer indices (or "Conv") left in float.
     """
@@ -85,10 +86,6 @@ def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     cfg = options.int8
-    if cfg.activations == "int16":
-        from sc2deploy.errors import UsageError
-
-        raise UsageError("tflite-int8 supports activations int8 or dynamic, not int16")
     dynamic = cfg.activations == "dynamic"
     module = convertible_head(bundle, cfg.keep_float)
     quantizer = PT2EQuantizer().set_global(

@@ -8,7 +8,22 @@ import numpy as np
 
 from sc2deploy.errors import CodecError
 
+# Return codes of rangecoder.c (its enum S2C_*): name, and what it means for the caller.
 _OK, _BAD_PMF, _BAD_SYMBOL, _OUT_OF_SPACE, _INVALID_DATA = range(5)
+CODES = {
+    _OK: ("S2C_OK", "success"),
+    _BAD_PMF: ("S2C_BAD_PMF", "a pmf cannot be quantized: expected at least 2 entries (and "
+               "fewer than 2^24 - 1) whose sum is a positive normal number; check the prior's "
+               "tables (sc2deploy info BUNDLE)"),
+    _BAD_SYMBOL: ("S2C_BAD_SYMBOL", "a symbol is outside its model's alphabet: expected "
+                  "0 <= symbol < the model's size; encode latents with their own bundle's "
+                  "prior"),
+    _OUT_OF_SPACE: ("S2C_OUT_OF_SPACE", "the output buffer was too small, although sc2deploy "
+                    "sizes it for the worst case: a bug; report it with the latent's shape"),
+    _INVALID_DATA: ("S2C_INVALID_DATA", "invalid compressed data: the stream does not decode "
+                    "under this prior (decoder left its interval, too many escape digits, or "
+                    "a value beyond int32); decode with the bundle that encoded it"),
+}
 LUT_SIZE = 256  # LUT_BITS = 8 in rangecoder.c
 _LIB = None
 
@@ -48,6 +63,16 @@ def _ptr(arr: np.ndarray):
     return arr.ctypes.data_as(ctypes.c_void_p)
 
 
+def code_error(code: int, call: str) -> CodecError:
+    """The :class:`CodecError` for a non-zero return code of the C function ``call``."""
+    if code not in CODES:
+        return CodecError(f"{call} returned code {code}, expected one of {sorted(CODES)}: the "
+                          "compiled _rangecoder library does not match this sc2deploy; "
+                          "reinstall sc2deploy")
+    name, meaning = CODES[code]
+    return CodecError(f"{meaning} ({call}: {name})")
+
+
 class CModel:
     """A pmf quantized to constriction's fixed-point CDF (n + 1 uint32 entries)."""
 
@@ -55,9 +80,13 @@ class CModel:
         pmf = np.ascontiguousarray(pmf, dtype=np.float64)
         self.size = int(pmf.size)
         self.cdf = np.empty(self.size + 1, dtype=np.uint32)
-        if library().s2c_quantize(_ptr(pmf), self.size, _ptr(self.cdf)) != _OK:
+        code = library().s2c_quantize(_ptr(pmf), self.size, _ptr(self.cdf))
+        if code == _BAD_PMF:
             raise CodecError(f"pmf with {pmf.size} entries cannot be quantized: it needs at "
-                             "least 2 entries and a sum that is a positive normal number")
+                             "least 2 entries and a sum that is a positive normal number "
+                             "(s2c_quantize: S2C_BAD_PMF)")
+        if code != _OK:
+            raise code_error(code, "s2c_quantize")
 
 
 def _pack(models):
@@ -100,9 +129,9 @@ class CBackend:
             ctypes.byref(bad))
         if code == _BAD_SYMBOL:
             raise CodecError(f"symbol {int(symbols[bad.value])} at position {bad.value} is "
-                             "outside its model's alphabet")
+                             "outside its model's alphabet (s2c_encode: S2C_BAD_SYMBOL)")
         if code != _OK:
-            raise CodecError(f"C encoder failed with code {code}")
+            raise code_error(code, "s2c_encode")
         return out[: out_len.value].copy()
 
     def decoder(self, words: np.ndarray) -> "CDecoder":
@@ -137,7 +166,7 @@ class CLatentCoder:
             _ptr(self._cdfs), _ptr(self._starts), _ptr(self._count_cdf), _ptr(self._digit_cdf),
             _ptr(scratch), _ptr(out), out.size, ctypes.byref(out_len))
         if code != _OK:
-            raise CodecError(f"C encoder failed with code {code}")
+            raise code_error(code, "s2c_encode_latent")
         return out[: out_len.value].copy()
 
     def decode(self, words: np.ndarray, channels: int, per_channel: int, digit_limit: int):
@@ -149,9 +178,7 @@ class CLatentCoder:
             _ptr(self._lengths), _ptr(self._cdfs), _ptr(self._starts), _ptr(self._count_cdf),
             _ptr(self._digit_cdf), _ptr(self._luts), digit_limit, _ptr(scratch), _ptr(out))
         if code != _OK:
-            raise CodecError("invalid compressed data: the stream does not decode under this "
-                             "prior (decoder left its interval, too many escape digits, or a "
-                             "value beyond int32)")
+            raise code_error(code, "s2c_decode_latent")
         return out
 
 
@@ -166,7 +193,14 @@ class CDecoder:
 
     def decode(self, model: CModel, count: int) -> np.ndarray:
         out = np.empty(int(count), dtype=np.int32)
-        if count and library().s2c_decode(self._state, _ptr(model.cdf), model.size, _ptr(out),
-                                          int(count)) != _OK:
-            raise CodecError("invalid compressed data: the range decoder left its interval")
+        if not count:
+            return out
+        code = library().s2c_decode(self._state, _ptr(model.cdf), model.size, _ptr(out),
+                                    int(count))
+        if code == _INVALID_DATA:
+            raise CodecError("invalid compressed data: the range decoder left its interval "
+                             "(s2c_decode: S2C_INVALID_DATA); decode with the prior that "
+                             "encoded it")
+        if code != _OK:
+            raise code_error(code, "s2c_decode")
         return out

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from sc2deploy.errors import Sc2DeployError, UsageError
+from sc2deploy.errors import DeviceError, UsageError
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
 
 
-class SensorUnavailable(Sc2DeployError):
+class SensorUnavailable(DeviceError):
     """The sensor does not exist here or cannot be read; the message says why."""
 
 

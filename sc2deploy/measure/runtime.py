@@ -12,29 +12,29 @@ ends the loop early and the partial result says so (``complete: false``).
 
 import platform
 import resource
-import shlex
+import signal
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.measure.baselines import image_bytes
 from sc2deploy.targets.encoding import latent_codec
-from sc2deploy.errors import UsageError
+from sc2deploy.errors import Interrupted, UsageError
 from sc2deploy.log import logger
 from sc2deploy.preprocess import list_images, load_image, sample_images
 from sc2deploy.measure import conditions
-from sc2deploy.measure.energy_models import ENERGY_CHOICES, get_profile, host_timed_on
-from sc2deploy.measure.links import LINK_FILE_SUFFIXES, load_link
+from sc2deploy.measure.energy_models import get_profile, host_timed_on
+from sc2deploy.measure.links import load_link
+from sc2deploy.measure.options import DEFAULT_RUNS, ProfileOptions
 from sc2deploy.measure.power import discover
 from sc2deploy.measure.progress import Progress
-from sc2deploy.results.schema import SCHEMA, SCHEMA_VERSION, bundle_entry, utc_now
+from sc2deploy.results.schema import header, utc_now
 from sc2deploy.measure.sampler import Sampler
 from sc2deploy.measure.stats import mean_ci95, ns_to_ms, summarize
 from sc2deploy.targets import get_target, load_runner
@@ -43,57 +43,6 @@ STAGES = ("load", "preprocess", "head", "code")
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert",
                     "tensorrt": "tensorrt"}
 BASELINES = (("jpeg", 75), ("webp", 75))
-
-
-@dataclass(frozen=True)
-class ProfileOptions:
-    """What to run and how to measure it."""
-
-    bundle: Path
-    target: str = "onnx"
-    images: Optional[Path] = None  # a folder; default: the bundled samples
-    warmup: int = 5
-    runs: Optional[int] = None  # default 50 unless duration_s is given
-    duration_s: Optional[float] = None
-    threads: Optional[int] = None
-    coder: Optional[str] = None
-    link: Optional[str] = None
-    energy: str = "auto"
-    device_profile: Optional[str] = None
-    model_host_time: bool = False  # model another device's energy with this machine's time
-    sysfs_root: Path = Path("/")
-    pmic_command: Optional[Sequence[str]] = None
-    idle_s: float = 2.0
-    sample_interval_s: float = 0.01
-    energy_repeats: int = 5
-    server: Optional[dict] = None  # the results' server_ms entry (given or measured)
-    baselines: bool = True
-    label: Optional[str] = None
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.runs is not None and self.duration_s is not None:
-            raise UsageError("give --runs or --duration, not both")
-        if self.runs is not None and self.runs < 1:
-            raise UsageError(f"--runs must be >= 1, got {self.runs}")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise UsageError(f"--duration must be > 0 s, got {self.duration_s}")
-        if self.warmup < 0:
-            raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
-        if self.energy not in ENERGY_CHOICES:
-            raise UsageError(f"unknown --energy {self.energy!r}; known: "
-                             f"{', '.join(ENERGY_CHOICES)}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {self.threads}")
-        if not isinstance(self.model_host_time, bool):
-            raise UsageError("model_host_time must be true or false, got "
-                             f"{self.model_host_time!r}")
-        if self.model_host_time and (self.energy not in ("model", "auto")
-                                     or not self.device_profile):
-            raise UsageError("--model-host-time applies to modeled energy: give it with "
-                             "--energy model (or auto) and --device-profile NAME; got --energy "
-                             f"{self.energy}"
-                             + ("" if self.device_profile else " and no --device-profile"))
 
 
 class _Loop:
@@ -169,7 +118,7 @@ def profile(options: ProfileOptions) -> dict:
     codec = latent_codec(bundle, options.coder)
     pre = bundle.preprocessing()
     cond = conditions.collect(options.sysfs_root)
-    runs = options.runs if options.runs is not None or options.duration_s else 50
+    runs = options.runs if options.runs is not None or options.duration_s else DEFAULT_RUNS
     loop, interrupted = _Loop(), False
     cpu_start = rss_start = rss_after_warmup = None
     sampler = Sampler(source, options.sample_interval_s) if source is not None else None
@@ -200,11 +149,8 @@ def profile(options: ProfileOptions) -> dict:
     latency = _latency(loop)
     nbytes = np.asarray(loop.nbytes, dtype=np.float64)
     doc = {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "device",
-        "complete": not interrupted and len(loop) > 0,
-        "label": options.label or f"{bundle.model['name']}/{options.target}",
-        "created_utc": created,
-        "bundle": bundle_entry(bundle),
+        **header("device", not interrupted and len(loop) > 0,
+                 options.label or f"{bundle.model['name']}/{options.target}", created, bundle),
         "target": target.name, "precision": " ".join(filter(None, (
             target.precision,
             bundle.manifest["artifacts"].get(target.name, {}).get("quantization")))),
@@ -392,39 +338,29 @@ def _baselines(images, pre, link, count: int = 16) -> List[dict]:
     return rows
 
 
-_FLAGS = (("target", "--target"), ("warmup", "--warmup"), ("runs", "--runs"),
-          ("duration_s", "--duration"), ("threads", "--threads"), ("coder", "--coder"),
-          ("link", "--link"), ("energy", "--energy"), ("device_profile", "--device-profile"),
-          ("model_host_time", "--model-host-time"), ("idle_s", "--idle"),
-          ("energy_repeats", "--repeats"), ("label", "--label"))  # booleans: the flag when true
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM end a measurement early with partial results, even when the
+    process was started with SIGINT ignored (background jobs of non-interactive shells).
+
+    For a command's main thread: :func:`profile` and ``profile_server`` keep what they
+    measured when a KeyboardInterrupt arrives."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
 
 
-def remote_argv(options: ProfileOptions) -> List[str]:
-    """The ``sc2deploy profile`` options that repeat ``options`` on another machine
-    (bundle, images and output are the caller's)."""
-    if Path(options.sysfs_root) != Path("/"):
-        raise UsageError("--sysfs-root names a local folder; it cannot be used with --host")
-    if options.server is not None and options.server["source"] != "given":
-        raise UsageError("--server-results names a local file; with --host give --server-ms")
-    if options.link and Path(options.link).suffix.lower() in LINK_FILE_SUFFIXES:
-        raise UsageError("--link FILE is local; with --host use a built-in link name")
-    argv = []
-    for field_name, flag in _FLAGS:
-        value = getattr(options, field_name)
-        if isinstance(value, bool):
-            argv += [flag] if value else []
-        elif value is not None:
-            argv += [flag, str(value)]
-    argv += ["--sample-interval", str(options.sample_interval_s * 1e3)]
-    if options.pmic_command:
-        argv += ["--pmic-command", shlex.join(options.pmic_command)]
-    if options.server is not None:
-        argv += ["--server-ms", str(options.server["ms"])]
-    return argv + ([] if options.baselines else ["--no-baselines"])
+def measure_and_write(measure, options, out: Path) -> dict:
+    """Run ``measure(options)`` (:func:`profile` or ``profile_server``) with SIGINT and
+    SIGTERM ending it early, and write its results to ``out``: partial ones too
+    (``complete: false``); nothing when it was stopped before measuring (Interrupted)."""
+    from sc2deploy.results.schema import write_results
 
-
-def given_server_ms(ms: float) -> dict:
-    """The ``server_ms`` entry for a server time the user states."""
-    if ms < 0:
-        raise UsageError(f"--server-ms must be >= 0, got {ms}")
-    return {"source": "given", "ms": float(ms), "from": "given by the user (--server-ms)"}
+    stop_on_signals()
+    try:
+        doc = measure(options)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before any image was measured: nothing written") from None
+    write_results(doc, out)
+    return doc

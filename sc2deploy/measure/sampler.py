@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from sc2deploy.errors import UsageError
+from sc2deploy.errors import DeviceError, UsageError
 from sc2deploy.measure.power import SensorUnavailable
 
 Sample = Tuple[int, float]
@@ -106,15 +106,20 @@ class Sampler:
 
 def _arrays(samples: List[Sample]):
     if len(samples) < 2:
-        raise UsageError("fewer than 2 power samples: the window is too short to integrate")
+        raise DeviceError(f"received {len(samples)} power sample(s), expected at least 2 to "
+                          "integrate: the sensor stopped answering or the run was shorter than "
+                          "the sampling interval; check the sensor and run longer (--runs, "
+                          "--duration)")
     data = np.asarray(samples, dtype=np.float64)
     return data[:, 0], data[:, 1]
 
 
 def _check_window(t: np.ndarray, start_ns: float, end_ns: float) -> None:
     if not t[0] <= start_ns <= end_ns <= t[-1]:
-        raise UsageError(f"window [{start_ns:.0f}, {end_ns:.0f}] ns lies outside the samples "
-                         f"[{t[0]:.0f}, {t[-1]:.0f}] ns")
+        raise DeviceError(f"window [{start_ns:.0f}, {end_ns:.0f}] ns lies outside the samples "
+                          f"[{t[0]:.0f}, {t[-1]:.0f}] ns, expected within them: the sampler "
+                          "started late or stopped early (a sensor failure); check the sensor "
+                          "and profile again")
 
 
 def integrate_power(t_ns: np.ndarray, watts: np.ndarray, start_ns: float, end_ns: float) -> float:

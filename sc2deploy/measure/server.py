@@ -5,10 +5,8 @@ one) ─ features. The containers are made first with the bundle's ``onnx``
 artifact (not timed). Head-only bundles time decoding alone and say so.
 """
 
+import contextlib
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -17,40 +15,11 @@ from sc2deploy.targets.encoding import encode_images, latent_codec
 from sc2deploy.errors import UsageError
 from sc2deploy.preprocess import list_images, sample_images
 from sc2deploy.measure import conditions
+from sc2deploy.measure.options import ServerOptions
 from sc2deploy.measure.progress import Progress
-from sc2deploy.results.schema import SCHEMA, SCHEMA_VERSION, bundle_entry, utc_now
+from sc2deploy.results.schema import header, utc_now
+from sc2deploy.targets import load_server_runner
 from sc2deploy.measure.stats import ns_to_ms, summarize
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    bundle: Path
-    images: Optional[Path] = None
-    warmup: int = 3
-    runs: int = 50
-    coder: Optional[str] = None
-    threads: Optional[int] = None
-    label: Optional[str] = None
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.runs < 1 or self.warmup < 0:
-            raise UsageError(f"--runs must be >= 1 and --warmup >= 0, got {self.runs}, "
-                             f"{self.warmup}")
-
-
-def _decoder_session(bundle: Bundle, threads: Optional[int]):
-    entry = bundle.manifest.get("decoder")
-    if entry is None:
-        return None, None
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(bundle.file(entry["file"])), so,
-                                   providers=["CPUExecutionProvider"])
-    return session, entry["input"]["name"]
 
 
 def profile_server(options: ServerOptions) -> dict:
@@ -61,34 +30,34 @@ def profile_server(options: ServerOptions) -> dict:
     codec = latent_codec(bundle, options.coder)
     shape = bundle.model["latent"]["shape"]
     streams = [data for _, data in encode_images(bundle, images, "onnx", options.coder)]
-    session, input_name = _decoder_session(bundle, options.threads)
+    has_decoder = "file" in bundle.manifest.get("decoder", {})
     decode_ns, decoder_ns = [], []
     clock = time.perf_counter_ns
     progress = Progress("profile-server", options.runs, enabled=options.progress)
     complete = True
+    decoder = (load_server_runner(bundle, "decoder", options.threads) if has_decoder
+               else contextlib.nullcontext())
     try:
-        for i in range(options.warmup + options.runs):
-            t0 = clock()
-            latent = codec.decode(streams[i % len(streams)], shape)
-            t1 = clock()
-            if session is not None:
-                session.run(None, {input_name: latent[None].astype(np.float32)})
-            t2 = clock()
-            if i >= options.warmup:
-                decode_ns.append(t1 - t0)
-                decoder_ns.append(t2 - t1)
-                progress.update(i + 1 - options.warmup)
+        with decoder:
+            for i in range(options.warmup + options.runs):
+                t0 = clock()
+                latent = codec.decode(streams[i % len(streams)], shape)
+                t1 = clock()
+                if has_decoder:
+                    decoder.infer(latent[None].astype(np.float32))
+                t2 = clock()
+                if i >= options.warmup:
+                    decode_ns.append(t1 - t0)
+                    decoder_ns.append(t2 - t1)
+                    progress.update(i + 1 - options.warmup)
     except KeyboardInterrupt:
         complete = False
     finally:
         progress.close()
     total = np.add(decode_ns, decoder_ns)
     return {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "server",
-        "complete": complete and bool(decode_ns),
-        "label": options.label or f"{bundle.model['name']}/server",
-        "created_utc": created,
-        "bundle": bundle_entry(bundle),
+        **header("server", complete and bool(decode_ns),
+                 options.label or f"{bundle.model['name']}/server", created, bundle),
         "coder": codec.coder, "threads": options.threads,
         "runs": {"warmup": options.warmup, "measured": len(decode_ns),
                  "image_files": len(images), "stop": "runs" if complete else "interrupted"},
@@ -96,7 +65,7 @@ def profile_server(options: ServerOptions) -> dict:
                        "decoder": summarize(ns_to_ms(decoder_ns)),
                        "total": summarize(ns_to_ms(total))},
         "decoder": ({"present": True, "file": bundle.manifest["decoder"]["file"]}
-                    if session is not None else
+                    if has_decoder else
                     {"present": False, "note": "head-only checkpoint: the bundle has no decoder; "
                      "the server time is range decoding only"}),
         "conditions": conditions.collect(),

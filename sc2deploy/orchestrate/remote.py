@@ -15,6 +15,10 @@ The user's ``~/.ssh/config`` (aliases, keys, jump hosts) is honored; ssh runs wi
 If the SSH connection drops (timeout, Ctrl-C), the remote run gets SIGINT, keeps what it
 measured as a *partial* result (``complete: false``), which is fetched to
 ``OUT_STEM.partial.json`` and reported as an error, never passed off as complete.
+
+:func:`profile_on_host` runs ``ProfileOptions`` on a ``RemoteOptions`` host (the remote
+command line comes from the options' declaration, the deadline from :func:`remote_timeout`);
+:func:`profile_remote` takes the ``sc2deploy profile`` arguments as they are.
 """
 
 import codecs
@@ -30,18 +34,22 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from sc2deploy import __version__
 from sc2deploy.errors import RemoteError, UsageError
 from sc2deploy.log import logger, step
 from sc2deploy.preprocess import list_images
 
+if TYPE_CHECKING:
+    from sc2deploy.measure.options import ProfileOptions, RemoteOptions
+
 INSTALL_HINT = "install with pip install 'sc2deploy[device]'"
 RESERVED_ARGS = ("--images", "-o", "--out")
 CLEANUP_TIMEOUT_S = 60.0
 SALVAGE_TIMEOUT_S = 60.0
 REMOTE_EXIT_WAIT_S = 10  # seconds the remote run gets to write partial results after SIGINT
+REMOTE_TIMEOUT_S = 600.0  # copy + run + fetch, on top of the run's --duration and --idle
 
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _HOST = re.compile(r"[A-Za-z0-9_.%:\[\]-]+")
@@ -70,6 +78,25 @@ def parse_destination(destination: str) -> Tuple[Optional[str], str]:
     if not host or host.startswith("-") or not _HOST.fullmatch(host) or "[" in host or "]" in host:
         raise UsageError(f"SSH destination {destination!r}: bad host {host!r}: {expected}")
     return user, host
+
+
+def remote_timeout(options: "ProfileOptions") -> float:
+    """Seconds for a whole remote round trip of ``options``."""
+    return REMOTE_TIMEOUT_S + (options.duration_s or 0.0) + (options.idle_s or 0.0)
+
+
+def profile_on_host(options: "ProfileOptions", remote: "RemoteOptions", out: Path) -> dict:
+    """Measure ``options`` on ``remote.host``; write its results to ``out`` and return them
+    (the remote command line is made from the options' declaration)."""
+    from sc2deploy.measure.options import remote_argv  # here: importing remote needs no numpy
+
+    if not remote.host:
+        raise UsageError("no host given: expected --host USER@HOST (or RemoteOptions(host=...))")
+    if options.images is None:
+        raise UsageError("--host needs --images DIR (the folder copied to the device)")
+    return profile_remote(remote.host, options.bundle, options.images, remote_argv(options),
+                          out, port=remote.port, remote_python=remote.remote_python,
+                          timeout=remote_timeout(options), ssh_options=remote.ssh_options)
 
 
 class _Remote:

@@ -15,7 +15,7 @@ import re
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -24,12 +24,11 @@ from sc2deploy import atomic
 from sc2deploy.errors import Sc2DeployError, UsageError
 from sc2deploy.log import logger
 from sc2deploy.config_files import read_mapping
+from sc2deploy.measure.options import ProfileOptions, from_mapping, sweep_keys
 
 LOCAL = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-PROFILE_KEYS = {"runs", "warmup", "duration_s", "threads", "coder", "link", "energy",
-                "device_profile", "model_host_time", "idle_s", "energy_repeats", "server_ms",
-                "baselines"}
+PROFILE_KEYS = set(sweep_keys(ProfileOptions))  # declared with the options' fields
 BUILD_KEYS = {"search", "allow_low_fidelity", "min_agreement"}
 
 
@@ -47,14 +46,15 @@ class Sweep:
     targets: Tuple[str, ...]
     hosts: Tuple[str, ...] = (LOCAL,)
     images: Optional[Path] = None
-    profile: Dict[str, object] = field(default_factory=dict)
+    profile: Dict[str, object] = field(default_factory=dict)  # ProfileOptions' sweep keys
     build: Dict[str, object] = field(default_factory=dict)
     workers: int = 1
     remote_python: str = "python3"
 
 
-def load_sweep(path: Path) -> Sweep:
-    """Read and check a sweep file; relative paths are relative to the file."""
+def load_sweep(path: Path, workers: Optional[int] = None) -> Sweep:
+    """Read and check a sweep file; relative paths are relative to the file. ``workers``
+    overrides the file's number of export/build processes."""
     path = Path(path)
     data = read_mapping(path, "sweep file")
     known = {"checkpoints", "targets", "hosts", "images", "profile", "build", "workers",
@@ -90,11 +90,14 @@ def load_sweep(path: Path) -> Sweep:
         raise UsageError(f"{path}: 'targets' must be a non-empty list, e.g. [onnx, tflite]")
     profile = data.get("profile") or {}
     build = data.get("build") or {}
-    _no_unknown(profile, PROFILE_KEYS, f"{path}: profile")
+    from_mapping(ProfileOptions, profile, f"{path}: profile", bundle=base)  # checked now
     _no_unknown(build, BUILD_KEYS, f"{path}: build")
-    workers = data.get("workers", default_workers())
-    if not isinstance(workers, int) or workers < 1:
-        raise UsageError(f"{path}: 'workers' must be an integer >= 1, got {workers!r}")
+    in_file = data.get("workers", default_workers())
+    if isinstance(in_file, bool) or not isinstance(in_file, int) or in_file < 1:
+        raise UsageError(f"{path}: 'workers' must be an integer >= 1, got {in_file!r}")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    workers = in_file if workers is None else workers
     hosts = data.get("hosts") or [LOCAL]
     return Sweep(tuple(checkpoints), tuple(str(t) for t in targets), tuple(map(str, hosts)),
                  resolve(data.get("images")), dict(profile), dict(build), workers,
@@ -176,23 +179,21 @@ def prepare_all(sweep: Sweep, out: Path) -> List[dict]:
 def _profile_one(sweep: Sweep, bundle: Path, target: str, host: str, label: str,
                  out: Path) -> dict:
     from sc2deploy.results.schema import write_results
-    from sc2deploy.measure.runtime import ProfileOptions, given_server_ms, profile, remote_argv
+    from sc2deploy.measure.runtime import profile
 
-    settings = dict(sweep.profile)
-    server_ms = settings.pop("server_ms", None)
-    options = ProfileOptions(bundle=bundle, target=target, images=sweep.images, label=label,
-                             progress=False, server=None if server_ms is None
-                             else given_server_ms(server_ms), **settings)
+    options = from_mapping(ProfileOptions, sweep.profile, "sweep profile", bundle=bundle,
+                           target=target, images=sweep.images, label=label, progress=False)
     if host == LOCAL:
         doc = profile(options)
         write_results(doc, out)
         return doc
     from sc2deploy.preprocess import sample_images
-    from sc2deploy.orchestrate.remote import profile_remote
+    from sc2deploy.measure.options import RemoteOptions
+    from sc2deploy.orchestrate.remote import profile_on_host
 
     images = sweep.images or sample_images()[0].parent
-    return profile_remote(host, bundle, images, remote_argv(options), out,
-                          remote_python=sweep.remote_python)
+    return profile_on_host(replace(options, images=images),
+                           RemoteOptions(host=host, remote_python=sweep.remote_python), out)
 
 
 def run_sweep(sweep: Sweep, out: Path) -> Tuple[Path, dict]:
@@ -235,3 +236,15 @@ def run_sweep(sweep: Sweep, out: Path) -> Tuple[Path, dict]:
     summary["report"] = str(report) if report else None
     atomic.write_text(out / "sweep.json", json.dumps(summary, indent=2, default=str))
     return report, summary
+
+
+def summary_lines(summary: dict, out: Path) -> List[str]:
+    """What ``sc2deploy sweep`` prints: one line per item, the totals, the report."""
+    items = summary["items"]
+    lines = [f"{i['checkpoint']:<20} {i['target']:<14} {i['host']:<18} {i['status']}"
+             + (f": {i['error']}" if i.get("error") else "") for i in items]
+    ok = sum(i["status"] == "ok" for i in items)
+    lines.append(f"sweep: {ok} of {len(items)} items ok in {summary['total_seconds']:.0f} s "
+                 f"(export/build {summary['prepare_seconds']:.0f} s, {summary['workers']} "
+                 f"workers); summary: {Path(out) / 'sweep.json'}")
+    return lines + ([f"report: {summary['report']}"] if summary.get("report") else [])

@@ -260,6 +260,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def header(kind: str, complete: bool, label: str, created_utc: str, bundle) -> dict:
+    """The keys every results document starts with (device and server documents alike)."""
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind,
+            "complete": complete, "label": label, "created_utc": created_utc,
+            "bundle": bundle_entry(bundle)}
+
+
 def bundle_entry(bundle) -> dict:
     """The ``bundle`` entry of a results document for an open Bundle."""
     model = bundle.model

@@ -1,7 +1,9 @@
 """Room ``targets``: target records, their runners and the fidelity gate (torch-free).
 
-Each target module registers :class:`Target` records; ``load_runner`` gives a
-context-managed runner whose ``infer()`` validates its input. May import: core, ``codec``.
+Each module of ``registry.TARGET_MODULES`` declares its :class:`Target` records
+(capabilities as data); ``gate`` holds the fidelity metric, rule and thresholds;
+``load_runner`` gives a context-managed runner whose ``infer()`` validates its input.
+May import: core, ``codec``.
 """
 
 from typing import Optional
@@ -27,4 +29,21 @@ def load_runner(bundle: Bundle, target: str = "onnx", threads: Optional[int] = N
                                model_input["name"], threads)
 
 
-__all__ = ["Runner", "Target", "get_target", "load_runner", "targets"]
+SERVER_PARTS = ("decoder", "tail")  # server-side models a bundle may carry
+
+
+def load_server_runner(bundle: Bundle, part: str, threads: Optional[int] = None) -> Runner:
+    """A runner of the bundle's server-side ``part`` (decoder.onnx or tail.onnx)."""
+    from sc2deploy.targets.onnx import ServerRunner
+
+    entry = bundle.manifest.get(part, {})
+    if part not in SERVER_PARTS or "file" not in entry:
+        present = [p for p in SERVER_PARTS if "file" in bundle.manifest.get(p, {})]
+        raise UsageError(f"bundle {bundle.path} has no {part!r} model; it has: "
+                         f"{', '.join(present) or 'none'}")
+    return ServerRunner(bundle.file(entry["file"]), entry["input"]["shape"],
+                        entry["input"]["name"], threads)
+
+
+__all__ = ["Runner", "SERVER_PARTS", "Target", "get_target", "load_runner",
+           "load_server_runner", "targets"]

@@ -2,22 +2,29 @@
 
 import numpy as np
 
-from sc2deploy.targets.registry import Target, register
+from sc2deploy.targets.registry import LAST_CONV, Int8Options, Target
 from sc2deploy.targets.runner import Runner
 
 _RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
 _BUILD = "sc2deploy.builders.onnx"
+_ORT = dict(runtime="onnxruntime", runner=_RUNNER, build_requires=("onnx", "onnxruntime"),
+            run_requires=("onnxruntime",))
 
-register(Target("onnx", "fp32", "onnxruntime", f"{_BUILD}:build_fp32", _RUNNER,
-                build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",),
-                description="the exported fp32 graph (any CPU)"))
-register(Target("onnx-fp16", "fp16", "onnxruntime", f"{_BUILD}:build_fp16", _RUNNER,
-                build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",),
-                description="fp16 weights and activations, fp32 input/output"))
-register(Target("onnx-int8", "int8", "onnxruntime", "sc2deploy.builders.onnx_int8:build_int8",
-                _RUNNER, needs_calibration=True, build_requires=("onnx", "onnxruntime"),
-                run_requires=("onnxruntime",),
-                description="static QDQ quantization calibrated on images"))
+TARGETS = (
+    Target("onnx", "fp32", builder=f"{_BUILD}:build_fp32",
+           description="the exported fp32 graph (any CPU)", **_ORT),
+    Target("onnx-fp16", "fp16", builder=f"{_BUILD}:build_fp16",
+           description="fp16 weights and activations, fp32 input/output", **_ORT),
+    Target("onnx-int8", "int8", builder="sc2deploy.builders.onnx_int8:build_int8",
+           needs_calibration=True, activations=("int8", "int16"),
+           search=(Int8Options(), Int8Options(calibration="percentile"),
+                   Int8Options(reduce_range=True), Int8Options(keep_float=(LAST_CONV,)),
+                   Int8Options(activations="int16"),
+                   Int8Options(activations="int16", per_channel=False),
+                   Int8Options(activations="int16", calibration="percentile"),
+                   Int8Options(activations="int16", keep_float=(LAST_CONV,))),
+           description="static QDQ quantization calibrated on images", **_ORT),
+)
 
 
 class OnnxRunner(Runner):
@@ -38,3 +45,13 @@ class OnnxRunner(Runner):
 
     def deactivate(self) -> None:
         self._session = None
+
+
+class ServerRunner(OnnxRunner):
+    """onnxruntime over a server-side model of the bundle (decoder.onnx, tail.onnx): it takes
+    the symbols as float32 [1, C, H, W] and returns its float32 output as it is."""
+
+    what = "symbols"
+
+    def postprocess(self, y: np.ndarray) -> np.ndarray:
+        return y

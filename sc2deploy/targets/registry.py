@@ -1,63 +1,129 @@
-"""The target contract: capabilities as data, registered by name (torch-free).
+"""The target contract: one :class:`Target` record per target, capabilities as data (torch-free).
 
-A target module declares one or more :class:`Target` records. ``builder`` and
-``runner`` are ``"module:attribute"`` strings imported only when used, so the
-registry (and every runner) imports without torch or the vendor SDKs.
+Each module named in ``TARGET_MODULES`` (``sc2deploy/targets/<name>.py``) declares
+``TARGETS``, a tuple of records; the registry registers them, checked, the first time a
+target is asked for. ``builder`` and ``runner`` are ``"module:attribute"`` strings imported
+only when used, so the registry (and every runner) imports without torch or a vendor SDK::
+
+    builder(bundle, options: BuildOptions, calibration: inputs or None, stage: Path)
+        -> (artifact path, options to record in the manifest)
+    runner(artifact path, input shape, input name, threads) -> Runner (a context manager)
 """
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
 
-from sc2deploy.errors import UsageError
+from sc2deploy.errors import RegistryError, UsageError
+from sc2deploy.targets.gate import PRECISIONS
 
-MIN_AGREEMENT = {"fp32": 100.0, "fp16": 99.9, "int8": 99.0}  # % symbols equal to torch fp32
+TARGET_MODULES = ("onnx", "tensorrt", "tflite")  # sc2deploy.targets.<name>, each with TARGETS
+BUILD_PLACES = ("host", "device")
+ACTIVATIONS = ("int8", "int16", "dynamic")  # int16: A16W8; dynamic: ranges at run time
+CALIBRATIONS = ("minmax", "entropy", "percentile")
+LAST_CONV = "<last Conv>"  # keep_float entry the ONNX int8 builder resolves to the last Conv node
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """Static int8 quantization settings (``--per-channel``, ``--activations`` ...); a target's
+    ``search`` is a tuple of these."""
+
+    per_channel: bool = True
+    reduce_range: bool = False
+    activations: str = "int8"  # one of ACTIVATIONS; which ones a target accepts is declared
+    calibration: str = "minmax"  # one of CALIBRATIONS
+    keep_float: Sequence[str] = ()  # node names or op types left in float (TFLite: layer indices)
+
+    def __post_init__(self):
+        if self.activations not in ACTIVATIONS:
+            raise UsageError(f"activations {self.activations!r}: expected int8, int16 or "
+                             "dynamic")
+        if self.calibration not in CALIBRATIONS:
+            raise UsageError(f"calibration {self.calibration!r}: expected minmax, entropy or "
+                             "percentile")
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a target builds, where, and what it needs."""
+    """What a target builds, where, what it accepts and what it needs."""
 
     name: str
-    precision: str  # "fp32", "fp16" or "int8"
-    runtime: str  # what runs the artifact
-    builder: str  # "module:function(bundle, options) -> (artifact path, recorded options)"
-    runner: str  # "module:Class(bundle, artifact name, threads)"
-    build_on: str = "host"  # or "device" (TensorRT engines)
+    precision: str  # a precision of the gate: "fp32", "fp16" or "int8"
+    runtime: str  # what runs the artifact, for display and the manifest
+    runner: str  # "module:Class", see the module docstring
+    builder: Optional[str] = None  # "module:function"; None when built on the device
+    build_on: str = "host"  # or "device": built there by its own command (build-engine)
+    host_check: bool = False  # the runner checks on the host an artifact meant for a device
     needs_calibration: bool = False
+    activations: Tuple[str, ...] = ()  # Int8Options.activations accepted (int8 host targets)
+    search: Tuple[Int8Options, ...] = ()  # what --search tries, cheapest to most float
     build_requires: Tuple[str, ...] = ()  # importable modules needed to build
     run_requires: Tuple[str, ...] = ()  # importable modules needed to run
     description: str = ""
-    extra: Dict[str, str] = field(default_factory=dict)
-
-    @property
-    def min_agreement(self) -> float:
-        return MIN_AGREEMENT[self.precision]
 
     def missing(self, stage: str = "build") -> Optional[str]:
-        """Why this target cannot build (or run) here, or None when it can."""
-        needed = self.build_requires if stage == "build" else self.run_requires
+        """Why this target cannot ``stage`` ("build" or "run") here, or None when it can."""
+        needed = {"build": self.build_requires, "run": self.run_requires}[stage]
         absent = [m for m in needed if importlib.util.find_spec(m) is None]
         if absent:
             return f"{self.name} needs {', '.join(absent)} (not installed)"
         return None
 
     def load(self, what: str):
+        """The ``builder`` or ``runner`` object, imported now."""
         module, _, attribute = getattr(self, what).partition(":")
         return getattr(importlib.import_module(module), attribute)
 
 
 _REGISTRY: Dict[str, Target] = {}
+_LOADED = False
+
+
+def _problems(target: Target) -> Tuple[str, ...]:
+    """What is wrong with a record, each as 'received ..., expected ...'."""
+    found = []
+    if target.precision not in PRECISIONS:
+        found.append(f"precision {target.precision!r}, expected one of {', '.join(PRECISIONS)}")
+    if target.build_on not in BUILD_PLACES:
+        found.append(f"build_on {target.build_on!r}, expected host or device")
+    if (target.builder is None) != (target.build_on == "device"):
+        found.append(f"builder {target.builder!r} with build_on {target.build_on!r}, expected "
+                     "a builder exactly when built on the host")
+    for reference in filter(None, (target.builder, target.runner)):
+        if ":" not in reference:
+            found.append(f"{reference!r}, expected 'module:attribute'")
+    unknown = [a for a in target.activations if a not in ACTIVATIONS]
+    if unknown:
+        found.append(f"activations {unknown}, expected some of {', '.join(ACTIVATIONS)}")
+    takes_int8_options = target.precision == "int8" and target.build_on == "host"
+    if takes_int8_options != bool(target.activations):
+        found.append(f"activations {target.activations} for a {target.precision} target built "
+                     f"on the {target.build_on}, expected them exactly for int8 host targets")
+    for cfg in target.search:
+        if not isinstance(cfg, Int8Options) or cfg.activations not in target.activations:
+            found.append(f"search entry {cfg!r}, expected Int8Options with activations among "
+                         f"{target.activations}")
+    return tuple(found)
 
 
 def register(target: Target) -> Target:
-    if target.name in _REGISTRY:
-        raise ValueError(f"target {target.name!r} is registered twice")
-    if target.precision not in MIN_AGREEMENT:
-        raise ValueError(f"target {target.name!r}: unknown precision {target.precision!r}")
-    _REGISTRY[target.name] = target
+    """Add a checked record; a bad or duplicate one raises :class:`RegistryError`."""
+    _load_all()
+    _add(target, _REGISTRY)
     return target
+
+
+def _add(target: Target, into: Dict[str, Target]) -> None:
+    if target.name in into:
+        raise RegistryError(f"target {target.name!r} is registered twice: expected a new name; "
+                            f"rename one of them (registered: {', '.join(into)})")
+    wrong = _problems(target)
+    if wrong:
+        raise RegistryError(f"target {target.name!r}: received {'; '.join(wrong)} (fix its "
+                            "record in sc2deploy/targets/)")
+    into[target.name] = target
 
 
 def targets() -> Dict[str, Target]:
@@ -73,4 +139,13 @@ def get_target(name: str) -> Target:
 
 
 def _load_all() -> None:
-    from sc2deploy.targets import onnx, tensorrt, tflite  # noqa: F401  (they register themselves)
+    """Register the ``TARGETS`` of every module in ``TARGET_MODULES``, all or none."""
+    global _LOADED
+    if _LOADED:
+        return
+    found: Dict[str, Target] = {}
+    for name in TARGET_MODULES:
+        for target in importlib.import_module(f"sc2deploy.targets.{name}").TARGETS:
+            _add(target, found)
+    _REGISTRY.update(found)
+    _LOADED = True

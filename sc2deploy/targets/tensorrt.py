@@ -12,27 +12,34 @@ it on a Jetson.
 
 import numpy as np
 
-from sc2deploy.errors import UsageError
-from sc2deploy.targets.registry import Target, register
+from sc2deploy.errors import DeviceError
+from sc2deploy.targets.registry import Int8Options, Target
 from sc2deploy.targets.runner import Runner
 
 _HOST_BUILD = "sc2deploy.builders.tensorrt"
-_ONNX_RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
-_TRT_RUNNER = "sc2deploy.targets.tensorrt:TensorRTRunner"
+_HOST_CHECK = dict(runtime="onnxruntime (host check)", host_check=True,
+                   runner="sc2deploy.targets.onnx:OnnxRunner",
+                   build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",))
+_ENGINE = dict(runtime="tensorrt", runner="sc2deploy.targets.tensorrt:TensorRTRunner",
+               build_on="device", build_requires=("tensorrt",),
+               run_requires=("tensorrt", "cuda"))
 
-register(Target("tensorrt-fp16", "fp16", "onnxruntime (host check)", f"{_HOST_BUILD}:build_fp16",
-                _ONNX_RUNNER, build_requires=("onnx", "onnxruntime"),
-                run_requires=("onnxruntime",),
-                description="TensorRT-ready fp32 ONNX + fp16 recipe (engine: build-engine)"))
-register(Target("tensorrt-int8", "int8", "onnxruntime (host check)", f"{_HOST_BUILD}:build_int8",
-                _ONNX_RUNNER, needs_calibration=True, build_requires=("onnx", "onnxruntime"),
-                run_requires=("onnxruntime",),
-                description="explicit Q/DQ ONNX (symmetric, zero point 0) + int8 recipe"))
-for _precision in ("fp16", "int8"):
-    register(Target(f"tensorrt-{_precision}-engine", _precision, "tensorrt",
-                    f"{_HOST_BUILD}:build_on_device", _TRT_RUNNER, build_on="device",
-                    build_requires=("tensorrt",), run_requires=("tensorrt", "cuda"),
-                    description="serialized TensorRT engine, built on the Jetson"))
+TARGETS = (
+    Target("tensorrt-fp16", "fp16", builder=f"{_HOST_BUILD}:build_fp16",
+           description="TensorRT-ready fp32 ONNX + fp16 recipe (engine: build-engine)",
+           **_HOST_CHECK),
+    # TensorRT's explicit quantization: symmetric int8 activations only
+    Target("tensorrt-int8", "int8", builder=f"{_HOST_BUILD}:build_int8",
+           needs_calibration=True, activations=("int8",),
+           search=(Int8Options(), Int8Options(calibration="percentile")),
+           description="explicit Q/DQ ONNX (symmetric, zero point 0) + int8 recipe",
+           **_HOST_CHECK),
+    # built by `sc2deploy build-engine` (sc2deploy.builders.tensorrt.build_engine)
+    Target("tensorrt-fp16-engine", "fp16",
+           description="serialized TensorRT engine, built on the Jetson", **_ENGINE),
+    Target("tensorrt-int8-engine", "int8",
+           description="serialized TensorRT engine, built on the Jetson", **_ENGINE),
+)
 
 
 class TensorRTRunner(Runner):
@@ -46,8 +53,10 @@ class TensorRTRunner(Runner):
         logger = trt.Logger(trt.Logger.WARNING)
         self._engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
-            raise UsageError(f"TensorRT could not load {self.path}: engines are specific to the "
-                             "device and TensorRT version that built them; rebuild it here")
+            raise DeviceError(f"TensorRT could not load {self.path}: received an engine this "
+                              "TensorRT cannot deserialize, expected one built by this device "
+                              "and TensorRT version; rebuild it here: sc2deploy build-engine "
+                              "BUNDLE --precision P")
         self._context = self._engine.create_execution_context()
         self._stream = _check(cudart.cudaStreamCreate())
         self._buffers = {}
@@ -70,7 +79,9 @@ class TensorRTRunner(Runner):
                 _check(cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes,
                                               kinds.cudaMemcpyHostToDevice, self._stream))
         if not self._context.execute_async_v3(self._stream):
-            raise UsageError("TensorRT execution failed")
+            raise DeviceError(f"TensorRT execution of {self.path.name} failed "
+                              "(execute_async_v3 returned false), expected it to run: see "
+                              "TensorRT's log above; rebuild the engine on this device")
         outputs = [(h, d) for h, d, is_input in self._buffers.values() if not is_input]
         for host, device in outputs:
             _check(cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes,
@@ -90,5 +101,6 @@ def _check(result):
     """cuda-python returns (error, value...); raise on error, return the value."""
     error, *values = result if isinstance(result, tuple) else (result,)
     if int(error) != 0:
-        raise UsageError(f"CUDA call failed: {error}")
+        raise DeviceError(f"CUDA call failed: received {error}, expected cudaSuccess; check "
+                          "the GPU (nvidia-smi / tegrastats) and free memory, then retry")
     return values[0] if len(values) == 1 else tuple(values)

@@ -5,24 +5,30 @@ run with ai-edge-litert, or tflite-runtime as a fallback (same Interpreter API).
 """
 
 import importlib.util
+
 import numpy as np
 
 from sc2deploy.errors import UsageError
-from sc2deploy.targets.registry import Target, register
+from sc2deploy.targets.registry import Int8Options, Target
 from sc2deploy.targets.runner import Runner
 
-_RUNNER = "sc2deploy.targets.tflite:TFLiteRunner"
-_BUILD = "sc2deploy.builders.tflite"
-_NEEDS = ("torch", "litert_torch")
 _RUNTIME = "ai_edge_litert" if importlib.util.find_spec("ai_edge_litert") else "tflite_runtime"
+_LITERT = dict(runtime="litert", runner="sc2deploy.targets.tflite:TFLiteRunner",
+               build_requires=("torch", "litert_torch"), run_requires=(_RUNTIME,))
+_BUILD = "sc2deploy.builders.tflite"
 
-for _name, _precision, _calib, _what in (
-        ("tflite", "fp32", False, "fp32 TFLite"),
-        ("tflite-fp16", "fp16", False, "fp16 weights (LiteRT float casting)"),
-        ("tflite-int8", "int8", True, "int8 via PT2E static quantization, calibrated")):
-    register(Target(_name, _precision, "litert", f"{_BUILD}:build_{_precision}", _RUNNER,
-                    needs_calibration=_calib, build_requires=_NEEDS, run_requires=(_RUNTIME,),
-                    description=_what))
+TARGETS = (
+    Target("tflite", "fp32", builder=f"{_BUILD}:build_fp32", description="fp32 TFLite",
+           **_LITERT),
+    Target("tflite-fp16", "fp16", builder=f"{_BUILD}:build_fp16",
+           description="fp16 weights (LiteRT float casting)", **_LITERT),
+    # keep_float names encoder layers of the torch head (indices), not ONNX nodes
+    Target("tflite-int8", "int8", builder=f"{_BUILD}:build_int8", needs_calibration=True,
+           activations=("int8", "dynamic"),
+           search=(Int8Options(), Int8Options(keep_float=("0", "4")),
+                   Int8Options(activations="dynamic")),
+           description="int8 via PT2E static quantization, calibrated", **_LITERT),
+)
 
 
 def _interpreter_class():

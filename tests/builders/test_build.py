@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sc2deploy.bundle import Bundle
-from sc2deploy.errors import UsageError
+from sc2deploy.errors import BuildError, UsageError
 from sc2deploy.targets import get_target, load_runner, targets
 from sc2deploy.builders.build import (BuildOptions, build_targets, format_table, split_images,
                                      verify_bundle)
@@ -162,3 +162,31 @@ def test_a16w8_is_labeled_as_such(bundle_copy):
     entry = Bundle.open(bundle_copy).manifest["artifacts"]["onnx-int8"]
     assert entry["quantization"] == "A16W8" and entry["options"]["activations"] == "int16"
     assert "int8 A16W8" in format_table(verify_bundle(bundle_copy))
+
+
+def test_undeclared_activations_are_refused_before_building(bundle_copy):
+    from sc2deploy.builders.build import Int8Options
+
+    before = _snapshot(bundle_copy)
+    with pytest.raises(UsageError, match=r"onnx-int8 accepts activations int8 or int16, not "
+                                         r"dynamic \(received --activations dynamic\); build "
+                                         r"onnx-int8 with --activations int8 or int16"):
+        build_targets(bundle_copy, ["onnx", "onnx-int8"],
+                      BuildOptions(int8=Int8Options(activations="dynamic")))
+    assert _snapshot(bundle_copy) == before
+
+
+def test_a_graph_that_cannot_be_ordered_is_a_build_error():
+    from onnx import TensorProto, helper
+
+    from sc2deploy.builders.onnx import sort_topologically
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["b"], ["a"], name="first"),
+         helper.make_node("Relu", ["a"], ["b"], name="second")], "cycle",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
+    with pytest.raises(BuildError, match=r"received a graph with a cycle or an undefined input "
+                                         r"\(2 nodes cannot be ordered; first waits for \['b'\]\)"
+                                         r".* try another onnxruntime version"):
+        sort_topologically(graph)

@@ -57,9 +57,13 @@ def test_fp16_recipe(trt_bundle):
     assert "measured on the device" in entry["options"]["host_check"]
 
 
-def test_engine_targets_are_built_on_the_device():
+def test_engine_targets_are_built_on_the_device(trt_bundle):
     target = get_target("tensorrt-int8-engine")
     assert target.build_on == "device" and target.runtime == "tensorrt"
+    assert target.builder is None  # built by build-engine, on the Jetson
+    with pytest.raises(UsageError, match="tensorrt-int8-engine is built on the device: run "
+                                         "there `sc2deploy build-engine"):
+        build_targets(trt_bundle.path, ["tensorrt-int8-engine"], BuildOptions())
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed: the device test below runs")
@@ -70,11 +74,13 @@ def test_build_engine_without_tensorrt_says_where_to_run(trt_bundle):
 
 
 @pytest.mark.skipif(not HAS_TENSORRT, reason="no TensorRT here (needs a Jetson with JetPack)")
-def test_build_engine_on_device(trt_bundle):
+@pytest.mark.parametrize("precision,target", [("fp16", "tensorrt-fp16-engine"),
+                                              ("int8", "tensorrt-int8-engine")])
+def test_build_engine_on_device(trt_bundle, precision, target):
     from sc2deploy.targets import load_runner
 
-    engine = build_engine(trt_bundle.path, "int8")
+    engine = build_engine(trt_bundle.path, precision)
     bundle = Bundle.open(trt_bundle.path)
-    assert engine.is_file() and "tensorrt-int8-engine" in bundle.manifest["artifacts"]
-    with load_runner(bundle, "tensorrt-int8-engine") as runner:
+    assert engine.is_file() and target in bundle.manifest["artifacts"]
+    with load_runner(bundle, target) as runner:
         assert runner.infer(np.zeros((1, 3, 224, 224), np.float32)).shape == (1, 24, 55, 55)

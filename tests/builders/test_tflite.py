@@ -8,6 +8,7 @@ import pytest
 from symbols import assert_same_symbols
 
 from sc2deploy.bundle import Bundle
+from sc2deploy.errors import UsageError
 from sc2deploy.targets import get_target, load_runner
 from sc2deploy.builders.build import BuildOptions, Int8Options, build_targets
 
@@ -59,9 +60,10 @@ def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
     dynamic = BuildOptions(latency_runs=1, int8=Int8Options(activations="dynamic"))
     row = build_targets(tflite_bundle, ["tflite-int8"], dynamic)[0]
     assert row["passed"] and row["agreement_pct"] >= 99.0
-    row, = build_targets(tflite_bundle, ["tflite-int8"],
-                         BuildOptions(int8=Int8Options(activations="int16")))
-    assert not row["passed"] and "not int16" in row["error"]
+    with pytest.raises(UsageError, match="tflite-int8 accepts activations int8 or dynamic, not "
+                                         "int16 .*; build tflite-int8 with --activations"):
+        build_targets(tflite_bundle, ["tflite-int8"],
+                      BuildOptions(int8=Int8Options(activations="int16")))
     entry = Bundle.open(tflite_bundle).manifest["artifacts"]["tflite-int8"]
     assert entry["quantization"] == "dynamic A8W8"  # the dynamic build above is kept
     assert entry["options"]["quantizer"] == "pt2e symmetric, dynamic activations"

@@ -9,15 +9,15 @@ import pytest
 
 from sc2deploy.codec import constriction_available
 
-FUZZER = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_codec.py"
+ROOT = Path(__file__).resolve().parents[2]  # benchmarks/ is a package there
 
 
 @pytest.mark.parametrize("coder", ["c", pytest.param("constriction", marks=pytest.mark.skipif(
     not constriction_available(), reason="constriction is not installed on this platform"))])
 def test_fuzzed_streams_decode_or_raise_the_codec_error(demo_bundle, coder):
-    result = subprocess.run([sys.executable, str(FUZZER), str(demo_bundle.path),
+    result = subprocess.run([sys.executable, "-m", "benchmarks.fuzz_codec", str(demo_bundle.path),
                              "--cases", "2500", "--coder", coder],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = json.loads(result.stdout.strip().splitlines()[-1])
     assert stats["cases"] == 2500

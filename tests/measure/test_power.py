@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from sc2deploy.errors import UsageError
+from sc2deploy.errors import DeviceError, UsageError
 from sc2deploy.measure.power import (INA2xx, JetsonINA3221, Pi5PMIC, RAPL, SensorUnavailable,
                                        discover, parse_pmic_adc)
 
@@ -76,6 +76,7 @@ def test_unreadable_sensor_is_unavailable_with_the_reason(tmp_path):
     write(tmp_path, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", 10)
     with pytest.raises(SensorUnavailable, match="cannot read .*energy_uj"):
         RAPL(tmp_path)
+    assert issubclass(SensorUnavailable, DeviceError)  # the device, not the user's input
 
 
 def test_discover_reports_why_each_source_is_missing(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -242,7 +243,7 @@ def test_pi_kernels_cpuinfo_model_names_the_device_without_a_device_tree(tmp_pat
 
 
 def test_model_host_time_options_and_remote_argv(demo_bundle):
-    from sc2deploy.measure.runtime import remote_argv
+    from sc2deploy.measure.options import remote_argv
     from sc2deploy.orchestrate.sweep import PROFILE_KEYS
 
     options = ProfileOptions(bundle=demo_bundle.path, energy="model", device_profile="rpi4",
@@ -285,22 +286,42 @@ def test_bad_options_fail_clearly(demo_bundle, images, tmp_path, capsys):
     assert not (tmp_path / "r.json").exists()
 
 
+def _drain(fd: int) -> None:
+    """Read a terminal until its other end is closed."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:
+        pass
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_writes_partial_results_atomically(demo_bundle, images, tmp_path, signum):
     out = tmp_path / "partial.json"
+    # stderr is a terminal, so that the progress bar (quiet elsewhere) shows the images measured
+    terminal, child_end = pty.openpty()
     # SIGINT ignored at start, as in a background job of a script: profile still stops on it
     proc = subprocess.Popen(
         [sys.executable, "-m", "sc2deploy", "profile", str(demo_bundle.path), "--images",
          str(images), "--runs", "100000", "--warmup", "1", "--energy", "none", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=child_end, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    line = ""
-    while "profile:" not in line:  # the progress line appears once measuring has started
-        line = proc.stderr.readline()
-        assert line or proc.poll() is None, "profile ended before measuring"
+    os.close(child_end)
+    seen = b""
+    while not re.search(rb"profile:[^\r]*\| *[1-9][0-9]*/100000", seen):  # measuring started
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the child has closed the terminal
+            chunk = b""
+        assert chunk, f"profile ended before measuring: {seen[-2000:]!r}"
+        seen += chunk
+    drain = threading.Thread(target=_drain, args=(terminal,), daemon=True)
+    drain.start()  # the child never blocks on a full terminal
     time.sleep(0.5)
     proc.send_signal(signum)
     stdout, _ = proc.communicate(timeout=60)
+    drain.join(timeout=10)
+    os.close(terminal)
     assert proc.returncode == 130
     assert "PARTIAL" in stdout and str(out) in stdout
     doc = json.loads(out.read_text())

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from sc2deploy.errors import UsageError
+from sc2deploy.errors import DeviceError, UsageError
 from sc2deploy.measure.power import JetsonINA3221, RAPL
 from sc2deploy.measure.sampler import Sampler, counter_joules, integrate_power
 
@@ -20,8 +20,19 @@ def test_trapezoid_is_exact_on_a_ramp_and_interpolates_the_window_ends():
     assert integrate_power(t, watts, 0.5e9, 2.5e9) == pytest.approx(5.0)
     assert counter_joules(t, np.array([0.0, 10.0, 30.0, 60.0]), 0.5e9, 1.5e9) == \
         pytest.approx(15.0)
-    with pytest.raises(UsageError, match="outside the samples"):
+    with pytest.raises(DeviceError, match="outside the samples .* expected within them: the "
+                                          "sampler started late or stopped early"):
         integrate_power(t, watts, -1, 1e9)
+
+
+def test_too_few_samples_is_a_device_error():
+    sampler = Sampler(SineSource(), 0.01)
+    sampler.samples.append((0, 3.0))
+    with pytest.raises(DeviceError, match=r"received 1 power sample\(s\), expected at least 2 "
+                                          r"to integrate: the sensor stopped answering"):
+        sampler.joules(0, 1)
+    with pytest.raises(UsageError, match="sampling interval must be > 0 s"):  # the user's input
+        Sampler(SineSource(), 0)
 
 
 class SineSource:

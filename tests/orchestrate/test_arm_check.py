@@ -1,15 +1,11 @@
-"""The host-side logic of scripts/arm_check.py (the emulated run itself is `make arm-check`)."""
-
-import importlib.util
-from pathlib import Path
+"""The host-side logic of the ARM check (the emulated run itself is `make arm-check`)."""
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "arm_check.py"
-spec = importlib.util.spec_from_file_location("arm_check", SCRIPT)
-arm = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(arm)
+from sc2deploy.orchestrate import arm_check as arm
+from sc2deploy.orchestrate.compare import (CompareError, compare_runs, first_difference,
+                                           read_npy_int32)
 
 
 def test_pick_evenly():
@@ -31,26 +27,20 @@ def test_device_commands_only_use_known_placeholders():
         assert not [a for a in args if "{" in a and a not in code], cmd.name
 
 
-def test_cpuinfo_text():
-    text = arm.cpuinfo_text("cortex-a76", 2)
-    assert text.count("processor\t:") == 2
-    assert "CPU part\t: 0xd0b" in text and "asimddp" in text
-
-
 def test_first_difference():
-    assert arm.first_difference(b"abc", b"abc") is None
-    assert arm.first_difference(b"abc", b"abd") == 2
-    assert arm.first_difference(b"ab", b"abc") == 2
+    assert first_difference(b"abc", b"abc") is None
+    assert first_difference(b"abc", b"abd") == 2
+    assert first_difference(b"ab", b"abc") == 2
 
 
 def test_read_npy_int32(tmp_path):
     a = np.arange(24, dtype=np.int32).reshape(2, 3, 2, 2) - 7
     np.save(tmp_path / "a.npy", a)
-    shape, values = arm.read_npy_int32(tmp_path / "a.npy")
+    shape, values = read_npy_int32(tmp_path / "a.npy")
     assert shape == (2, 3, 2, 2) and list(values) == a.ravel().tolist()
     np.save(tmp_path / "f.npy", a.astype(np.float32))
-    with pytest.raises(arm.CheckError, match="expected C-ordered <i4"):
-        arm.read_npy_int32(tmp_path / "f.npy")
+    with pytest.raises(CompareError, match="expected C-ordered <i4"):
+        read_npy_int32(tmp_path / "f.npy")
 
 
 def _write_run(run, platform, target, containers, symbols):
@@ -73,7 +63,7 @@ def test_compare_runs_identical_and_different(tmp_path):
     _write_run(tmp_path, "cortex-a76", "onnx", {"img0": ref["img0"], "img1": b"\x04\x06\x00"},
                bad)
     _write_run(tmp_path, "cortex-a72+sdist", "onnx", {"img0": ref["img0"]}, None)
-    problems, lines = arm.compare_runs(
+    problems, lines = compare_runs(
         tmp_path, ["onnx"], ["x86_64", "cortex-a72", "cortex-a76", "cortex-a72+sdist"],
         ["img0", "img1"])
     assert lines[0] == ("compare onnx cortex-a72 vs x86_64: 2/2 images with identical "
@@ -105,8 +95,8 @@ def test_symbols_off_by_one_at_a_half_tie_are_not_a_difference(tmp_path):
     np.save(tmp_path / "x86_64" / "onnx" / "pre_round.npy", pre)
     _write_run(tmp_path, "cortex-a72", "onnx", {"img0": b"\x09", "img1": b"\x02"}, tied)
     _write_run(tmp_path, "cortex-a76", "onnx", {"img0": b"\x09", "img1": b"\x07"}, both)
-    problems, lines = arm.compare_runs(tmp_path, ["onnx"], ["x86_64", "cortex-a72", "cortex-a76"],
-                                       ["img0", "img1"])
+    problems, lines = compare_runs(tmp_path, ["onnx"], ["x86_64", "cortex-a72", "cortex-a76"],
+                                   ["img0", "img1"])
     summary = {line.split(" vs ")[0]: line for line in lines if line.startswith("compare")}
     assert summary["compare onnx cortex-a72"].endswith(
         "1/2 images with identical containers and int32 symbols, 1 differing only at .5 ties")
@@ -115,29 +105,6 @@ def test_symbols_off_by_one_at_a_half_tie_are_not_a_difference(tmp_path):
                for line in lines)
     assert len(problems) == 1 and "cpu cortex-a76, image img1" in problems[0]
     assert "1 of 60 symbols differ" in problems[0]
-
-
-def test_stamps(tmp_path):
-    stamps = arm.Stamps(tmp_path / "stamps")
-    assert not stamps.fresh("site", "k1")
-    stamps.write("site", "k1")
-    assert stamps.fresh("site", "k1") and not stamps.fresh("site", "k2")
-    stamps.clear("site")
-    assert not stamps.fresh("site", "k1")
-
-
-def test_source_digest_ignores_caches_and_built_library(tmp_path):
-    for name in ("setup.py", "setup.cfg", "pyproject.toml"):
-        (tmp_path / name).write_text(name)
-    pkg = tmp_path / "sc2deploy"
-    (pkg / "__pycache__").mkdir(parents=True)
-    (pkg / "a.py").write_text("x = 1\n")
-    before = arm.source_digest(tmp_path)
-    (pkg / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
-    (pkg / "_rangecoder.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
-    assert arm.source_digest(tmp_path) == before
-    (pkg / "a.py").write_text("x = 2\n")
-    assert arm.source_digest(tmp_path) != before
 
 
 def test_commands_for_platforms():
@@ -153,3 +120,12 @@ def test_commands_for_platforms():
     assert run[("cortex-a72", "tflite")] == ["encode", "symbols"]
     assert run[("cortex-a72+sdist", "onnx")] == ["encode"]
     assert run[("cortex-a72+sdist", "tflite")] == []
+
+
+def test_defaults_and_errors_of_the_command_line(capsys):
+    args = arm.parse_args([])
+    assert args.work == arm.ROOT / "build" / "arm" and args.cpu == ["cortex-a72", "cortex-a76"]
+    assert args.target == ["onnx", "tflite"] and args.sdist and args.images == 4
+    with pytest.raises(SystemExit):
+        arm.parse_args(["--checkpoint", "x.pt"])
+    assert "--checkpoint needs --model" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+"""demo.run on a reduced configuration: staged export/build, profiles, report, and what an
+interruption keeps. Exporting is replaced by a copy of the session's demo bundle (the full
+`sc2deploy demo` runs in tests/test_cli.py)."""
+
+import json
+import shutil
+
+import pytest
+
+from sc2deploy.bundle import Bundle
+from sc2deploy.errors import Interrupted, UsageError
+from sc2deploy.orchestrate import demo
+
+
+@pytest.fixture
+def copy_export(demo_bundle, monkeypatch):
+    """export_bundle as a copy of the session's demo bundle; records the staging folders."""
+    staged = []
+
+    def export_bundle(options):
+        staged.append(options.out)
+        shutil.copytree(demo_bundle.path, options.out)
+        return Bundle.open(options.out)
+
+    monkeypatch.setattr("sc2deploy.export.export_bundle", export_bundle)
+    return staged
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_reduced_run_profiles_and_reports(copy_export, tmp_path):
+    pytest.importorskip("matplotlib", reason="the report needs matplotlib")
+    out = tmp_path / "demo"
+    printed = []
+    result = demo.run(out, runs=2, targets=["onnx", "tensorrt-fp16", "tensorrt-fp16-engine"],
+                      echo=printed.append)
+    assert result.bundle == out / "demo-bundle" and (result.bundle / "manifest.json").is_file()
+    assert result.report == out / "report" / "report.html" and result.report.is_file()
+    # the host check is built, not profiled; the device-built engine is skipped and named
+    assert [p.name for p in result.results] == ["server.json", "onnx.json"]
+    assert printed[0] == "targets not buildable here (skipped): tensorrt-fp16-engine"
+    assert "tensorrt-fp16" in Bundle.open(result.bundle).manifest["artifacts"]
+    onnx = json.loads((out / "results" / "onnx.json").read_text())
+    assert onnx["runs"]["measured"] == 2 and onnx["link"]["name"] == demo.DEMO_LINK
+    assert onnx["server_ms"]["source"] == "measured"
+    assert onnx["energy"]["kind"] in ("measured", "modeled")
+    assert copy_export and not copy_export[0].exists()  # staged beside, then moved
+    assert sorted(p.name for p in out.iterdir()) == ["demo-bundle", "report", "results"]
+
+
+def test_a_folder_that_is_not_a_bundle_is_never_replaced(copy_export, tmp_path):
+    (tmp_path / "demo-bundle").mkdir()
+    (tmp_path / "demo-bundle" / "mine.txt").write_text("keep")
+    with pytest.raises(UsageError, match=r"demo-bundle exists and is not a bundle; choose "
+                                         r"another --out$"):
+        demo.run(tmp_path, runs=2, targets=["onnx"])
+    assert copy_export == [] and (tmp_path / "demo-bundle" / "mine.txt").read_text() == "keep"
+
+
+def test_unknown_targets_are_refused_naming_the_known_ones(tmp_path):
+    with pytest.raises(UsageError, match=r"^unknown demo targets \['onnx-int4'\]; known: onnx, "):
+        demo.run(tmp_path, targets=["onnx", "onnx-int4"])
+
+
+def test_interrupted_build_keeps_the_earlier_demo_bundle(copy_export, demo_bundle, tmp_path,
+                                                         monkeypatch):
+    shutil.copytree(demo_bundle.path, tmp_path / "demo-bundle")
+    before = snapshot(tmp_path)
+
+    def build_targets(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sc2deploy.builders.build.build_targets", build_targets)
+    with pytest.raises(Interrupted, match=r"^interrupted while exporting and building: .*"
+                                          r"demo-bundle is as it was$"):
+        demo.run(tmp_path, runs=2, targets=["onnx"])
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-bundle"]  # no staging left
+
+
+def test_interrupted_profile_keeps_results_and_writes_no_report(copy_export, tmp_path,
+                                                                monkeypatch):
+    from sc2deploy.measure import runtime
+
+    measure = runtime.profile
+    monkeypatch.setattr(runtime, "profile", lambda options: dict(measure(options),
+                                                                 complete=False))
+    with pytest.raises(Interrupted, match=r"^interrupted while profiling onnx: the bundle .* "
+                                          r"are kept \(onnx.json is PARTIAL\); no report "
+                                          r"written$"):
+        demo.run(tmp_path, runs=2, targets=["onnx"], echo=lambda text: None)
+    assert (tmp_path / "results" / "onnx.json").is_file()
+    assert not (tmp_path / "report").exists()
