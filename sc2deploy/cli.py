@@ -60,6 +60,15 @@ def out(metavar: str, help_text: str, *flags: str):
 
 
 BUNDLE = arg("bundle", type=Path, metavar="BUNDLE", help="bundle directory")
+GATE = (arg("--gate", choices=("auto", "task", "symbols"), default="auto",
+            help="what decides: task = the server's predictions (needs a tail), symbols; "
+                 "auto = task when the bundle has a tail (fp32: always symbols)"),
+        arg("--min-agreement", type=float, metavar="PCT", help="symbols gate: required %% of "
+            "symbols equal to torch (default: fp32 100, fp16 99.9, int8 99)"),
+        arg("--min-top1", type=float, metavar="PCT", help="task gate: %% of images whose top-1 "
+            "equals the fp32 pipeline's (default: 100)"),
+        arg("--max-kl", type=float, metavar="NATS", help="task gate: mean KL divergence of the "
+            "predictions from the fp32 pipeline's (default: 0.01)"))
 CODER = arg("--coder", choices=CODERS, help=CODER_HELP)
 TARGET = arg("--target", default="onnx", help="artifact that runs the head (default: onnx)")
 
@@ -99,7 +108,7 @@ def _build(args) -> int:
                        keep_float=tuple(args.keep_float))
     rows = build_targets(args.bundle, args.target, BuildOptions(
         calib=list_images(args.calib) if args.calib else None, search=args.search,
-        allow_low_fidelity=args.allow_low_fidelity, int8=int8, min_agreement=args.min_agreement))
+        allow_low_fidelity=args.allow_low_fidelity, int8=int8, **_gate(args)))
     print(format_table(rows))
     built = [r["target"] for r in rows if r["passed"]]
     failed = [r["target"] for r in rows if not r["passed"]]
@@ -109,6 +118,11 @@ def _build(args) -> int:
     if failed:
         print(f"failed: {', '.join(failed)} (the bundle is unchanged for them)")
     return 1 if failed else 0
+
+
+def _gate(args) -> dict:
+    return {"gate": args.gate, "min_agreement": args.min_agreement, "min_top1": args.min_top1,
+            "max_kl": args.max_kl}
 
 
 def _build_engine(args) -> int:
@@ -122,7 +136,10 @@ def _build_engine(args) -> int:
 def _verify(args) -> int:
     from sc2deploy.builders.build import format_table, to_json, verify_bundle
 
-    rows = verify_bundle(args.bundle, list_images(args.images) if args.images else None)
+    from sc2deploy.builders.build import BuildOptions
+
+    rows = verify_bundle(args.bundle, list_images(args.images) if args.images else None,
+                         BuildOptions(**_gate(args)))
     print(to_json(rows) if args.json else format_table(rows))
     return 0
 
@@ -239,9 +256,7 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--calib", type=Path, metavar="DIR",
             help="calibration images (default: half of the bundled samples)"),
         switch("--search", "int8: try configurations, keep the fastest that passes the gate"),
-        switch("--allow-low-fidelity", "keep an artifact that fails the symbol-agreement gate"),
-        arg("--min-agreement", type=float, metavar="PCT", help="required %% of symbols equal "
-            "to torch (default: fp32 100, fp16 99.9, int8 99)"),
+        switch("--allow-low-fidelity", "keep an artifact that fails the gate"), *GATE,
         arg("--per-channel", choices=("on", "off"), default="on",
             help="int8: per-channel weight scales (default: on)"),
         switch("--reduce-range", "int8: 7-bit weights"),
@@ -259,7 +274,7 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             help="builder workspace (default: 256)")),
     "verify": ("compare every built target with the torch reference", _verify, BUNDLE,
                images("evaluation images (default: the half of the samples not used to "
-                      "calibrate)"),
+                      "calibrate)"), *GATE,
                switch("--json", "print the rows as JSON")),
     "targets": ("list the targets and whether they can build here", _targets),
     "encode": ("encode images to containers with a bundle", _encode, BUNDLE,

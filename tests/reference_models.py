@@ -198,9 +198,29 @@ def classification_student(channels: int = 8, seed: int = 3, planes=(4, 8, 16),
                 c = module.num_features
                 module.weight.copy_(0.5 + torch.rand(c, generator=gen))
                 module.bias.copy_(0.1 * torch.randn(c, generator=gen))
-                module.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
-                module.running_var.copy_(0.5 + torch.rand(c, generator=gen))
+    _settle_batch_norm(m, gen)
     return m.eval()
+
+
+def _settle_batch_norm(m: nn.Module, gen: torch.Generator) -> None:
+    """Running statistics from a few inputs, as training leaves them, so activations stay at
+    unit scale; then fc is scaled to logits of a trained classifier's size (std ~4)."""
+    stages = nn.Sequential(m.layer2, m.layer3, m.layer4)
+    for bn in stages.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average
+    eb = m.entropy_bottleneck
+    with torch.no_grad():
+        x = torch.randn(4, 3, 96, 96, generator=gen)
+        features = m.decoder(eb.dequantize(eb.quantize(m.encoder(x), "symbols",
+                                                        eb._get_medians()), eb._get_medians()))
+        stages.train()
+        stages(features)
+        stages.eval()
+        logits = m.fc(torch.flatten(m.avgpool(stages(features)), 1))
+        m.fc.weight.mul_(4.0 / float(logits.std()))
+        m.fc.bias.mul_(4.0 / float(logits.std()))
 
 
 def reference_logits(m: nn.Module, symbols: torch.Tensor) -> torch.Tensor:

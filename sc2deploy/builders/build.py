@@ -1,8 +1,9 @@
-"""``build`` and ``verify``: artifacts gated on symbol agreement with the torch fp32 head.
+"""``build`` and ``verify``: artifacts gated on fidelity to the torch fp32 pipeline.
 
-    bundle ─ builder(target) ─ artifact ─ runner ─ symbols ─┐
-    bundle ─ head_state.npz ─ torch fp32 head ─ symbols ────┴─ agreement, ±1, |Δ|, rate change
-                                                              └─ gate: fail below the threshold
+    bundle ─ builder(target) ─ artifact ─ runner ─ symbols ─┬─ tail.onnx ─ logits ─┐
+    bundle ─ head_state.npz ─ torch fp32 head ─ symbols ────┼─ tail.onnx ─ logits ─┴─ top-1, KL
+                                                            └─ agreement, ±1, |Δ|, rate change
+    gate (sc2deploy.targets.gate.decide): on the task when the bundle has a tail, else symbols
 
 What each target accepts (activations, search space, calibration, where it is
 built) is read from its record (``sc2deploy.targets.registry``); the metric, the
@@ -28,7 +29,7 @@ from sc2deploy.bundle import TXN_PREFIX, Bundle, Transaction
 from sc2deploy.errors import FidelityError, Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import logger, step
 from sc2deploy.preprocess import sample_images
-from sc2deploy.targets.gate import agreement, passes, threshold
+from sc2deploy.targets.gate import GATES, agreement, decide, task_agreement
 from sc2deploy.targets.registry import Int8Options, Target, get_target  # Int8Options: re-exported
 
 
@@ -40,11 +41,23 @@ class BuildOptions:
     int8: Int8Options = field(default_factory=Int8Options)
     latency_runs: int = 10
     min_agreement: Optional[float] = None  # % symbols equal; default: by precision
+    gate: str = "auto"  # "task" (needs a tail), "symbols", or auto: task when there is a tail
+    min_top1: Optional[float] = None  # task gate: % images with the fp32 pipeline's top-1
+    max_kl: Optional[float] = None  # task gate: mean KL divergence of the predictions, nats
 
     def __post_init__(self):
-        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 100.0:
-            raise UsageError(f"--min-agreement {self.min_agreement:g}: expected a percentage "
-                             "from 0 to 100")
+        for flag, value in (("--min-agreement", self.min_agreement),
+                            ("--min-top1", self.min_top1)):
+            if value is not None and not 0.0 <= value <= 100.0:
+                raise UsageError(f"{flag} {value:g}: expected a percentage from 0 to 100")
+        if self.max_kl is not None and not self.max_kl >= 0.0:
+            raise UsageError(f"--max-kl {self.max_kl:g}: expected a divergence >= 0 (nats)")
+        if self.gate not in GATES:
+            raise UsageError(f"--gate {self.gate!r}: expected one of {', '.join(GATES)}")
+
+    def verdict(self, precision: str, stats: Dict) -> Dict:
+        return decide(precision, stats, stats.get("task"), self.gate, self.min_agreement,
+                      self.min_top1, self.max_kl)
 
 
 def split_images(calib: Optional[Sequence[Path]]):
@@ -72,6 +85,7 @@ class Reference:
             self.pre_round = [self.module.pre_round(torch.from_numpy(x)).numpy()
                               for x in self.inputs]
         self.symbols = [np.round(v) for v in self.pre_round]
+        self.server = server_outputs(bundle, self.symbols)
 
 
 class StoredReference:
@@ -88,6 +102,33 @@ class StoredReference:
         stored = bundle.reference()["symbols"]
         self.symbols = [stored[i:i + 1] for i in range(len(names))]
         self.pre_round = None
+        self.server = server_outputs(bundle, self.symbols)
+
+
+def server_outputs(bundle: Bundle, symbols) -> Dict[str, List[np.ndarray]]:
+    """What the bundle's server-side models (tail.onnx, decoder.onnx) make of ``symbols``."""
+    from sc2deploy.targets import SERVER_PARTS, load_server_runner
+
+    out = {}
+    for part in SERVER_PARTS:
+        if "file" in bundle.manifest.get(part, {}):
+            with load_server_runner(bundle, part) as runner:
+                out[part] = [runner.infer(np.asarray(s, np.float32)) for s in symbols]
+    return out
+
+
+def _server_fidelity(bundle: Bundle, reference, symbols) -> Dict:
+    """Task agreement (tail) and decoder distortion of the candidate's symbols."""
+    got = server_outputs(bundle, symbols)
+    stats = {}
+    if "tail" in got:
+        stats["task"] = task_agreement(reference.server["tail"], got["tail"])
+    if "decoder" in got:
+        ref = np.concatenate([f.ravel() for f in reference.server["decoder"]]).astype(np.float64)
+        new = np.concatenate([f.ravel() for f in got["decoder"]]).astype(np.float64)
+        stats["decoder_relative_mse"] = float(np.sum((ref - new) ** 2) / max(np.sum(ref ** 2),
+                                                                            1e-300))
+    return stats
 
 
 def evaluate(bundle: Bundle, target: Target, path: Path, reference: Reference,
@@ -105,7 +146,8 @@ def evaluate(bundle: Bundle, target: Target, path: Path, reference: Reference,
     stats = agreement(reference.symbols, symbols, reference.pre_round)
     stats.update(images=len(symbols), latency_p50_ms=1e3 * float(np.median(times)),
                  latency_threads=1, rate_change_pct=_rate_change(bundle, reference.symbols,
-                                                                 symbols))
+                                                                 symbols),
+                 **_server_fidelity(bundle, reference, symbols))
     return stats
 
 
@@ -208,12 +250,12 @@ def _search(txn: Transaction, target: Target, options, calibration, reference):
         stage = txn.stage()
         path, recorded = builder(txn.bundle, replace(options, int8=cfg), calibration, stage)
         stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
-        ok = passes(target.precision, stats, options.min_agreement)
+        ok = options.verdict(target.precision, stats)["passed"]
         tried.append({"options": recorded, "passed": ok, **stats})
-        logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%, p50 %6.1f ms%s",
+        logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%,%s p50 %6.1f ms%s",
                     _describe(cfg, recorded), stats["agreement_pct"],
-                    stats["rate_change_pct"] or 0.0, stats["latency_p50_ms"],
-                    "  passes" if ok else "")
+                    stats["rate_change_pct"] or 0.0, _task_text(stats),
+                    stats["latency_p50_ms"], "  passes" if ok else "")
         key = (ok, -stats["latency_p50_ms"] if ok else stats["agreement_pct"])
         if best is None or key > best[0]:
             if best is not None:
@@ -236,12 +278,25 @@ def _describe(cfg: Int8Options, recorded: Dict) -> str:
     return ", ".join(parts)
 
 
-def _refusal(target: Target, stats: Dict, options: BuildOptions, path: Path,
+def _task_text(stats: Dict) -> str:
+    task = stats.get("task")
+    if not task:
+        return ""
+    return (f" top-1 {task['top1_agree']}/{task['images']}, KL {task['kl_mean']:.2e},")
+
+
+def _refusal(target: Target, stats: Dict, verdict: Dict, path: Path, options: BuildOptions,
              bundle: Bundle) -> str:
     """Why the gate refused ``target``, what happened to the artifact, and what to try."""
-    what = (f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch fp32 "
-            f"reference, below the {threshold(target.precision, options.min_agreement)} % "
-            "required")
+    task = stats.get("task")
+    if verdict["rule"].startswith("task"):
+        what = (f"{target.name}: the server's top-1 equals the fp32 pipeline's on "
+                f"{task['top1_agree']} of {task['images']} images, mean KL "
+                f"{task['kl_mean']:.3g} nats ({stats['agreement_pct']:.4f} % of symbols equal); "
+                f"the gate is {verdict['rule']}")
+    else:
+        what = (f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch "
+                f"fp32 reference, below the {verdict['min_agreement_pct']} % required")
     if bundle.path in path.parents and TXN_PREFIX not in str(path):
         kept = f"{path.name} is the export's own and stays; {target.name} was not recorded"
     else:
@@ -264,28 +319,33 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
             path, recorded = target.load("builder")(bundle, options, calibration, txn.stage())
             stats = evaluate(bundle, target, path, reference, options.latency_runs)
         seconds = time.perf_counter() - start
-        ok = passes(target.precision, stats, options.min_agreement)
-        logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%, "
-                    "p50 %.1f ms, %.1f KiB, %.1f s", target.name, stats["agreement_pct"],
-                    stats["ties"], stats["within_one_pct"], stats["rate_change_pct"] or 0.0,
-                    stats["latency_p50_ms"], path.stat().st_size / 1024, seconds)
+        verdict = options.verdict(target.precision, stats)
+        ok = verdict["passed"]
+        logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%,%s "
+                    "p50 %.1f ms, %.1f KiB, %.1f s; gate %s: %s", target.name,
+                    stats["agreement_pct"], stats["ties"], stats["within_one_pct"],
+                    stats["rate_change_pct"] or 0.0, _task_text(stats), stats["latency_p50_ms"],
+                    path.stat().st_size / 1024, seconds, verdict["rule"],
+                    "passed" if ok else "FAILED")
         if not ok and not options.allow_low_fidelity:
-            raise FidelityError(_refusal(target, stats, options, path, bundle), stats)
+            raise FidelityError(_refusal(target, stats, verdict, path, options, bundle),
+                                {**stats, "rule": verdict["rule"]})
         scheme = quantization(target, recorded)
-        required = threshold(target.precision, options.min_agreement)
         txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
                          runtime=target.runtime, options=recorded, fidelity=stats,
-                         gate={"min_agreement_pct": required, "passed": ok},
+                         gate=verdict,
                          build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
                                 "sc2deploy": __version__},
                          **({"quantization": scheme} if scheme else {}))
         txn.commit()
-    return {"target": target.name, "passed": ok, "file": path.name,
+    return {"target": target.name, "passed": ok, "file": path.name, "rule": verdict["rule"],
             "precision": target.precision, "quantization": scheme, **stats}
 
 
-def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None) -> List[Dict]:
-    """Side-by-side fidelity of every artifact in the bundle (fresh measurement)."""
+def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
+                  options: Optional[BuildOptions] = None) -> List[Dict]:
+    """Side-by-side fidelity of every artifact in the bundle (fresh measurement), each with
+    the verdict of the gate (``options``: thresholds; default: the defaults)."""
     from sc2deploy.targets.registry import targets
 
     bundle = Bundle.open(bundle_path)
@@ -304,16 +364,20 @@ def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None) ->
             rows.append({"target": name, "skipped": "cannot run here"})
             continue
         entry = bundle.manifest["artifacts"][name]
+        stats = evaluate(bundle, target, bundle.file(entry["file"]), reference)
+        verdict = (options or BuildOptions()).verdict(target.precision, stats)
         rows.append({"target": name, "precision": entry.get("precision", target.precision),
-                     "quantization": entry.get("quantization"),
-                     **evaluate(bundle, target, bundle.file(entry["file"]), reference)})
+                     "quantization": entry.get("quantization"), "passed": verdict["passed"],
+                     "rule": verdict["rule"], **stats})
     return rows
 
 
 def format_table(rows: List[Dict]) -> str:
     """One line per target: precision (with the int8 scheme), agreement, rate, latency, verdict."""
+    task = any(r.get("task") for r in rows)
     lines = [f"{'target':<14} {'precision':<13} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
-             f"{'rate Δ %':>9} {'p50 ms':>8}  result"]
+             f"{'rate Δ %':>9}" + (f" {'top-1':>7} {'KL nats':>9}" if task else "")
+             + f" {'p50 ms':>8}  result"]
     for r in rows:
         precision = r.get("precision", "")
         if r.get("quantization"):
@@ -326,8 +390,15 @@ def format_table(rows: List[Dict]) -> str:
             continue
         rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
         verdict = "" if "passed" not in r else ("passed" if r["passed"] else "FAILED")
+        if r.get("rule"):
+            verdict += f" ({r['rule'].split(':')[0]})"
+        extra = ""
+        if task:
+            t = r.get("task")
+            extra = (f" {t['top1_agree']:>3}/{t['images']:<3} {t['kl_mean']:>9.2e}" if t
+                     else f" {'n/a':>7} {'n/a':>9}")
         lines.append(f"{r['target']:<14} {precision:<13} {r['agreement_pct']:>10.4f} "
-                     f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9} "
+                     f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9}{extra} "
                      f"{r['latency_p50_ms']:>8.1f}  {verdict}")
     return "\n".join(lines)
 

@@ -47,3 +47,28 @@ def test_agreement_refuses_another_shape_with_what_to_do():
                                             r"\(1, 3\), expected the reference's shape \(1, 4\): "
                                             r".*rebuild it from this bundle"):
         agreement([np.zeros((1, 4))], [np.zeros((1, 3))])
+
+
+def test_wilson_interval_is_sound_at_the_edges():
+    from sc2deploy.targets.gate import wilson_interval
+
+    lo, hi = wilson_interval(16, 16)
+    assert hi == 1.0 and 0.80 < lo < 0.81  # 16 of 16 proves only >= 80.6 %
+    lo, hi = wilson_interval(1000, 1000)
+    assert lo > 0.996
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and 0.27 < hi < 0.28
+
+
+def test_task_agreement_counts_top1_top5_and_kl():
+    import numpy as np
+
+    from sc2deploy.targets.gate import task_agreement
+
+    ref = [np.array([[5.0, 1.0, 0.0, -1.0, -2.0, -3.0]]), np.array([[0.0, 3.0, 1.0, 0, 0, 0]])]
+    same = task_agreement(ref, ref)
+    assert same["top1_agree"] == 2 and same["kl_mean"] == pytest.approx(0.0, abs=1e-12)
+    flipped = [ref[0], np.array([[3.0, 0.0, 1.0, 0, 0, 0]])]
+    got = task_agreement(ref, flipped)
+    assert got["top1_agree"] == 1 and got["top1_agreement_pct"] == 50.0
+    assert got["kl_max"] > 1.0 and got["kl_mean"] == pytest.approx(got["kl_max"] / 2)
