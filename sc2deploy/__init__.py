@@ -11,7 +11,8 @@ Rooms, each importing only the ones below it (tests/test_rooms.py enforces it)::
     results       results schema and files
     targets       target records, runners, the fidelity gate, image -> container
     codec         range coding
-    core          errors, log, atomic, bundle, prior, images, preprocess, specs, config_files
+    core          errors, log, atomic, bundle, prior, images, preprocess, specs, config_files,
+                  machine
 
 The device rooms (core, codec, targets, results, measure) never import torch,
 onnx or matplotlib.

@@ -21,6 +21,7 @@ from sc2deploy.errors import Interrupted, Sc2DeployError
 from sc2deploy.log import configure, logger
 from sc2deploy.measure.options import (CODER_HELP, ProfileOptions, RemoteOptions, ServerOptions,
                                        add_arguments, from_namespace)
+from sc2deploy.orchestrate.emulation import CPUS as EMULATED_CPUS
 from sc2deploy.preprocess import list_images
 from sc2deploy.report.summary import format_profile
 from sc2deploy.specs import DEMO_MODEL, HEADS
@@ -134,13 +135,25 @@ def _build_engine(args) -> int:
 
 
 def _verify(args) -> int:
-    from sc2deploy.builders.build import format_table, to_json, verify_bundle
+    from sc2deploy.builders.build import BuildOptions, format_table, to_json, verify_bundle
 
-    from sc2deploy.builders.build import BuildOptions
+    images = list_images(args.images) if args.images else None
+    if not args.emulate:
+        rows = verify_bundle(args.bundle, images, BuildOptions(**_gate(args)))
+        print(to_json(rows) if args.json else format_table(rows))
+        return 0
+    from sc2deploy.orchestrate.verify_emulated import EmulateOptions, verify_emulated
 
-    rows = verify_bundle(args.bundle, list_images(args.images) if args.images else None,
-                         BuildOptions(**_gate(args)))
+    emulate = EmulateOptions(cpus=tuple(dict.fromkeys(args.emulate)), images=args.emulate_images,
+                             **({"work": args.emulate_work} if args.emulate_work else {}))
+    rows = verify_emulated(args.bundle, emulate, images, BuildOptions(**_gate(args)))
     print(to_json(rows) if args.json else format_table(rows))
+    if not args.json:
+        costs = {r["cpu"]: r["emulation"] for r in rows if r.get("emulation")}
+        for cpu, c in costs.items():
+            print(f"{cpu}: {c['s_per_image']:.2f} s per image ({c['images']} images, every "
+                  f"artifact, {c['process_s']:.1f} s in all); emulated: no timing")
+        print(f"recorded: fidelity_by_cpu of each artifact in {args.bundle}/manifest.json")
     return 0
 
 
@@ -220,6 +233,18 @@ def _report(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from sc2deploy.measure.evaluate import evaluate, format_evaluation, read_labeled
+    from sc2deploy.results.schema import write_results
+
+    atomic.ensure_writable(args.out.parent, "the folder of the results file")
+    doc = evaluate(args.bundle, read_labeled(args.images, args.labels, args.classes),
+                   args.target, args.coder, args.label)
+    print(f"{format_evaluation(doc)}\nresults written: {write_results(doc, args.out)}\n"
+          f"next: sc2deploy report {args.out} -o REPORT_DIR")
+    return 0
+
+
 def _demo(args) -> int:
     from sc2deploy.orchestrate import demo
 
@@ -275,6 +300,15 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
     "verify": ("compare every built target with the torch reference", _verify, BUNDLE,
                images("evaluation images (default: the half of the samples not used to "
                       "calibrate)"), *GATE,
+               arg("--emulate", action="append", default=[], metavar="CPU", choices=EMULATED_CPUS,
+                   help="also measure on this aarch64 CPU emulated by qemu-user (repeatable; "
+                        f"{', '.join(EMULATED_CPUS)}) and record fidelity_by_cpu in the manifest"),
+               arg("--emulate-images", type=int, default=4, metavar="N",
+                   help="evaluation images run under emulation (default: 4; ~2.5 s per 224 px "
+                        "image)"),
+               arg("--emulate-work", type=Path, metavar="DIR",
+                   help="the emulation's work folder, shared with `make arm-check` "
+                        "(default: build/arm of the source checkout)"),
                switch("--json", "print the rows as JSON")),
     "targets": ("list the targets and whether they can build here", _targets),
     "encode": ("encode images to containers with a bundle", _encode, BUNDLE,
@@ -302,6 +336,19 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
                arg("results", type=Path, nargs="+", metavar="RESULTS",
                    help="results files of profile / profile-server"),
                out("DIR", "folder for report.md, report.html, results.csv and the plots")),
+    "evaluate": (
+        "top-1/top-5 accuracy and bytes per image of each target on labeled images", _evaluate,
+        BUNDLE, arg("--images", type=Path, required=True, metavar="DIR",
+                    help="labeled images: DIR/CLASS/IMAGE (ImageFolder: class index = position "
+                         "of CLASS in the sorted folder names), or flat with --labels"),
+        arg("--labels", type=Path, metavar="FILE", help="class indices of a flat DIR: CSV "
+            "filename,class_index or JSON {filename: index}"),
+        arg("--classes", type=Path, metavar="FILE", help="class folder names, one per line, in "
+            "the model's class order (default: sorted, as ImageNet's WNIDs)"),
+        arg("--target", action="append", default=[], metavar="T", help="target to evaluate "
+            "besides the fp32 pipeline (repeatable; default: every artifact that runs here)"),
+        CODER, arg("--label", metavar="NAME", help="name in reports (default: MODEL/evaluate)"),
+        out("RESULTS.json", "results file (kind: evaluation)")),
     "demo": ("run the whole flow on the bundled demo student", _demo,
              out("DIR", "folder for the demo's outputs (its bundle: DIR/demo-bundle)", "--out")),
 }

@@ -28,6 +28,7 @@ from sc2deploy.atomic import ensure_writable
 from sc2deploy.bundle import TXN_PREFIX, Bundle, Transaction
 from sc2deploy.errors import FidelityError, Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import logger, step
+from sc2deploy.machine import here_entry, here_key
 from sc2deploy.preprocess import sample_images
 from sc2deploy.targets.gate import GATES, agreement, decide, task_agreement
 from sc2deploy.targets.registry import Int8Options, Target, get_target  # Int8Options: re-exported
@@ -143,10 +144,21 @@ def evaluate(bundle: Bundle, target: Target, path: Path, reference: Reference,
             start = time.perf_counter()
             runner.infer(reference.inputs[0])
             times.append(time.perf_counter() - start)
+    return fidelity_stats(bundle, reference, symbols, 1e3 * float(np.median(times)), 1)
+
+
+def fidelity_stats(bundle: Bundle, reference, symbols: Sequence[np.ndarray],
+                   latency_p50_ms: Optional[float] = None,
+                   latency_threads: Optional[int] = None) -> Dict:
+    """The statistics of :func:`evaluate` for symbols computed elsewhere (one array per
+    reference input, e.g. by an emulated CPU); latency None when it was not measured."""
+    if len(symbols) != len(reference.inputs):
+        raise FidelityError(f"received symbols for {len(symbols)} images, expected "
+                            f"{len(reference.inputs)} (one per reference image)", {})
     stats = agreement(reference.symbols, symbols, reference.pre_round)
-    stats.update(images=len(symbols), latency_p50_ms=1e3 * float(np.median(times)),
-                 latency_threads=1, rate_change_pct=_rate_change(bundle, reference.symbols,
-                                                                 symbols),
+    stats.update(images=len(symbols), latency_p50_ms=latency_p50_ms,
+                 latency_threads=latency_threads,
+                 rate_change_pct=_rate_change(bundle, reference.symbols, symbols),
                  **_server_fidelity(bundle, reference, symbols))
     return stats
 
@@ -308,6 +320,13 @@ def _refusal(target: Target, stats: Dict, verdict: Dict, path: Path, options: Bu
     return f"{what}; {kept} (try {', or '.join(hints)})"
 
 
+def _here(target: Target, stats: Dict, verdict: Dict) -> Dict:
+    """The build host's measurement, under its key (``sc2deploy.machine``)."""
+    runtime, module = target.runtime.split(" ")[0], (target.run_requires or ("unknown",))[0]
+    return {here_key(runtime, module): here_entry(runtime, module, stats["images"], stats,
+                                                  verdict)}
+
+
 def _build_one(bundle_path: Path, target: Target, options, calibration, reference) -> Dict:
     start = time.perf_counter()
     bundle = Bundle.open(bundle_path)
@@ -333,13 +352,32 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
         scheme = quantization(target, recorded)
         txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
                          runtime=target.runtime, options=recorded, fidelity=stats,
-                         gate=verdict,
+                         gate=verdict, fidelity_by_cpu=_here(target, stats, verdict),
                          build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
                                 "sc2deploy": __version__},
                          **({"quantization": scheme} if scheme else {}))
         txn.commit()
     return {"target": target.name, "passed": ok, "file": path.name, "rule": verdict["rule"],
             "precision": target.precision, "quantization": scheme, **stats}
+
+
+def verify_reference(bundle: Bundle, images: Optional[Sequence[Path]] = None):
+    """verify's reference: torch fp32 on ``images`` (default: the evaluation half of the
+    samples); without torch, the outputs stored in the bundle at export."""
+    if importlib.util.find_spec("torch") is not None:
+        return Reference(bundle, images or split_images(None)[1])
+    if images is None:
+        return StoredReference(bundle)
+    raise UsageError("verify --images needs torch for the reference; without torch, verify "
+                     "uses the torch outputs stored in the bundle (omit --images)")
+
+
+def verify_row(bundle: Bundle, name: str, target: Target, stats: Dict, verdict: Dict) -> Dict:
+    """One row of verify's table: the artifact, its statistics and the gate's verdict."""
+    entry = bundle.manifest["artifacts"][name]
+    return {"target": name, "precision": entry.get("precision", target.precision),
+            "quantization": entry.get("quantization"), "passed": verdict["passed"],
+            "rule": verdict["rule"], **stats}
 
 
 def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
@@ -349,13 +387,8 @@ def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
     from sc2deploy.targets.registry import targets
 
     bundle = Bundle.open(bundle_path)
-    if importlib.util.find_spec("torch") is not None:
-        reference = Reference(bundle, images or split_images(None)[1])
-    elif images is None:
-        reference = StoredReference(bundle)
-    else:
-        raise UsageError("verify --images needs torch for the reference; without torch, verify "
-                         "uses the torch outputs stored in the bundle (omit --images)")
+    reference = verify_reference(bundle, images)
+    options = options or BuildOptions()
     known = targets()
     rows = []
     for name in bundle.manifest.get("artifacts", {}):
@@ -365,41 +398,47 @@ def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
             continue
         entry = bundle.manifest["artifacts"][name]
         stats = evaluate(bundle, target, bundle.file(entry["file"]), reference)
-        verdict = (options or BuildOptions()).verdict(target.precision, stats)
-        rows.append({"target": name, "precision": entry.get("precision", target.precision),
-                     "quantization": entry.get("quantization"), "passed": verdict["passed"],
-                     "rule": verdict["rule"], **stats})
+        rows.append(verify_row(bundle, name, target, stats,
+                               options.verdict(target.precision, stats)))
     return rows
 
 
 def format_table(rows: List[Dict]) -> str:
-    """One line per target: precision (with the int8 scheme), agreement, rate, latency, verdict."""
+    """One line per target: precision (with the int8 scheme), agreement, rate, latency, verdict;
+    rows with a "cpu" (verify --emulate) also say which CPU measured them."""
     task = any(r.get("task") for r in rows)
-    lines = [f"{'target':<14} {'precision':<13} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
+    cpus = any(r.get("cpu") for r in rows)
+    width = max([10] + [len(r.get("cpu") or "") for r in rows])
+    lines = [f"{'target':<14}" + (f" {'measured on':<{width}}" if cpus else "")
+             + f" {'precision':<13} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
              f"{'rate Δ %':>9}" + (f" {'top-1':>7} {'KL nats':>9}" if task else "")
              + f" {'p50 ms':>8}  result"]
     for r in rows:
         precision = r.get("precision", "")
         if r.get("quantization"):
             precision = f"{precision} {r['quantization']}".strip()
+        head = f"{r['target']:<14}" + (f" {r.get('cpu') or '':<{width}}" if cpus else "")
         if "skipped" in r:
-            lines.append(f"{r['target']:<14} {precision:<13} skipped: {r['skipped']}")
+            lines.append(f"{head} {precision:<13} skipped: {r['skipped']}")
             continue
         if "agreement_pct" not in r:
-            lines.append(f"{r['target']:<14} {precision:<13} FAILED: {r.get('error', '')}")
+            lines.append(f"{head} {precision:<13} FAILED: {r.get('error', '')}")
             continue
         rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
         verdict = "" if "passed" not in r else ("passed" if r["passed"] else "FAILED")
         if r.get("rule"):
             verdict += f" ({r['rule'].split(':')[0]})"
+        if r.get("timing"):
+            verdict += f"; {r['timing']}"
         extra = ""
         if task:
             t = r.get("task")
             extra = (f" {t['top1_agree']:>3}/{t['images']:<3} {t['kl_mean']:>9.2e}" if t
                      else f" {'n/a':>7} {'n/a':>9}")
-        lines.append(f"{r['target']:<14} {precision:<13} {r['agreement_pct']:>10.4f} "
+        p50 = "n/a" if r["latency_p50_ms"] is None else f"{r['latency_p50_ms']:.1f}"
+        lines.append(f"{head} {precision:<13} {r['agreement_pct']:>10.4f} "
                      f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9}{extra} "
-                     f"{r['latency_p50_ms']:>8.1f}  {verdict}")
+                     f"{p50:>8}  {verdict}")
     return "\n".join(lines)
 
 

@@ -9,6 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from sc2deploy.machine import cpu_model
+
 PACKAGES = ("sc2deploy", "numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime",
             "constriction", "pillow", "psutil", "tensorrt")
 
@@ -42,15 +44,6 @@ def device_model(root: Path) -> Optional[str]:
         if key.strip() == "Model" and value.strip():
             return value.strip()
     return None
-
-
-def cpu_model(root: Path) -> Optional[str]:
-    text = _text(root / "proc/cpuinfo") or ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware", "CPU part"):
-            return value.strip()
-    return platform.processor() or None
 
 
 def temperatures(root: Path) -> Dict[str, float]:

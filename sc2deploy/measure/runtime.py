@@ -27,6 +27,7 @@ from sc2deploy.measure.baselines import image_bytes
 from sc2deploy.targets.encoding import latent_codec
 from sc2deploy.errors import Interrupted, UsageError
 from sc2deploy.log import logger
+from sc2deploy.machine import unverified_warning
 from sc2deploy.preprocess import list_images, load_image, sample_images
 from sc2deploy.measure import conditions
 from sc2deploy.measure.energy_models import get_profile, host_timed_on
@@ -113,6 +114,12 @@ def profile(options: ProfileOptions) -> dict:
                                else (None, None))
     bundle = Bundle.open(options.bundle)
     target = get_target(options.target)
+    artifact = bundle.manifest.get("artifacts", {}).get(target.name, {})
+    warning = unverified_warning(artifact, target.name, target.runtime.split(" ")[0],
+                                            (target.run_requires or ("unknown",))[0],
+                                            options.sysfs_root)
+    if warning:
+        logger.warning("warning: %s", warning)
     images = list_images(options.images) if options.images else sample_images()
     link = load_link(options.link) if options.link else None
     codec = latent_codec(bundle, options.coder)

@@ -12,6 +12,8 @@ modeled energy is labeled "modeled" in every table and plot ("modeled, host-time
 on CPU" when the time was measured on a machine other than the profile's device)
 and never shown with a confidence interval. matplotlib is
 imported only inside the plotting functions (``pip install 'sc2deploy[report]'``).
+Evaluation documents (``sc2deploy evaluate``) feed the Accuracy table only: no plot, no
+CSV row; a report of evaluations alone has just the overview line and that table.
 """
 
 import base64
@@ -28,7 +30,7 @@ from sc2deploy.report.data import (NO_ENERGY, PARTIAL, PLOTS, device_key,
                                              names)
 from sc2deploy.report.plots import (plot_bytes_latency, plot_end_to_end, plot_energy,
                                               plot_stage_latency)
-from sc2deploy.report.tables import (Table, baselines_table, bytes_table,
+from sc2deploy.report.tables import (Table, accuracy_table, baselines_table, bytes_table,
                                                device_conditions_table, end_to_end_table,
                                                energy_table, latency_table, overview_table,
                                                pareto_table, resources_table, run_conditions_table,
@@ -91,23 +93,43 @@ def _notes(docs: Sequence[dict]) -> List[str]:
     return notes
 
 
+def _split(docs: Sequence[dict]) -> Tuple[List[dict], List[dict]]:
+    """(profiling results: device and server, evaluations: ``sc2deploy evaluate``)."""
+    return ([d for d in docs if d["kind"] != "evaluation"],
+            [d for d in docs if d["kind"] == "evaluation"])
+
+
+ACCURACY_TEXT = ("Top-1/top-5 accuracy of each target's whole pipeline (head through its own "
+                 "runtime, the real container, the tail) on the labeled images, with 95 % "
+                 "Wilson intervals; mean bytes of the containers; how often its top-1 equals "
+                 "the fp32 pipeline's (head.onnx).")
+
+
 def _sections(docs: Sequence[dict]) -> List[Tuple[str, List[object]]]:
     """(title, blocks) where a block is a str paragraph, a Table or ("figure", key)."""
-    device = [d for d in docs if d["kind"] == "device"]
-    kinds = f"{len(device)} device, {len(docs) - len(device)} server"
+    profiles, evaluations = _split(docs)
+    accuracy = [("Accuracy", [ACCURACY_TEXT, accuracy_table(evaluations)])] if evaluations else []
+    device = [d for d in profiles if d["kind"] == "device"]
+    kinds = f"{len(device)} device, {len(profiles) - len(device)} server"
+    if evaluations:
+        kinds += f", {len(evaluations)} evaluation"
+    overview = [f"{len(docs)} results ({kinds}).", ("notes",), overview_table(profiles)]
+    if not profiles:
+        return [("Overview", overview[:1])] + accuracy
     return [
-        ("Overview", [f"{len(docs)} results ({kinds}).", ("notes",), overview_table(docs)]),
-        ("End-to-end latency", [("figure", "end_to_end"), end_to_end_table(docs)]),
-        ("Latency per stage", [("figure", "stages"), latency_table(docs),
-                               resources_table(docs)]),
+        ("Overview", overview),
+        ("End-to-end latency", [("figure", "end_to_end"), end_to_end_table(profiles)]),
+        ("Latency per stage", [("figure", "stages"), latency_table(profiles),
+                               resources_table(profiles)]),
         ("Bytes per image", [("figure", "pareto"), "Pareto front across all results "
                              "(fewer bytes and lower device latency are better):",
-                             pareto_table(docs), bytes_table(docs),
+                             pareto_table(profiles), bytes_table(profiles),
                              "Input-compression baselines (same images):",
-                             baselines_table(docs)]),
-        ("Energy per image", [("figure", "energy"), energy_table(docs)]),
-        ("Conditions", ["Device:", device_conditions_table(docs), "Run and measurement:",
-                        run_conditions_table(docs)]),
+                             baselines_table(profiles)]),
+        *accuracy,
+        ("Energy per image", [("figure", "energy"), energy_table(profiles)]),
+        ("Conditions", ["Device:", device_conditions_table(profiles), "Run and measurement:",
+                        run_conditions_table(profiles)]),
     ]
 
 
@@ -129,7 +151,7 @@ def render_markdown(docs: Sequence[dict]) -> str:
                 out += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in block.rows]
                 out.append("")
             elif block == ("notes",):
-                out += [f"- **Note:** {n}" for n in _notes(docs)] + [""]
+                out += [f"- **Note:** {n}" for n in _notes(_split(docs)[0])] + [""]
             elif isinstance(block, tuple):
                 key = block[1]
                 out += [f"![{key}]({PLOTS[key]})", "", f"*{CAPTIONS[key]}*", ""]
@@ -188,7 +210,8 @@ def render_html(docs: Sequence[dict], plots: Dict[str, Path]) -> str:
                                else f"<tr>{cells}</tr>")
                 out.append("</tbody></table></div>")
             elif block == ("notes",):
-                out += [f'<p class="note"><b>Note:</b> {e(n)}</p>' for n in _notes(docs)]
+                out += [f'<p class="note"><b>Note:</b> {e(n)}</p>'
+                        for n in _notes(_split(docs)[0])]
             elif isinstance(block, tuple):
                 key = block[1]
                 data = base64.b64encode(Path(plots[key]).read_bytes()).decode("ascii")
@@ -218,9 +241,11 @@ def write_report(docs: Sequence[dict], out_dir: Union[str, Path]) -> Path:
     # failure leaves an earlier report in out_dir exactly as it was, and no partial file.
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     try:
-        plots = {key: drawers[key](docs, staging / PLOTS[key]) for key in PLOTS}
+        profiles = _split(docs)[0]  # evaluations: the Accuracy table only (no plots, no CSV)
+        plots = {key: drawers[key](profiles, staging / PLOTS[key]) for key in PLOTS} \
+            if profiles else {}
         (staging / "report.md").write_text(render_markdown(docs), encoding="utf-8")
-        write_csv(docs, staging / "results.csv")
+        write_csv(profiles, staging / "results.csv")
         (staging / "report.html").write_text(render_html(docs, plots), encoding="utf-8")
         files = sorted(p.name for p in staging.iterdir())
         for name in files:

@@ -144,6 +144,24 @@ def end_to_end_table(docs: Sequence[dict]) -> Table:
     return t
 
 
+def _pct_ci(p: dict) -> str:
+    lo, hi = p["ci95"]
+    return f"{p['pct']:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def accuracy_table(docs: Sequence[dict]) -> Table:
+    """One row per target of every evaluation document (``sc2deploy evaluate``)."""
+    t = Table(["evaluation", "target", "precision", "images", "top-1 % [95 % CI]",
+               "top-5 % [95 % CI]", "mean B / image", "top-1 = fp32 pipeline [95 % CI]"])
+    for doc, name in zip(docs, names(docs)):
+        for r in doc["targets"]:
+            a = r["top1_agreement"]
+            t.add([name, r["target"], r["precision"], r["images"], _pct_ci(r["top1"]),
+                   _pct_ci(r["top5"]), fmt_int(r["bytes"]["mean"]),
+                   f"{a['same']}/{r['images']} = {_pct_ci(a)} %"], not doc["complete"])
+    return t
+
+
 def _temps(doc: dict, when: str) -> Optional[str]:
     temps = dig(doc, "conditions", "temperatures_c", when)
     if not isinstance(temps, dict):

@@ -21,7 +21,7 @@ SCHEMA_VERSION = 2  # 2: energy.host_timed_on; modeled energy has no ci95
 STAT_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 DEVICE_STAGES = ("load", "preprocess", "head", "code", "total")
 SERVER_STAGES = ("decode", "decoder", "total")
-KINDS = ("device", "server")
+KINDS = ("device", "server", "evaluation")
 ENERGY_KINDS = ("measured", "modeled", "none")
 
 
@@ -168,7 +168,24 @@ BASELINE = _object({"name": STR, "bytes_mean": NUM, "encode_ms_p50": NUM,
                     "link_ms": _nullable(NUM)})
 
 
+CI95 = _list(NUM, 2)
+PROPORTION = {"pct": NUM, "ci95": CI95}  # percent, 95 % Wilson interval in percent
+EVALUATED = _object({"target": STR, "precision": STR, "runtime": STR, "images": INT,
+                     "top1": _object({"correct": INT, **PROPORTION}),
+                     "top5": _object({"correct": INT, **PROPORTION}),
+                     "bytes": _object({k: NUM for k in ("mean", "p50", "min", "max")}),
+                     "top1_agreement": _object({"same": INT, **PROPORTION})})
+DATASET = _object({"images_dir": STR, "labels": _one_of("folders", "file"), "images": INT,
+                   "classes": INT, "labels_file": _nullable(STR),
+                   "class_names": _nullable(_list(STR))})
+EVALUATION = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
+                      "coder": _one_of("c", "constriction"), "top_k": INT, "dataset": DATASET,
+                      "reference": STR, "targets": _list(EVALUATED)})
+
+
 def _top_level(kind: str, version: int) -> Check:
+    if kind == "evaluation":
+        return EVALUATION
     stages = DEVICE_STAGES if kind == "device" else SERVER_STAGES
     required = {"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                 "coder": _one_of("c", "constriction"), "runs": RUNS,

@@ -140,7 +140,8 @@ def test_each_target_is_gated_on_its_own(bundle_copy):
 def test_fp32_refusal_says_the_export_file_stays(bundle_copy, monkeypatch):
     import sc2deploy.builders.build as build
 
-    monkeypatch.setattr(build, "passes", lambda *a: False)
+    monkeypatch.setattr(build, "decide", lambda *a: {"rule": "symbols: exact bar .5 ties",
+                                                     "passed": False, "min_agreement_pct": 100.0})
     row, = build_targets(bundle_copy, ["onnx"], BuildOptions(latency_runs=1))
     assert "head.onnx is the export's own and stays; onnx was not recorded" in row["error"]
     assert "removed" not in row["error"] and (bundle_copy / "head.onnx").is_file()

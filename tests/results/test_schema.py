@@ -74,7 +74,7 @@ def _broken(edit):
      r"latency_ms\.total\.p99: expected a finite number, got nan"),
     (lambda d: d.update(complete="yes"), r"complete: expected true or false, got 'yes'"),
     (lambda d: d.update(threads=True), r"threads: expected null or an integer, got True"),
-    (lambda d: d.update(kind="edge"), r"kind: expected one of 'device', 'server', got 'edge'"),
+    (lambda d: d.update(kind="edge"), r"kind: expected one of 'device', 'server', 'evaluation', got 'edge'"),
     (lambda d: d["energy"].update(kind="guessed"), r"energy\.kind: expected one of"),
     (lambda d: d.update(energy=None), r"energy: expected an object, got None"),
     (lambda d: d["energy"]["joules_per_image"].update(ci95=[1, 2, 3]),

@@ -1,0 +1,318 @@
+"""Accuracy and rate of a bundle's targets on a labeled image folder (device side, torch-free).
+
+::
+
+    image ─ preprocess ─┬─ head (onnx, fp32) ─ symbols ─ encode ─ bytes ─ decode ─ tail ─ top-5
+                        └─ head (target T)   ─ symbols ─ encode ─ bytes ─ decode ─ tail ─ top-5
+
+Every target runs the whole pipeline through its own runtime; the container is the real one
+(the bundle's prior, the chosen coder) and is decoded again and checked before the tail (the
+server's classifier, tail.onnx) sees it. Per target: top-1/top-5 accuracy with 95 % Wilson
+intervals, bytes per image and the agreement of its top-1 with the fp32 pipeline's.
+
+Labels: an ImageFolder layout (``DIR/CLASS/*.jpg``; the class index is the position of CLASS
+among the sorted folder names, as torchvision's ImageFolder; ``classes`` overrides the order)
+or a labels file (CSV ``filename,class_index`` or JSON ``{filename: index}``) over a flat DIR.
+"""
+
+import csv
+import json
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from sc2deploy.bundle import Bundle
+from sc2deploy.errors import CodecError, UsageError
+from sc2deploy.log import logger
+from sc2deploy.measure.progress import Progress
+from sc2deploy.measure.runtime import _runtime_version
+from sc2deploy.preprocess import IMAGE_SUFFIXES
+from sc2deploy.results.schema import header, utc_now
+from sc2deploy.targets import get_target, load_runner, load_server_runner
+from sc2deploy.targets.encoding import latent_codec
+from sc2deploy.targets.gate import wilson_interval
+
+REFERENCE = "onnx"  # the fp32 pipeline: the bundle's head.onnx
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class LabeledImages:
+    """Images with their class indices, and where the labels came from."""
+
+    root: Path
+    images: Tuple[Path, ...]
+    labels: Tuple[int, ...]
+    source: str  # "folders" (ImageFolder layout) or "file" (--labels)
+    class_names: Optional[Tuple[str, ...]] = None  # by index (folders), None for a labels file
+    labels_path: Optional[Path] = None  # the --labels or --classes file
+
+
+# ---------------------------------------------------------------- labels
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _visible(folder: Path) -> List[Path]:
+    """The entries of ``folder`` except hidden ones (``.DS_Store``, ``.git`` ...), sorted."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _unknown(path: Path, expected: str) -> UsageError:
+    kind = "folder" if path.is_dir() else "file"
+    return UsageError(f"unknown {kind} {path}: expected {expected} (image suffixes: "
+                      f"{', '.join(IMAGE_SUFFIXES)}); move it out of the image folder")
+
+
+def read_class_list(path: Path) -> List[str]:
+    """Class folder names, one per line, in the model's class order (blank lines ignored)."""
+    try:
+        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--classes {path}: cannot read it: {exc}") from None
+    names = [n for n in names if n]
+    if not names:
+        raise UsageError(f"--classes {path}: no class names in it; expected one class folder "
+                         "name per line, in the model's class order")
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise UsageError(f"--classes {path}: class {n!r} is listed twice; expected each "
+                             "class folder name once")
+        seen.add(n)
+    return names
+
+
+def image_folder(root: Path, classes: Optional[Sequence[str]] = None) -> LabeledImages:
+    """``root/CLASS/IMAGE`` files: class index = position of CLASS in sorted folder names
+    (torchvision's ImageFolder), or in ``classes`` when given."""
+    root = _folder(root)
+    entries = _visible(root)
+    for p in entries:
+        if not p.is_dir():
+            raise _unknown(p, "only class folders in an ImageFolder layout (DIR/CLASS/IMAGE); "
+                              "for a flat folder of images give --labels FILE")
+    if not entries:
+        raise UsageError(f"image folder {root} is empty: expected class folders "
+                         "(DIR/CLASS/IMAGE), or images and --labels FILE")
+    order = list(classes) if classes is not None else [p.name for p in entries]
+    index = {name: i for i, name in enumerate(order)}
+    images, labels = [], []
+    for folder in entries:
+        if folder.name not in index:
+            raise UsageError(f"class folder {folder} is not in the --classes list "
+                             f"({len(order)} names): add it, or move the folder out")
+        files = _visible(folder)
+        for p in files:
+            if not _is_image(p):
+                raise _unknown(p, f"only images in the class folder {folder.name}")
+        if not files:
+            raise UsageError(f"class folder {folder} is empty: expected images of class "
+                             f"{folder.name!r}; remove the folder or add its images")
+        images += files
+        labels += [index[folder.name]] * len(files)
+    return LabeledImages(root, tuple(images), tuple(labels), "folders", tuple(order))
+
+
+def labels_file(root: Path, path: Path) -> LabeledImages:
+    """A flat folder of images labeled by a CSV (``filename,class_index``) or JSON file."""
+    root = _folder(root)
+    table = _read_labels(Path(path))
+    entries = _visible(root)
+    for p in entries:
+        if not _is_image(p):
+            raise _unknown(p, "only images in the folder given with --labels (a flat folder)")
+    if not entries:
+        raise UsageError(f"image folder {root} is empty: expected the images named in {path}")
+    unlabeled = [p.name for p in entries if p.name not in table]
+    if unlabeled:
+        shown = ", ".join(unlabeled[:3]) + (" ..." if len(unlabeled) > 3 else "")
+        raise UsageError(f"{len(unlabeled)} of {len(entries)} images in {root} have no label in "
+                         f"{path}: {shown}; add them to the labels file or move them out")
+    unused = len(table) - len(entries)
+    if unused:
+        logger.info("%s: %d labels name files that are not in %s (not evaluated)", path,
+                    unused, root)
+    return LabeledImages(root, tuple(entries), tuple(table[p.name] for p in entries), "file",
+                         labels_path=Path(path))
+
+
+def _folder(root: Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"image folder not found: {root}")
+    return root
+
+
+def _read_labels(path: Path) -> Dict[str, int]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--labels {path}: cannot read it: {exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"--labels {path}: not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise UsageError(f"--labels {path}: expected a JSON object {{filename: class "
+                             f"index}}, got {type(raw).__name__}")
+        pairs = [(str(k), v, f"key {k!r}") for k, v in raw.items()]
+    else:
+        rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+        if rows and len(rows[0]) == 2 and not rows[0][1].strip().lstrip("-").isdigit():
+            rows = rows[1:]  # a header line (filename,class_index)
+        pairs = []
+        for n, row in enumerate(rows, 1):
+            if len(row) != 2:
+                raise UsageError(f"--labels {path}: row {n} has {len(row)} fields {row!r}; "
+                                 "expected filename,class_index")
+            value = row[1].strip()
+            pairs.append((row[0].strip(), int(value) if value.lstrip("-").isdigit() else value,
+                          f"row {n}"))
+    table = {}
+    for name, value, where in pairs:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise UsageError(f"--labels {path}: {where}: class index {value!r}; expected an "
+                             "integer >= 0")
+        if name in table:
+            raise UsageError(f"--labels {path}: {where}: {name!r} is labeled twice")
+        table[name] = value
+    if not table:
+        raise UsageError(f"--labels {path}: no labels in it; expected filename,class_index rows "
+                         "(CSV) or {filename: index} (JSON)")
+    return table
+
+
+def read_labeled(images: Path, labels: Optional[Path] = None,
+                 classes: Optional[Path] = None) -> LabeledImages:
+    """The labeled images of a folder (ImageFolder layout, or flat with a labels file)."""
+    if labels is not None and classes is not None:
+        raise UsageError("--classes orders class folders (ImageFolder layout); --labels gives "
+                         "the class indices directly: give one of them, not both")
+    if labels is not None:
+        return labels_file(images, labels)
+    if classes is None:
+        return image_folder(images)
+    return replace(image_folder(images, read_class_list(classes)), labels_path=Path(classes))
+
+
+# ---------------------------------------------------------------- evaluation
+
+def _tail_classes(bundle: Bundle) -> int:
+    tail = bundle.manifest.get("tail", {})
+    if "file" not in tail:
+        why = f" (export said: {tail['reason']})" if tail.get("reason") else ""
+        raise UsageError(f"bundle {bundle.path} has no tail (tail.onnx){why}: evaluate needs a "
+                         "classification student exported with its tail; export a checkpoint "
+                         "that has layer2-4 and fc (sc2deploy export MODEL --checkpoint CKPT)")
+    return int(tail["output"]["shape"][-1])
+
+
+def runnable_targets(bundle: Bundle) -> List[str]:
+    """The fp32 pipeline first, then every other artifact of the bundle that can run here."""
+    names = [REFERENCE]
+    for name in bundle.manifest.get("artifacts", {}):
+        if name == REFERENCE:
+            continue
+        try:
+            why = get_target(name).missing("run")
+        except UsageError as exc:  # an artifact of a target this sc2deploy does not know
+            why = str(exc)
+        if why:
+            logger.info("evaluate: skipping %s: %s", name, why)
+        else:
+            names.append(name)
+    return names
+
+
+def _proportion(k: int, n: int) -> dict:
+    lo, hi = wilson_interval(k, n)
+    return {"pct": 100.0 * k / n if n else 0.0, "ci95": [100.0 * lo, 100.0 * hi]}
+
+
+def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = (),
+             coder: Optional[str] = None, label: Optional[str] = None,
+             progress: bool = True) -> dict:
+    """The ``evaluation`` results document of ``targets`` (default: every runnable one)."""
+    bundle = Bundle.open(bundle_path)
+    classes = _tail_classes(bundle)
+    wrong = [(p, c) for p, c in zip(data.images, data.labels) if c >= classes]
+    if wrong:
+        p, c = wrong[0]
+        raise UsageError(f"{len(wrong)} images have a class index beyond the tail's {classes} "
+                         f"classes (0..{classes - 1}), e.g. {p} -> {c}: fix the labels"
+                         + ("" if data.source == "file" else
+                            " (the class index is the folder's position in the sorted folder "
+                            "names, or in --classes)"))
+    names = list(dict.fromkeys([REFERENCE, *targets])) if targets else runnable_targets(bundle)
+    codec = latent_codec(bundle, coder)
+    latent_shape = tuple(bundle.model["latent"]["shape"])
+    pre = bundle.preprocessing()
+    k = min(TOP_K, classes)
+    n = len(data.images)
+    top1 = {t: np.zeros(n, dtype=bool) for t in names}
+    top5 = {t: np.zeros(n, dtype=bool) for t in names}
+    first = {t: np.zeros(n, dtype=np.int64) for t in names}
+    nbytes = {t: np.zeros(n, dtype=np.int64) for t in names}
+    with ExitStack() as stack:
+        heads = {t: stack.enter_context(load_runner(bundle, t)) for t in names}
+        tail = stack.enter_context(load_server_runner(bundle, "tail"))
+        bar = stack.enter_context(Progress("evaluate", n, enabled=progress))
+        for i, (path, truth) in enumerate(zip(data.images, data.labels)):
+            x = pre(path)
+            for t, head in heads.items():
+                symbols = head.infer(x)[0]
+                container = codec.encode(symbols)
+                decoded = codec.decode(container, latent_shape)
+                if not np.array_equal(decoded, symbols):
+                    raise CodecError(f"{path}: {t}: the container decodes to other symbols than "
+                                     f"were encoded ({codec.coder} coder): report this bug")
+                logits = np.asarray(tail.infer(decoded[None].astype(np.float32))).reshape(-1)
+                best = np.argsort(-logits, kind="stable")[:k]
+                first[t][i] = best[0]
+                top1[t][i] = best[0] == truth
+                top5[t][i] = truth in best
+                nbytes[t][i] = len(container)
+            bar.update(i + 1)
+    rows = []
+    for t in names:
+        spec = get_target(t)
+        quantization = bundle.manifest["artifacts"].get(t, {}).get("quantization")
+        b = nbytes[t].astype(np.float64)
+        same, c1, c5 = (int((first[t] == first[REFERENCE]).sum()), int(top1[t].sum()),
+                        int(top5[t].sum()))
+        rows.append({
+            "target": t, "precision": " ".join(filter(None, (spec.precision, quantization))),
+            "runtime": _runtime_version(spec.runtime), "images": n,
+            "top1": {"correct": c1, **_proportion(c1, n)},
+            "top5": {"correct": c5, **_proportion(c5, n)},
+            "bytes": {"mean": float(b.mean()), "p50": float(np.median(b)),
+                      "min": float(b.min()), "max": float(b.max())},
+            "top1_agreement": {"same": same, **_proportion(same, n)}})
+    return {**header("evaluation", True, label or f"{bundle.model['name']}/evaluate",
+                     utc_now(), bundle),
+            "coder": codec.coder, "top_k": k,
+            "dataset": {"images_dir": str(data.root), "labels": data.source, "images": n,
+                        "classes": classes,
+                        "labels_file": None if data.labels_path is None else str(data.labels_path),
+                        "class_names": list(data.class_names) if data.class_names else None},
+            "reference": REFERENCE, "targets": rows}
+
+
+def format_evaluation(doc: dict) -> str:
+    """The printed summary: one line per target."""
+    d = doc["dataset"]
+    lines = [f"{doc['label']}: {d['images']} images, {d['classes']} classes, coder "
+             f"{doc['coder']}; top-1 agreement with the fp32 pipeline ({doc['reference']})"]
+    for r in doc["targets"]:
+        t1, t5, a = r["top1"], r["top5"], r["top1_agreement"]
+        lines.append(f"  {r['target']:<16} top-1 {t1['pct']:5.1f} % [{t1['ci95'][0]:.1f}, "
+                     f"{t1['ci95'][1]:.1f}]  top-{doc['top_k']} {t5['pct']:5.1f} % "
+                     f"[{t5['ci95'][0]:.1f}, {t5['ci95'][1]:.1f}]  {r['bytes']['mean']:.0f} B/image"
+                     f"  agree {a['same']}/{r['images']} ({a['pct']:.1f} %)")
+    return "\n".join(lines)

@@ -1,0 +1,271 @@
+"""``verify --emulate CPU``: each artifact's fidelity on an emulated aarch64 CPU, per CPU.
+
+Only the head runs emulated; the reference, preprocessing and statistics stay on the host::
+
+    host (.venv): torch fp32 reference on the evaluation images ─ inputs.npy (float32) ─┐
+    qemu-aarch64-static -cpu CPU: one python per CPU, every runnable artifact's runner   │
+        (onnxruntime, LiteRT; never TensorRT or host checks) on inputs.npy ─ TARGET.npy ◄┘
+    host: fidelity_stats (agreement, ties, rate change, task) + the gate's verdict per
+        artifact ─ bundle transaction ─ manifest["artifacts"][T]["fidelity_by_cpu"][KEY]
+
+KEY is ``MACHINE/CPU/RUNTIME-VERSION``, e.g. ``aarch64/cortex-a76/onnxruntime-1.31.1``; the
+host's own measurement is recorded under its key too. Emulated latency means nothing:
+it is recorded as null ("emulated: no timing"). Emulation costs ~2.5 s per 224 px head
+inference, so few images are used (default 4, picked evenly from the evaluation images).
+The emulated Python lives in the work folder (default ``build/arm``, shared with
+``make arm-check``: its setup is cached by stamps).
+"""
+
+import json
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from sc2deploy.atomic import ensure_writable
+from sc2deploy.builders.build import (BuildOptions, evaluate, fidelity_stats, verify_reference,
+                                      verify_row)
+from sc2deploy.bundle import Bundle
+from sc2deploy.errors import EmulationError, UsageError
+from sc2deploy.log import logger
+from sc2deploy.machine import core_name, fidelity_key, runtime_version
+from sc2deploy.orchestrate.emulation import ROOT, Emulator
+
+DEFAULT_WORK = ROOT / "build" / "arm"
+DEFAULT_IMAGES = 4
+NO_TIMING = "emulated: no timing"
+EMULATED_MACHINE = "aarch64 (qemu-user)"
+
+# Run by the emulated python: every named artifact's runner on inputs.npy ([N, 1, C, H, W]
+# float32, preprocessed on the host); writes OUT/TARGET.npy (int32 symbols [N, 1, C', H', W'])
+# and OUT/result.json (runtime and version, seconds, or why an artifact was skipped).
+EMULATED_SNIPPET = r'''
+import importlib.metadata, json, sys, time
+from pathlib import Path
+import numpy as np
+from sc2deploy.bundle import Bundle
+from sc2deploy.targets import get_target, load_runner
+bundle_dir, inputs_file, out, *names = sys.argv[1:]
+bundle = Bundle.open(Path(bundle_dir))
+inputs = np.load(inputs_file, allow_pickle=False)
+dists = importlib.metadata.packages_distributions()
+result = {}
+for name in names:
+    spec = get_target(name)
+    missing = spec.missing("run")
+    if missing:
+        result[name] = {"skipped": f"cannot run on the emulated aarch64: {missing}"}
+        continue
+    module = spec.run_requires[0]
+    version = importlib.metadata.version(dists.get(module, [module])[0])
+    with load_runner(bundle, name, threads=1) as runner:
+        t0 = time.perf_counter()
+        symbols = np.stack([runner.infer(x) for x in inputs]).astype(np.int32)
+        seconds = time.perf_counter() - t0
+    np.save(Path(out) / f"{name}.npy", symbols, allow_pickle=False)
+    result[name] = {"runtime": spec.runtime, "version": version, "seconds": seconds}
+if "torch" in sys.modules:
+    sys.exit("the device runtime imported torch")
+(Path(out) / "result.json").write_text(json.dumps(result))
+'''
+
+
+@dataclass(frozen=True)
+class EmulateOptions:
+    cpus: Sequence[str]  # emulated CPU models (emulation.CPUS)
+    images: int = DEFAULT_IMAGES  # evaluation images run under emulation
+    work: Path = DEFAULT_WORK  # the emulation's work folder
+    timeout_s: Optional[float] = None  # per emulated process; default: by the work to do
+
+    def __post_init__(self):
+        if not self.cpus:
+            raise UsageError("verify --emulate: name at least one CPU (e.g. cortex-a76)")
+        if self.images < 1:
+            raise UsageError(f"--emulate-images {self.images}: expected at least 1")
+
+
+@dataclass
+class CpuRun:
+    """What one emulated CPU produced: symbols and runtime per artifact, skips, cost."""
+    cpu: str
+    symbols: Dict[str, List[np.ndarray]] = field(default_factory=dict)
+    info: Dict[str, Dict] = field(default_factory=dict)
+    seconds: float = 0.0  # the whole emulated process
+
+
+def pick_evenly(items: Sequence, n: int) -> list:
+    """n items spread over the sequence, first one included, order kept."""
+    if n <= 0 or not items:
+        return []
+    n = min(n, len(items))
+    return [items[i * len(items) // n] for i in range(n)]
+
+
+def emulation_indices(count: int, n: int) -> List[int]:
+    """Which of ``count`` evaluation images are run under emulation (``n`` of them)."""
+    return pick_evenly(list(range(count)), n)
+
+
+def subset(reference, indices: Sequence[int]):
+    """The reference restricted to some of its images (inputs, symbols, ties, server)."""
+    pick = (lambda seq: None if seq is None else [seq[i] for i in indices])
+    return SimpleNamespace(inputs=pick(reference.inputs), symbols=pick(reference.symbols),
+                           pre_round=pick(reference.pre_round),
+                           server={k: pick(v) for k, v in reference.server.items()})
+
+
+def emulated_targets(bundle: Bundle) -> Tuple[List[str], Dict[str, str]]:
+    """(artifacts that may run on an aarch64 CPU, {artifact: why not} for the others)."""
+    from sc2deploy.targets.registry import targets
+
+    known = targets()
+    runnable, skipped = [], {}
+    for name in bundle.manifest.get("artifacts", {}):
+        target = known.get(name)
+        if target is None:
+            skipped[name] = "unknown target"
+        elif target.host_check:
+            skipped[name] = "host check of a Jetson artifact: not run emulated"
+        elif target.build_on == "device" or target.runtime == "tensorrt":
+            skipped[name] = "TensorRT runs on a Jetson GPU, not on an emulated CPU"
+        else:
+            runnable.append(name)
+    return runnable, skipped
+
+
+def run_emulated(emu: Emulator, cpu: str, bundle: Bundle, names: Sequence[str],
+                 inputs: Sequence[np.ndarray], timeout_s: Optional[float] = None) -> CpuRun:
+    """One emulated python on ``cpu`` runs every artifact in ``names`` on ``inputs``."""
+    tmp_root = emu.layout.tmp
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="verify-", dir=tmp_root))
+    try:
+        np.save(folder / "inputs.npy", np.stack(inputs).astype(np.float32), allow_pickle=False)
+        out = folder / "out"
+        out.mkdir()
+        timeout = timeout_s or 300 + 60 * len(names) * len(inputs)
+        t0 = time.perf_counter()
+        proc = emu.run_python(cpu, ["-c", EMULATED_SNIPPET, bundle.path.resolve(),
+                                    folder / "inputs.npy", out, *names],
+                              cwd=folder, timeout=timeout)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise EmulationError(f"{cpu}: the emulated verification failed with exit code "
+                                 f"{proc.returncode}:\n{tail}")
+        info = json.loads((out / "result.json").read_text())
+        run = CpuRun(cpu, info=info, seconds=seconds)
+        for name, entry in info.items():
+            if "skipped" not in entry:
+                run.symbols[name] = list(np.load(out / f"{name}.npy", allow_pickle=False))
+        return run
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _entry(machine: str, cpu: str, emulated: bool, runtime: str, stats: Dict,
+           verdict: Dict) -> Dict:
+    return {"machine": machine, "cpu": cpu, "emulated": emulated, "runtime": runtime,
+            "images": stats["images"], "stats": stats, "verdict": verdict}
+
+
+def verify_emulated(bundle_path: Path, emulate: EmulateOptions,
+                    images: Optional[Sequence[Path]] = None,
+                    options: Optional[BuildOptions] = None) -> List[Dict]:
+    """verify on the host and on each emulated CPU; records ``fidelity_by_cpu`` per artifact.
+
+    Returns verify's rows, each with ``cpu`` (where it was measured) and ``measured_on`` (the
+    manifest key); emulated rows have ``latency_p50_ms`` None and ``timing`` "emulated: no
+    timing". Raises EmulationError when qemu or the cross compiler is missing (with the fix).
+    """
+    from sc2deploy.targets.registry import targets
+
+    options = options or BuildOptions()
+    bundle = Bundle.open(bundle_path)
+    ensure_writable(bundle.path, "bundle")
+    emu = Emulator(emulate.work, list(emulate.cpus), log=logger.info)
+    emu.check_host()  # before the host measurement: refuse early
+    reference = verify_reference(bundle, images)
+    known = targets()
+    rows: List[Dict] = []
+    records: Dict[str, Dict[str, Dict]] = {}  # artifact -> key -> entry
+
+    machine = platform.machine()
+    host_cpu = core_name()
+    for name in bundle.manifest.get("artifacts", {}):
+        target = known.get(name)
+        if target is None or target.missing("run"):
+            rows.append({"target": name, "cpu": f"host {machine}",
+                         "skipped": "cannot run here"})
+            continue
+        stats = evaluate(bundle, target, bundle.file(bundle.manifest["artifacts"][name]["file"]),
+                         reference)
+        verdict = options.verdict(target.precision, stats)
+        version = runtime_version(target.run_requires[0]) if target.run_requires else "unknown"
+        key = fidelity_key(machine, host_cpu, target.runtime.split(" ")[0], version)
+        records.setdefault(name, {})[key] = _entry(machine, host_cpu, False,
+                                                   f"{target.runtime} {version}", stats, verdict)
+        rows.append({**verify_row(bundle, name, target, stats, verdict),
+                     "cpu": f"host {machine}", "measured_on": key})
+
+    runnable, skipped = emulated_targets(bundle)
+    indices = emulation_indices(len(reference.inputs), emulate.images)
+    small = subset(reference, indices)
+    if runnable:
+        logger.info("emulation: setting up %s (cached by stamps) ...", emu.layout.work)
+        emu.setup()
+    for cpu in emulate.cpus:
+        label = f"{cpu} (qemu)"
+        for name, why in skipped.items():
+            logger.info("  %s on %s: skipped (%s)", name, cpu, why)
+            rows.append({"target": name, "cpu": label, "skipped": why})
+        if not runnable:
+            continue
+        logger.info("emulation: %s runs %s on %d images ...", cpu, ", ".join(runnable),
+                    len(indices))
+        run = run_emulated(emu, cpu, bundle, runnable, small.inputs, emulate.timeout_s)
+        per_image = []
+        for name in runnable:
+            info, target = run.info[name], known[name]
+            if "skipped" in info:
+                rows.append({"target": name, "cpu": label, "skipped": info["skipped"]})
+                continue
+            stats = fidelity_stats(bundle, small, run.symbols[name])
+            verdict = options.verdict(target.precision, stats)
+            key = fidelity_key("aarch64", cpu, info["runtime"], info["version"])
+            records.setdefault(name, {})[key] = _entry(
+                EMULATED_MACHINE, cpu, True, f"{info['runtime']} {info['version']}", stats,
+                verdict)
+            rows.append({**verify_row(bundle, name, target, stats, verdict), "cpu": label,
+                         "measured_on": key, "timing": NO_TIMING})
+            per_image.append(f"{name} {info['seconds'] / len(indices):.2f}")
+        cost = {"process_s": round(run.seconds, 1), "images": len(indices),
+                "s_per_image": round(run.seconds / len(indices), 2)}
+        logger.info("emulation cost on %s: %.1f s for %d images (%d artifacts, process start "
+                    "included) = %.2f s per image; head inference alone, s per image: %s", cpu,
+                    run.seconds, len(indices), len(per_image), cost["s_per_image"],
+                    ", ".join(per_image))
+        for row in rows:
+            if row.get("cpu") == label and "agreement_pct" in row:
+                row["emulation"] = cost
+
+    if records:
+        _record(bundle.path, records)
+    return rows
+
+
+def _record(bundle_path: Path, records: Dict[str, Dict[str, Dict]]) -> None:
+    """Merge the entries into each artifact's ``fidelity_by_cpu`` in one transaction."""
+    bundle = Bundle.open(bundle_path)
+    with bundle.transaction() as txn:
+        for name, entries in records.items():
+            artifact = txn.manifest["artifacts"].get(name)
+            if artifact is not None:
+                artifact.setdefault("fidelity_by_cpu", {}).update(entries)
+        txn.commit()
