@@ -280,7 +280,8 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             help="target to build (repeat for several); see `sc2deploy targets`"),
         arg("--calib", type=Path, metavar="DIR",
             help="calibration images (default: half of the bundled samples)"),
-        switch("--search", "int8: try configurations, keep the fastest that passes the gate"),
+        switch("--search", "int8, onnx-fp16: try configurations, keep the fastest that passes "
+               "the gate"),
         switch("--allow-low-fidelity", "keep an artifact that fails the gate"), *GATE,
         arg("--per-channel", choices=("on", "off"), default="on",
             help="int8: per-channel weight scales (default: on)"),
@@ -290,7 +291,8 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--calibration", choices=("minmax", "entropy", "percentile"), default="minmax",
             help="int8: calibration method (default: minmax)"),
         arg("--keep-float", action="append", default=[], metavar="NODE",
-            help="int8: node name or op type left in float (repeatable)")),
+            help="int8, onnx-fp16: node name, op type, '<last Conv>' or (fp16) '<GDN>' left "
+                 "in float (repeatable)")),
     "build-engine": (
         "on a Jetson: build the TensorRT engine", _build_engine, BUNDLE,
         arg("--precision", choices=("fp16", "int8"), required=True,

@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -31,7 +31,8 @@ from sc2deploy.log import logger, step
 from sc2deploy.machine import here_entry, here_key
 from sc2deploy.preprocess import sample_images
 from sc2deploy.targets.gate import GATES, agreement, decide, task_agreement
-from sc2deploy.targets.registry import Int8Options, Target, get_target  # Int8Options: re-exported
+from sc2deploy.targets.registry import (Fp16Options, Int8Options,  # re-exported
+                                        Target, get_target)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class BuildOptions:
     allow_low_fidelity: bool = False
     search: bool = False
     int8: Int8Options = field(default_factory=Int8Options)
+    fp16: Optional[Fp16Options] = None  # None: keep in float what int8.keep_float names
     latency_runs: int = 10
     min_agreement: Optional[float] = None  # % symbols equal; default: by precision
     gate: str = "auto"  # "task" (needs a tail), "symbols", or auto: task when there is a tail
@@ -55,6 +57,10 @@ class BuildOptions:
             raise UsageError(f"--max-kl {self.max_kl:g}: expected a divergence >= 0 (nats)")
         if self.gate not in GATES:
             raise UsageError(f"--gate {self.gate!r}: expected one of {', '.join(GATES)}")
+
+    def fp16_options(self) -> Fp16Options:
+        """The fp16 settings: ``fp16``, else ``--keep-float`` (``int8.keep_float``)."""
+        return self.fp16 if self.fp16 is not None else Fp16Options(self.int8.keep_float)
 
     def verdict(self, precision: str, stats: Dict) -> Dict:
         return decide(precision, stats, stats.get("task"), self.gate, self.min_agreement,
@@ -244,9 +250,17 @@ def _check_activations(target: Target, options: BuildOptions) -> None:
                          f"{asked}")
 
 
-def search_space(target: Target) -> List[Int8Options]:
-    """int8 configurations tried by --search, from cheapest to most float (the record's)."""
+def search_space(target: Target) -> List[Union[Int8Options, Fp16Options]]:
+    """Configurations tried by --search, from cheapest to most float (the record's):
+    Int8Options for int8 targets, Fp16Options (which nodes stay fp32) for fp16 ones."""
     return list(target.search)
+
+
+def _with(options: BuildOptions, cfg) -> BuildOptions:
+    """``options`` with one configuration of a search in the field its builder reads."""
+    from dataclasses import replace
+
+    return replace(options, **{"fp16" if isinstance(cfg, Fp16Options) else "int8": cfg})
 
 
 def _search(txn: Transaction, target: Target, options, calibration, reference):
@@ -254,13 +268,11 @@ def _search(txn: Transaction, target: Target, options, calibration, reference):
 
     Every candidate is built in its own staging folder; losers are removed at once.
     """
-    from dataclasses import replace
-
     builder = target.load("builder")
     tried, best = [], None
     for cfg in search_space(target):
         stage = txn.stage()
-        path, recorded = builder(txn.bundle, replace(options, int8=cfg), calibration, stage)
+        path, recorded = builder(txn.bundle, _with(options, cfg), calibration, stage)
         stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
         ok = options.verdict(target.precision, stats)["passed"]
         tried.append({"options": recorded, "passed": ok, **stats})
@@ -279,12 +291,17 @@ def _search(txn: Transaction, target: Target, options, calibration, reference):
     return path, {**recorded, "search": tried}, stats
 
 
-def _describe(cfg: Int8Options, recorded: Dict) -> str:
+def _describe(cfg: Union[Int8Options, Fp16Options], recorded: Dict) -> str:
+    keep_float = recorded.get("keep_float", cfg.keep_float)  # as resolved by the builder
+    if isinstance(cfg, Fp16Options):
+        if not keep_float:
+            return "every node fp16"
+        nodes = f"{len(keep_float)} node{'s' if len(keep_float) > 1 else ''}"
+        return f"fp32: {', '.join(cfg.keep_float)} ({nodes})"
     parts = [f"act {cfg.activations}", "per-channel" if cfg.per_channel else "per-tensor",
              cfg.calibration]
     if cfg.reduce_range:
         parts.append("reduce-range")
-    keep_float = recorded.get("keep_float", cfg.keep_float)  # as resolved by the builder
     if keep_float:
         parts.append("float: " + ",".join(keep_float))
     return ", ".join(parts)
@@ -315,7 +332,7 @@ def _refusal(target: Target, stats: Dict, verdict: Dict, path: Path, options: Bu
         kept = "the new artifact was discarded; the bundle is unchanged"
     hints = []
     if target.search and not options.search:
-        hints.append("--search to try other int8 configurations")
+        hints.append(f"--search to try other {target.precision} configurations")
     hints.append("--allow-low-fidelity to keep it anyway")
     return f"{what}; {kept} (try {', or '.join(hints)})"
 

@@ -13,6 +13,10 @@ Everything is written under the work folder (default ``build/arm``)::
     check containers (bytes) and int32 symbols equal x86_64's (compare.py); any difference
           fails, except symbols off by one at .5 ties of the host's torch pre-round values
           (the gate's rule)
+    fidelity  the reduced-precision artifacts (onnx-fp16, onnx-int8 --search, tflite-fp16,
+          tflite-int8 --search: those that build here) per CPU, by verify_emulated.py:
+          agreement with torch fp32 and the gate's verdict, printed, never a failure
+          (they legitimately differ by CPU: fp16 runs native fp16 kernels on an A76)
 
 Setup steps are skipped when their stamp (``build/arm/stamps/STEP``) holds the same key.
 Needs the host packages qemu-user-static and gcc-aarch64-linux-gnu (.ci/run installs them).
@@ -20,7 +24,7 @@ Needs the host packages qemu-user-static and gcc-aarch64-linux-gnu (.ci/run inst
 Usage::
 
     python -m sc2deploy.orchestrate.arm_check [--cpu cortex-a72 --cpu cortex-a76]
-        [--target onnx ...] [--model ladon --checkpoint CKPT]
+        [--target onnx ...] [--model ladon --checkpoint CKPT] [--no-reduced]
         [--images 4] [--input-size 64] [--no-sdist] [--work DIR]
 """
 
@@ -145,6 +149,61 @@ def expand_argv(argv: Sequence[str], values: Dict[str, str], images: Sequence[st
     return out
 
 
+# ---------------------------------------------------------------- reduced precision
+# sc2deploy.targets is imported where it is used: this module imports light (test_rooms.py).
+def reduced_targets() -> List[str]:
+    """The fp16/int8 targets built and run on a CPU that can build here (registry order):
+    not TensorRT (a Jetson GPU), not a host check of a Jetson artifact."""
+    from sc2deploy.targets.registry import targets
+
+    known = targets()
+    return [name for name, t in known.items()
+            if t.precision != "fp32" and t.build_on == "host" and not t.host_check
+            and t.runtime != "tensorrt" and t.missing("build") is None
+            and t.missing("run") is None]
+
+
+def row_platform(row: Dict) -> str:
+    """verify_emulated's "host x86_64" / "cortex-a76 (qemu)" as this check's platform name."""
+    cpu = row.get("cpu", "")
+    return cpu[len("host "):] if cpu.startswith("host ") else cpu.replace(" (qemu)", "")
+
+
+def fidelity_lines(rows: Sequence[Dict], names: Sequence[str],
+                   platforms: Sequence[str]) -> Tuple[List[str], str]:
+    """One line per reduced-precision target and platform from verify_emulated's rows, and
+    a summary; a target absent from a platform's rows is "not measured"."""
+    from sc2deploy.targets.gate import threshold
+
+    by_key = {(r["target"], row_platform(r)): r for r in rows if r.get("target") in names}
+    lines, below, missing, passed = [], [], [], 0
+    for name in names:
+        for plat in platforms:
+            r = by_key.get((name, plat))
+            head = f"fidelity {name} {plat}: "
+            if r is None or "agreement_pct" not in r:
+                why = "not built" if r is None else r.get("skipped", "no result")
+                lines.append(head + f"not measured ({why})")
+                missing.append(f"{name} on {plat}")
+                continue
+            precision = r["precision"]
+            gate = (f"{threshold(precision):g} %" if r["rule"].startswith("symbols")
+                    else r["rule"])
+            verdict = "passes" if r["passed"] else "below"
+            lines.append(head + f"{r['agreement_pct']:.4f} % symbols equal "
+                         f"({r['images']} images) — {verdict} the {precision} gate ({gate})")
+            if r["passed"]:
+                passed += 1
+            else:
+                below.append(f"{name} on {plat}")
+    total = len(names) * len(platforms)
+    summary = (f"fidelity summary: {passed}/{total} reduced-precision results pass their gate"
+               + (f"; below it: {', '.join(below)}" if below else "")
+               + (f"; not measured: {', '.join(missing)}" if missing else "")
+               + " (informational: reduced precision may differ by CPU, not a failure)")
+    return lines, summary
+
+
 @dataclass(frozen=True)
 class Platform:
     name: str
@@ -163,6 +222,7 @@ class ArmCheck:
         self.run_dir = self.L.work / "run"  # run/PLATFORM/TARGET: containers, symbols.npy, logs
         self.setup_times = self.emu.setup_times
         self.run_times: Dict[str, float] = {}
+        self.reduced_times: Dict[str, float] = {}  # what the reduced-precision part costs
 
     def export_bundle(self) -> None:
         cli = [sys.executable, "-m", "sc2deploy.cli"]
@@ -174,6 +234,32 @@ class ArmCheck:
             what="sc2deploy export")
         run([*cli, "build", self.bundle, *[a for t in self.args.target for a in ("--target", t)]],
             self.L.logs / "build.log", env=env, what="sc2deploy build")
+        if self.args.reduced:
+            self.build_reduced(cli, env)
+
+    def build_reduced(self, cli: List[str], env: dict) -> None:
+        """fp16 artifacts as built by default, int8 ones with --search; kept when below the
+        gate on x86_64 too (--allow-low-fidelity): their verdict is shown, a failed build
+        only logged."""
+        from sc2deploy.targets.registry import targets
+
+        t0 = time.perf_counter()
+        known = targets()
+        for label, names, flags in (
+                ("fp16", [t for t in self.args.reduced if known[t].precision != "int8"], []),
+                ("int8", [t for t in self.args.reduced if known[t].precision == "int8"],
+                 ["--search"])):
+            if not names:
+                continue
+            try:
+                run([*cli, "build", self.bundle, *[a for t in names for a in ("--target", t)],
+                     *flags, "--allow-low-fidelity"], self.L.logs / f"build-{label}.log",
+                    env=env, what=f"sc2deploy build {' '.join(names)}")
+            except Sc2DeployError as exc:
+                log(f"{label} build failed (not a failure of the check): {exc}")
+        self.reduced_times["build"] = time.perf_counter() - t0
+        log(f"reduced-precision build ({', '.join(self.args.reduced)}): "
+            f"{self.reduced_times['build']:.1f} s")
 
     def setup(self) -> None:
         self.emu.setup()
@@ -181,6 +267,7 @@ class ArmCheck:
                       hashlib.sha256(self.args.checkpoint.read_bytes()).hexdigest())
         self.emu.step("bundle", make_key(sources=self.emu.source_digest(),
                                          size=self.args.input_size, targets=self.args.target,
+                                         reduced=self.args.reduced,
                                          model=self.args.model, checkpoint=checkpoint),
                       self.export_bundle, self.bundle / "manifest.json")
         t0 = time.perf_counter()
@@ -243,6 +330,32 @@ class ArmCheck:
             log(line)
         return problems
 
+    def fidelity(self) -> None:
+        """verify_emulated on this check's bundle (every artifact, on the host and each
+        emulated CPU, few images; recorded in fidelity_by_cpu); prints the reduced-precision
+        lines. Never fails the check: an error is printed as such."""
+        from sc2deploy.orchestrate.verify_emulated import EmulateOptions, verify_emulated
+
+        t0 = time.perf_counter()
+        platforms = [REFERENCE, *self.args.cpu]
+        if (self.args.mirror, self.args.security_mirror) != (DEBIAN_MIRROR,
+                                                             DEBIAN_SECURITY_MIRROR):
+            # verify_emulated's Emulator uses the default mirrors: its setup would rebuild
+            # this work folder's sysroot under another stamp key
+            log("fidelity: NOT MEASURED (not a failure of the check): verify_emulated takes "
+                "no --mirror; run without --mirror/--security-mirror to measure it")
+            return
+        try:
+            rows = verify_emulated(self.bundle, EmulateOptions(
+                cpus=tuple(self.args.cpu), images=self.args.images, work=self.L.work))
+        except Sc2DeployError as exc:
+            log(f"fidelity: NOT MEASURED (not a failure of the check): {exc}")
+            rows = []
+        lines, summary = fidelity_lines(rows, self.args.reduced, platforms)
+        for line in lines + [summary]:
+            log(line)
+        self.reduced_times["fidelity"] = time.perf_counter() - t0
+
     def main(self) -> int:
         t_start = time.perf_counter()
         self.L.work.mkdir(parents=True, exist_ok=True)
@@ -257,11 +370,18 @@ class ArmCheck:
         self.run_all(images)
         problems = self.compare(images)
         run_s = time.perf_counter() - t_run
+        if self.args.reduced:
+            self.fidelity()
         shutil.rmtree(self.L.tmp, ignore_errors=True)
         size_mb = folder_size(self.L.work) / 1e6
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in self.setup_times.items())
         log(f"setup {setup_s:.1f} s ({steps}); run {run_s:.1f} s; "
             f"{self.L.work} holds {size_mb:.0f} MB")
+        if self.args.reduced:
+            parts = ", ".join(f"{k} {v:.1f} s" for k, v in self.reduced_times.items())
+            cached = "" if "build" in self.reduced_times else " (build cached by its stamp)"
+            log(f"reduced precision added {sum(self.reduced_times.values()):.1f} s "
+                f"({parts}){cached}")
         for line in problems:
             print(line, file=sys.stderr)
         if problems:
@@ -280,6 +400,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
                    help="emulated CPU model, repeatable (default: cortex-a72 and cortex-a76)")
     p.add_argument("--target", action="append", metavar="T",
                    help="bundle target, repeatable (default: onnx and tflite)")
+    p.add_argument("--no-reduced", dest="reduced", action="store_false",
+                   help="skip the fp16/int8 artifacts' fidelity per CPU (shown, never a "
+                        "failure)")
     p.add_argument("--images", type=int, default=4, metavar="N",
                    help="sample images to encode (default: 4)")
     p.add_argument("--input-size", type=int, default=64, metavar="N",
@@ -297,6 +420,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     args = p.parse_args(argv)
     args.cpu = args.cpu or ["cortex-a72", "cortex-a76"]
     args.target = args.target or ["onnx", "tflite"]
+    args.reduced = reduced_targets() if args.reduced else []
     if args.images < 1:
         p.error("--images must be at least 1")
     if args.checkpoint is not None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sc2deploy.targets.registry import LAST_CONV, Int8Options, Target
+from sc2deploy.targets.registry import GDN, LAST_CONV, Fp16Options, Int8Options, Target
 from sc2deploy.targets.runner import Runner
 
 _RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
@@ -14,6 +14,8 @@ TARGETS = (
     Target("onnx", "fp32", builder=f"{_BUILD}:build_fp32",
            description="the exported fp32 graph (any CPU)", **_ORT),
     Target("onnx-fp16", "fp16", builder=f"{_BUILD}:build_fp16",
+           search=(Fp16Options(), Fp16Options(keep_float=(LAST_CONV,)),
+                   Fp16Options(keep_float=(GDN,)), Fp16Options(keep_float=(LAST_CONV, GDN))),
            description="fp16 weights and activations, fp32 input/output", **_ORT),
     Target("onnx-int8", "int8", builder="sc2deploy.builders.onnx_int8:build_int8",
            needs_calibration=True, activations=("int8", "int16"),

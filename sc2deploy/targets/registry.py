@@ -13,7 +13,7 @@ only when used, so the registry (and every runner) imports without torch or a ve
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 from sc2deploy.errors import RegistryError, UsageError
 from sc2deploy.targets.gate import PRECISIONS
@@ -22,7 +22,10 @@ TARGET_MODULES = ("onnx", "tensorrt", "tflite")  # sc2deploy.targets.<name>, eac
 BUILD_PLACES = ("host", "device")
 ACTIVATIONS = ("int8", "int16", "dynamic")  # int16: A16W8; dynamic: ranges at run time
 CALIBRATIONS = ("minmax", "entropy", "percentile")
-LAST_CONV = "<last Conv>"  # keep_float entry the ONNX int8 builder resolves to the last Conv node
+LAST_CONV = "<last Conv>"  # keep_float entry the ONNX builders resolve to the last Conv node
+FIRST_CONV = "<first Conv>"  # ... to the first Conv node (ONNX fp16 builder)
+GDN = "<GDN>"  # ... to the nodes of each GDN normalization: |x| or x², its Conv, 1/ or sqrt, the
+#              product or quotient with x (ONNX fp16 builder)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,17 @@ class Int8Options:
 
 
 @dataclass(frozen=True)
+class Fp16Options:
+    """fp16 conversion settings (``--keep-float``); an fp16 target's ``search`` is a tuple of
+    these."""
+
+    keep_float: Sequence[str] = ()  # node names, op types or markers (LAST_CONV ...) kept fp32
+
+
+SEARCH_OPTIONS = {"int8": Int8Options, "fp16": Fp16Options}  # what a search entry is, by precision
+
+
+@dataclass(frozen=True)
 class Target:
     """What a target builds, where, what it accepts and what it needs."""
 
@@ -58,7 +72,8 @@ class Target:
     host_check: bool = False  # the runner checks on the host an artifact meant for a device
     needs_calibration: bool = False
     activations: Tuple[str, ...] = ()  # Int8Options.activations accepted (int8 host targets)
-    search: Tuple[Int8Options, ...] = ()  # what --search tries, cheapest to most float
+    search: Tuple[Union[Int8Options, Fp16Options], ...] = ()  # what --search tries, cheapest
+    #                                     to most float: Int8Options (int8) or Fp16Options (fp16)
     build_requires: Tuple[str, ...] = ()  # importable modules needed to build
     run_requires: Tuple[str, ...] = ()  # importable modules needed to run
     description: str = ""
@@ -101,10 +116,18 @@ def _problems(target: Target) -> Tuple[str, ...]:
     if takes_int8_options != bool(target.activations):
         found.append(f"activations {target.activations} for a {target.precision} target built "
                      f"on the {target.build_on}, expected them exactly for int8 host targets")
+    kind = SEARCH_OPTIONS.get(target.precision)
     for cfg in target.search:
-        if not isinstance(cfg, Int8Options) or cfg.activations not in target.activations:
+        if kind is None:
+            found.append(f"search entry {cfg!r} for a {target.precision} target, expected no "
+                         f"search (only {' and '.join(SEARCH_OPTIONS)} targets have one)")
+        elif kind is Int8Options and (not isinstance(cfg, Int8Options)
+                                      or cfg.activations not in target.activations):
             found.append(f"search entry {cfg!r}, expected Int8Options with activations among "
                          f"{target.activations}")
+        elif not isinstance(cfg, kind):
+            found.append(f"search entry {cfg!r}, expected {kind.__name__} for a "
+                         f"{target.precision} target")
     return tuple(found)
 
 

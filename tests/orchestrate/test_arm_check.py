@@ -129,3 +129,59 @@ def test_defaults_and_errors_of_the_command_line(capsys):
     with pytest.raises(SystemExit):
         arm.parse_args(["--checkpoint", "x.pt"])
     assert "--checkpoint needs --model" in capsys.readouterr().err
+
+
+def _row(target, cpu, pct, passed, precision="fp16", rule="symbols: >= 99.9 % equal"):
+    return {"target": target, "cpu": cpu, "precision": precision, "passed": passed,
+            "rule": rule, "agreement_pct": pct, "images": 4}
+
+
+def test_fidelity_lines_and_summary_on_synthetic_results():
+    """verify_emulated's rows -> one line per reduced target and platform, and a summary;
+    fp32 rows are not listed, a missing or skipped result is "not measured"."""
+    from sc2deploy.targets.gate import threshold
+
+    rows = [
+        _row("onnx", "host x86_64", 100.0, True, "fp32", "symbols: exact bar .5 ties"),
+        _row("onnx-fp16", "host x86_64", 99.97, True),
+        _row("onnx-fp16", "cortex-a72 (qemu)", 99.97, True),
+        _row("onnx-fp16", "cortex-a76 (qemu)", 99.745412, False),
+        _row("onnx-int8", "host x86_64", 99.61, True, "int8", "symbols: >= 99.0 % equal"),
+        {"target": "onnx-int8", "cpu": "cortex-a72 (qemu)", "skipped": "cannot run here"},
+        _row("onnx-int8", "cortex-a76 (qemu)", 99.6, True, "int8",
+             "task: top-1 equal on >= 95 % of 4 images"),
+    ]
+    lines, summary = arm.fidelity_lines(rows, ["onnx-fp16", "onnx-int8"],
+                                        ["x86_64", "cortex-a72", "cortex-a76"])
+    assert lines == [
+        "fidelity onnx-fp16 x86_64: 99.9700 % symbols equal (4 images) — passes the fp16 "
+        "gate (99.9 %)",
+        "fidelity onnx-fp16 cortex-a72: 99.9700 % symbols equal (4 images) — passes the fp16 "
+        "gate (99.9 %)",
+        "fidelity onnx-fp16 cortex-a76: 99.7454 % symbols equal (4 images) — below the fp16 "
+        "gate (99.9 %)",
+        f"fidelity onnx-int8 x86_64: 99.6100 % symbols equal (4 images) — passes the int8 "
+        f"gate ({threshold('int8'):g} %)",
+        "fidelity onnx-int8 cortex-a72: not measured (cannot run here)",
+        "fidelity onnx-int8 cortex-a76: 99.6000 % symbols equal (4 images) — passes the int8 "
+        "gate (task: top-1 equal on >= 95 % of 4 images)",
+    ]
+    assert summary == ("fidelity summary: 4/6 reduced-precision results pass their gate; "
+                       "below it: onnx-fp16 on cortex-a76; not measured: onnx-int8 on "
+                       "cortex-a72 (informational: reduced precision may differ by CPU, not a "
+                       "failure)")
+    lines, summary = arm.fidelity_lines([], ["tflite-fp16"], ["x86_64"])
+    assert lines == ["fidelity tflite-fp16 x86_64: not measured (not built)"]
+    assert summary.startswith("fidelity summary: 0/1 reduced-precision results pass")
+
+
+def test_reduced_targets_are_the_buildable_cpu_ones():
+    from sc2deploy.targets.registry import targets
+
+    known = targets()
+    names = arm.reduced_targets()
+    assert "onnx" not in names and "tflite" not in names
+    assert not [n for n in names if n.startswith("tensorrt")]
+    assert all(known[n].missing("build") is None for n in names)
+    assert arm.parse_args(["--no-reduced"]).reduced == []
+    assert arm.parse_args([]).reduced == names

@@ -8,8 +8,8 @@ import pytest
 
 from sc2deploy.errors import RegistryError, Sc2DeployError, UsageError
 from sc2deploy.targets import registry
-from sc2deploy.targets.registry import (LAST_CONV, TARGET_MODULES, Int8Options, get_target,
-                                        register, targets)
+from sc2deploy.targets.registry import (GDN, LAST_CONV, TARGET_MODULES, Fp16Options,
+                                        Int8Options, get_target, register, targets)
 
 TESTS = Path(__file__).resolve().parents[1]
 BUILDS_OR_RUNS = {"build_targets", "load_runner"}  # calls that build or run a target
@@ -29,6 +29,8 @@ def test_capabilities_are_declared():
     assert {n: len(known[n].search) for n in int8} == {"onnx-int8": 8, "tflite-int8": 3,
                                                         "tensorrt-int8": 2}
     assert Int8Options(keep_float=(LAST_CONV,)) in known["onnx-int8"].search
+    assert {n for n, t in known.items() if t.search} == set(int8) | {"onnx-fp16"}
+    assert Fp16Options(keep_float=(LAST_CONV, GDN)) in known["onnx-fp16"].search
     assert known["tensorrt-int8"].runtime == "onnxruntime (host check)"  # for display
 
 
@@ -67,6 +69,19 @@ def test_a_bad_record_is_refused_with_what_is_wrong(change, match):
     with pytest.raises(RegistryError, match=match):
         register(record)
     assert "onnx-int8-bad" not in targets()
+
+
+@pytest.mark.parametrize("name,search,match", [
+    ("onnx-fp16", (Int8Options(),), "search entry Int8Options.* expected Fp16Options for a "
+                                    "fp16 target"),
+    ("onnx-int8", (Fp16Options(),), "search entry Fp16Options.* expected Int8Options"),
+    ("onnx", (Fp16Options(),), "search entry .* for a fp32 target, expected no search"),
+])
+def test_a_search_entry_of_the_wrong_kind_is_refused(name, search, match):
+    record = replace(get_target(name), name=f"{name}-bad", search=search)
+    with pytest.raises(RegistryError, match=match):
+        register(record)
+    assert f"{name}-bad" not in targets()
 
 
 def test_unknown_target_names_the_known_ones():
