@@ -427,7 +427,7 @@ def format_table(rows: List[Dict]) -> str:
     cpus = any(r.get("cpu") for r in rows)
     width = max([10] + [len(r.get("cpu") or "") for r in rows])
     lines = [f"{'target':<14}" + (f" {'measured on':<{width}}" if cpus else "")
-             + f" {'precision':<13} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
+             + f" {'precision':<17} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
              f"{'rate Δ %':>9}" + (f" {'top-1':>7} {'KL nats':>9}" if task else "")
              + f" {'p50 ms':>8}  result"]
     for r in rows:
@@ -436,10 +436,10 @@ def format_table(rows: List[Dict]) -> str:
             precision = f"{precision} {r['quantization']}".strip()
         head = f"{r['target']:<14}" + (f" {r.get('cpu') or '':<{width}}" if cpus else "")
         if "skipped" in r:
-            lines.append(f"{head} {precision:<13} skipped: {r['skipped']}")
+            lines.append(f"{head} {precision:<17} skipped: {r['skipped']}")
             continue
         if "agreement_pct" not in r:
-            lines.append(f"{head} {precision:<13} FAILED: {r.get('error', '')}")
+            lines.append(f"{head} {precision:<17} FAILED: {r.get('error', '')}")
             continue
         rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
         verdict = "" if "passed" not in r else ("passed" if r["passed"] else "FAILED")
@@ -453,7 +453,7 @@ def format_table(rows: List[Dict]) -> str:
             extra = (f" {t['top1_agree']:>3}/{t['images']:<3} {t['kl_mean']:>9.2e}" if t
                      else f" {'n/a':>7} {'n/a':>9}")
         p50 = "n/a" if r["latency_p50_ms"] is None else f"{r['latency_p50_ms']:.1f}"
-        lines.append(f"{head} {precision:<13} {r['agreement_pct']:>10.4f} "
+        lines.append(f"{head} {precision:<17} {r['agreement_pct']:>10.4f} "
                      f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9}{extra} "
                      f"{p50:>8}  {verdict}")
     return "\n".join(lines)
