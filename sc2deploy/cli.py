@@ -127,7 +127,7 @@ def _gate(args) -> dict:
 
 
 def _build_engine(args) -> int:
-    from sc2deploy.builders.tensorrt import build_engine
+    from sc2deploy.builders.tensorrt_build import build_engine
 
     engine = build_engine(args.bundle, args.precision, args.workspace_mb)
     print(f"engine written: {engine}\nnext: sc2deploy verify {args.bundle}")

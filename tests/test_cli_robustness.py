@@ -164,7 +164,6 @@ def test_broken_pipe_is_silent(demo_bundle):
 
 @pytest.mark.parametrize("seed", [6, 7])
 def test_ctrl_c_during_report_keeps_the_earlier_report(tmp_path, seed):
-    sys.path.insert(0, str(Path(__file__).parent / "profiling"))
     from results_factory import make_result
 
     from sc2deploy.results.schema import write_results

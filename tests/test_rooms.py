@@ -176,20 +176,22 @@ def test_cli_starts_without_torch():
 TORCH_BLOCK = BLOCK.format(blocked=("torch", "constriction"))
 
 
+def run_cli_without_torch(*args) -> subprocess.CompletedProcess:
+    """``sc2deploy ARGS`` in a process where importing torch or constriction fails."""
+    code = TORCH_BLOCK + f"from sc2deploy.cli import main; sys.exit(main({list(map(str, args))!r}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def test_info_runs_without_torch(demo_bundle):
-    code = TORCH_BLOCK + ("from sc2deploy.cli import main; "
-                          f"sys.exit(main(['info', r'{demo_bundle.path}']))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = run_cli_without_torch("info", demo_bundle.path)
     assert result.returncode == 0, result.stderr
     assert "verified" in result.stdout
 
 
 def test_profile_runs_without_torch_or_constriction(demo_bundle, tmp_path):
     out = tmp_path / "r.json"
-    code = TORCH_BLOCK + ("from sc2deploy.cli import main; sys.exit(main(['profile', "
-                          f"r'{demo_bundle.path}', '--runs', '2', '--warmup', '0', '--energy', "
-                          f"'none', '--no-baselines', '-o', r'{out}']))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = run_cli_without_torch("profile", demo_bundle.path, "--runs", "2", "--warmup", "0",
+                                   "--energy", "none", "--no-baselines", "-o", out)
     assert result.returncode == 0, result.stderr
     assert '"coder": "c"' in out.read_text()
 

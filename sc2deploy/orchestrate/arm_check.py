@@ -83,16 +83,11 @@ PRE_ROUND_SNIPPET = r'''
 import sys
 from pathlib import Path
 import numpy as np
-import torch
+from sc2deploy.builders.build import Reference
 from sc2deploy.bundle import Bundle
-from sc2deploy.export.heads import head_from_arrays
 bundle_dir, out, *images = sys.argv[1:]
-bundle = Bundle.open(Path(bundle_dir))
-pre = bundle.preprocessing()
-module = head_from_arrays(bundle.model["family"], bundle.torch_head_arrays())
-with torch.no_grad():
-    values = np.stack([module.pre_round(torch.from_numpy(pre(Path(p)))).numpy()[0]
-                       for p in images]).astype(np.float32)
+reference = Reference(Bundle.open(Path(bundle_dir)), [Path(p) for p in images])
+values = np.concatenate(reference.pre_round).astype(np.float32)
 np.save(Path(out) / "pre_round.npy", values, allow_pickle=False)
 print(f"pre-round values {list(values.shape)} float32 written")
 '''

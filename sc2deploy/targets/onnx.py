@@ -6,7 +6,7 @@ from sc2deploy.targets.registry import GDN, LAST_CONV, Fp16Options, Int8Options,
 from sc2deploy.targets.runner import Runner
 
 _RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
-_BUILD = "sc2deploy.builders.onnx"
+_BUILD = "sc2deploy.builders.onnx_build"
 _ORT = dict(runtime="onnxruntime", runner=_RUNNER, build_requires=("onnx", "onnxruntime"),
             run_requires=("onnxruntime",))
 
@@ -17,7 +17,7 @@ TARGETS = (
            search=(Fp16Options(), Fp16Options(keep_float=(LAST_CONV,)),
                    Fp16Options(keep_float=(GDN,)), Fp16Options(keep_float=(LAST_CONV, GDN))),
            description="fp16 weights and activations, fp32 input/output", **_ORT),
-    Target("onnx-int8", "int8", builder="sc2deploy.builders.onnx_int8:build_int8",
+    Target("onnx-int8", "int8", builder="sc2deploy.builders.onnx_int8_build:build_int8",
            needs_calibration=True, activations=("int8", "int16"),
            search=(Int8Options(), Int8Options(calibration="percentile"),
                    Int8Options(reduce_range=True), Int8Options(keep_float=(LAST_CONV,)),

@@ -16,7 +16,7 @@ from sc2deploy.errors import DeviceError
 from sc2deploy.targets.registry import Int8Options, Target
 from sc2deploy.targets.runner import Runner
 
-_HOST_BUILD = "sc2deploy.builders.tensorrt"
+_HOST_BUILD = "sc2deploy.builders.tensorrt_build"
 _HOST_CHECK = dict(runtime="onnxruntime (host check)", host_check=True,
                    runner="sc2deploy.targets.onnx:OnnxRunner",
                    build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",))
@@ -34,7 +34,7 @@ TARGETS = (
            search=(Int8Options(), Int8Options(calibration="percentile")),
            description="explicit Q/DQ ONNX (symmetric, zero point 0) + int8 recipe",
            **_HOST_CHECK),
-    # built by `sc2deploy build-engine` (sc2deploy.builders.tensorrt.build_engine)
+    # built by `sc2deploy build-engine` (sc2deploy.builders.tensorrt_build.build_engine)
     Target("tensorrt-fp16-engine", "fp16",
            description="serialized TensorRT engine, built on the Jetson", **_ENGINE),
     Target("tensorrt-int8-engine", "int8",

@@ -15,7 +15,7 @@ from sc2deploy.targets.runner import Runner
 _RUNTIME = "ai_edge_litert" if importlib.util.find_spec("ai_edge_litert") else "tflite_runtime"
 _LITERT = dict(runtime="litert", runner="sc2deploy.targets.tflite:TFLiteRunner",
                build_requires=("torch", "litert_torch"), run_requires=(_RUNTIME,))
-_BUILD = "sc2deploy.builders.tflite"
+_BUILD = "sc2deploy.builders.tflite_build"
 
 TARGETS = (
     Target("tflite", "fp32", builder=f"{_BUILD}:build_fp32", description="fp32 TFLite",

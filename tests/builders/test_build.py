@@ -180,7 +180,7 @@ def test_undeclared_activations_are_refused_before_building(bundle_copy):
 def test_a_graph_that_cannot_be_ordered_is_a_build_error():
     from onnx import TensorProto, helper
 
-    from sc2deploy.builders.onnx import sort_topologically
+    from sc2deploy.builders.onnx_build import sort_topologically
 
     graph = helper.make_graph(
         [helper.make_node("Relu", ["b"], ["a"], name="first"),

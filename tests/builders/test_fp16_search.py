@@ -26,7 +26,7 @@ def bundle_copy(demo_bundle, tmp_path):
 def test_markers_resolve_to_nodes_of_the_exported_graph(demo_bundle):
     import onnx
 
-    from sc2deploy.builders.onnx import keep_float_nodes
+    from sc2deploy.builders.onnx_build import keep_float_nodes
 
     model = onnx.load(str(demo_bundle.file(demo_bundle.manifest["artifacts"]["onnx"]["file"])))
     assert keep_float_nodes(model, (GDN,)) == GDN_NODES

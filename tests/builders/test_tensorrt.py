@@ -12,7 +12,7 @@ from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
 from sc2deploy.targets import get_target
 from sc2deploy.builders.build import BuildOptions, build_targets
-from sc2deploy.builders.tensorrt import build_engine, tensorrt_problems
+from sc2deploy.builders.tensorrt_build import build_engine, tensorrt_problems
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 

@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -189,14 +187,12 @@ def test_bad_folders_and_labels_are_refused_in_one_line(tmp_path, flat):
 
 
 def test_evaluate_runs_without_torch(student_bundle, flat, tmp_path):
-    from test_rooms import TORCH_BLOCK
+    from test_rooms import run_cli_without_torch
 
     folder, labels = flat
     out = tmp_path / "e.json"
-    code = TORCH_BLOCK + ("from sc2deploy.cli import main; sys.exit(main(['evaluate', "
-                          f"r'{student_bundle.path}', '--images', r'{folder}', '--labels', "
-                          f"r'{labels}', '--coder', 'c', '-o', r'{out}']))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = run_cli_without_torch("evaluate", student_bundle.path, "--images", folder,
+                                   "--labels", labels, "--coder", "c", "-o", out)
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["targets"][0]["top1"]["correct"] == N // 2
 

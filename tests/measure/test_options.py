@@ -90,7 +90,7 @@ def test_cli_round_trip(cls, f):
 
 
 @pytest.mark.parametrize("f", PROFILE)
-def test_remote_round_trip(f):
+def test_remote_round_trip(f, tmp_path):
     """The device parses the remote command line back to the same options (bundle and
     images are the copies the caller passes), or the value is refused as local."""
     options = one_field(ProfileOptions, f)
@@ -105,9 +105,10 @@ def test_remote_round_trip(f):
         return
     if not o.remote:
         assert not any(a.split("=")[0] == o.flag for a in argv)
-    device = dict(bundle=Path("/tmp/d/bundle"), images=Path("/tmp/d/images"))
+    device = dict(bundle=tmp_path / "bundle", images=tmp_path / "images")
     ns = build_parser().parse_args(["profile", str(device["bundle"]), "--images",
-                                    str(device["images"]), *argv, "-o", "/tmp/d/r.json"])
+                                    str(device["images"]), *argv, "-o",
+                                    str(tmp_path / "r.json")])
     assert from_namespace(ProfileOptions, ns) == replace(options, **device)
 
 
@@ -252,7 +253,7 @@ def test_server_results_are_measured_and_stay_local(tmp_path):
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"link": "links/mine.yaml"}, r"^--link FILE is local; with --host use a built-in link"),
-    ({"sysfs_root": Path("/tmp/tree")}, r"^--sysfs-root names a local folder; it cannot be "
+    ({"sysfs_root": Path("tree")}, r"^--sysfs-root names a local folder; it cannot be "
                                         r"used with --host$"),
 ])
 def test_local_values_are_refused_remotely(kwargs, message):

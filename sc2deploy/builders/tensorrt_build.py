@@ -45,7 +45,7 @@ def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
     """Explicit quantization: Q/DQ before each Conv, symmetric int8, zero point 0, float bias.
 
     Activations are int8 only (the tensorrt-int8 record accepts nothing else)."""
-    from sc2deploy.builders.onnx_int8 import quantize
+    from sc2deploy.builders.onnx_int8_build import quantize
 
     path = stage / "head-trt-int8.onnx"
     quantize(bundle.file(bundle.manifest["artifacts"]["onnx"]["file"]), path, options.int8,
