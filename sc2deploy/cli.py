@@ -78,6 +78,27 @@ def switch(flag: str, help_text: str):
     return arg(flag, action="store_true", help=help_text)
 
 
+def emulate(help_text: str) -> tuple:
+    """--emulate CPU (repeatable), --emulate-images, --emulate-work (build --search, verify)."""
+    return (
+        arg("--emulate", action="append", default=[], metavar="CPU", choices=EMULATED_CPUS,
+            help=f"{help_text} (repeatable; {', '.join(EMULATED_CPUS)})"),
+        arg("--emulate-images", type=int, default=4, metavar="N",
+            help="evaluation images run under emulation (default: 4; ~0.5-4.5 s per 224 px "
+                 "image and artifact)"),
+        arg("--emulate-work", type=Path, metavar="DIR",
+            help="the emulation's work folder, shared with `make arm-check` "
+                 "(default: build/arm of the source checkout)"))
+
+
+def emulate_options(args):
+    """The EmulateOptions of --emulate, --emulate-images and --emulate-work."""
+    from sc2deploy.orchestrate.verify_emulated import EmulateOptions
+
+    return EmulateOptions(cpus=tuple(dict.fromkeys(args.emulate)), images=args.emulate_images,
+                          **({"work": args.emulate_work} if args.emulate_work else {}))
+
+
 def images(help_text: str):
     return arg("--images", type=Path, metavar="DIR", help=help_text)
 
@@ -107,17 +128,32 @@ def _build(args) -> int:
     int8 = Int8Options(per_channel=args.per_channel == "on", reduce_range=args.reduce_range,
                        activations=args.activations, calibration=args.calibration,
                        keep_float=tuple(args.keep_float))
-    rows = build_targets(args.bundle, args.target, BuildOptions(
-        calib=list_images(args.calib) if args.calib else None, search=args.search,
-        allow_low_fidelity=args.allow_low_fidelity, int8=int8, **_gate(args)))
+    options = BuildOptions(calib=list_images(args.calib) if args.calib else None,
+                           search=args.search, allow_low_fidelity=args.allow_low_fidelity,
+                           int8=int8, **_gate(args))
+    if args.emulate:
+        from sc2deploy.orchestrate.search_emulated import build_emulated
+
+        rows = build_emulated(args.bundle, args.target, options, emulate_options(args))
+    else:
+        rows = build_targets(args.bundle, args.target, options)
     print(format_table(rows))
+    for row in rows:
+        for cpu, c in row.get("emulation", {}).items():
+            print(f"{row['target']} on {cpu} (qemu): {c['inference_s_per_image']:.2f} s per "
+                  f"image per candidate ({c['images']} images, {c['process_s']:.1f} s in all); "
+                  "emulated: no timing")
     built = [r["target"] for r in rows if r["passed"]]
     failed = [r["target"] for r in rows if not r["passed"]]
     if built:
         print(f"next: sc2deploy profile {args.bundle} --target {built[0]} "
               "--link lora-sx1276-20dbm -o results.json")
-    if failed:
-        print(f"failed: {', '.join(failed)} (the bundle is unchanged for them)")
+    refused = [r["target"] for r in rows if not r["passed"] and "error" in r]
+    kept = [t for t in failed if t not in refused]
+    if refused:
+        print(f"failed: {', '.join(refused)} (the bundle is unchanged for them)")
+    if kept:
+        print(f"failed the gate, kept anyway (--allow-low-fidelity): {', '.join(kept)}")
     return 1 if failed else 0
 
 
@@ -138,15 +174,28 @@ def _verify(args) -> int:
     from sc2deploy.builders.build import BuildOptions, format_table, to_json, verify_bundle
 
     images = list_images(args.images) if args.images else None
+    remote = from_namespace(RemoteOptions, args)
+    if remote.host:
+        from sc2deploy.errors import UsageError
+        from sc2deploy.orchestrate.verify_remote import verify_remote
+
+        if args.emulate:
+            raise UsageError("give --host or --emulate, not both: run verify once for each")
+        options = BuildOptions(**_gate(args))
+        rows = verify_remote(args.bundle, remote, images, options, args.host_images)
+        print(to_json(rows) if args.json else format_table(rows))
+        if not args.json:
+            print(f"measured on {remote.host} over ssh: p50 ms of {options.latency_runs} "
+                  "inferences, 1 thread\nrecorded: fidelity_by_cpu of each artifact in "
+                  f"{args.bundle}/manifest.json")
+        return 0
     if not args.emulate:
         rows = verify_bundle(args.bundle, images, BuildOptions(**_gate(args)))
         print(to_json(rows) if args.json else format_table(rows))
         return 0
-    from sc2deploy.orchestrate.verify_emulated import EmulateOptions, verify_emulated
+    from sc2deploy.orchestrate.verify_emulated import verify_emulated
 
-    emulate = EmulateOptions(cpus=tuple(dict.fromkeys(args.emulate)), images=args.emulate_images,
-                             **({"work": args.emulate_work} if args.emulate_work else {}))
-    rows = verify_emulated(args.bundle, emulate, images, BuildOptions(**_gate(args)))
+    rows = verify_emulated(args.bundle, emulate_options(args), images, BuildOptions(**_gate(args)))
     print(to_json(rows) if args.json else format_table(rows))
     if not args.json:
         costs = {r["cpu"]: r["emulation"] for r in rows if r.get("emulation")}
@@ -225,22 +274,33 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from sc2deploy.report.document import write_report
+    from sc2deploy.report.document import parse_formats, write_report
     from sc2deploy.results.schema import load_results
 
+    formats = parse_formats(args.format)
     atomic.ensure_writable(args.out, "the report folder")
-    print(f"report written: {write_report(load_results(args.results), args.out)}")
+    print(f"report written: {write_report(load_results(args.results), args.out, formats)}")
     return 0
 
 
 def _evaluate(args) -> int:
-    from sc2deploy.measure.evaluate import evaluate, format_evaluation, read_labeled
+    from sc2deploy.errors import UsageError
+    from sc2deploy.measure.evaluate import (evaluate, evaluate_baselines, format_baselines,
+                                            format_evaluation, parse_baselines, read_labeled)
     from sc2deploy.results.schema import write_results
 
+    if args.baselines and args.teacher is None:
+        raise UsageError("--baselines needs --teacher ONNX: the classifier that sees the "
+                         "JPEG/WebP-compressed images")
+    points = parse_baselines(args.baselines)
     atomic.ensure_writable(args.out.parent, "the folder of the results file")
-    doc = evaluate(args.bundle, read_labeled(args.images, args.labels, args.classes),
-                   args.target, args.coder, args.label)
-    print(f"{format_evaluation(doc)}\nresults written: {write_results(doc, args.out)}\n"
+    data = read_labeled(args.images, args.labels, args.classes)
+    doc = evaluate(args.bundle, data, args.target, args.coder, args.label)
+    text = format_evaluation(doc)
+    if args.teacher is not None:
+        doc.update(evaluate_baselines(args.bundle, data, args.teacher, points))
+        text += "\n" + format_baselines(doc)
+    print(f"{text}\nresults written: {write_results(doc, args.out)}\n"
           f"next: sc2deploy report {args.out} -o REPORT_DIR")
     return 0
 
@@ -251,6 +311,62 @@ def _demo(args) -> int:
     result = demo.run(args.out)
     print(f"demo bundle: {result.bundle.resolve()}\nreport: {result.report.resolve()}")
     return 0
+
+
+def _serve(args) -> int:
+    import signal
+    import time
+
+    from sc2deploy.serving.auth import server_token
+    from sc2deploy.serving.service import ServeOptions
+
+    options = ServeOptions(bundle=args.bundle, host=args.host, port=args.port,
+                           replicas=args.replicas, max_batch=args.max_batch,
+                           batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing,
+                           max_bytes=args.max_bytes,
+                           coder=args.coder, threads=args.threads)
+    Bundle.open(options.bundle)
+    token, where = server_token(args.token_file)
+    from sc2deploy.serving import ray_app
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop Ray cleanly on SIGTERM
+    try:
+        url = ray_app.start(options, token)
+        print(f"serving {options.bundle} at {url} (token: {where})", flush=True)
+        if args.token_file is None and "generated" in where:
+            print(f"token: {token}", flush=True)
+        print(f"next, on the device: sc2deploy stream {options.bundle} --server {url} "
+              "--token-file TOKEN_FILE --images DIR -o RESULTS.json", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        ray_app.stop(shutdown_ray=True)
+
+
+def _stream(args) -> int:
+    from sc2deploy.measure.stream import StreamOptions, read_token, stream
+    from sc2deploy.results.schema import write_results
+
+    atomic.ensure_writable(args.out.parent, "the folder of the results file")
+    queue = args.queue or args.out.with_name(args.out.name + ".queue.json")
+    doc = stream(StreamOptions(
+        bundle=args.bundle, server=args.server, token=read_token(args.token_file),
+        queue=queue, images=args.images, target=args.target, coder=args.coder,
+        max_retries=args.max_retries, interval_s=args.interval_ms / 1e3, link=args.link,
+        label=args.label))
+    write_results(doc, args.out)
+    ms = doc["latency_ms"]
+    if doc["link"]:
+        print(f"link model {doc['link']['name']}: p50 {doc['link']['delay_ms']['p50']:.1f} ms "
+              f"(measured transfer p50 {doc['latency_ms']['transfer']['p50']:.1f} ms)")
+    print(f"{doc['answered']}/{doc['images']} images answered, {doc['refused']} refused, "
+          f"{doc['retries']} retries, {doc['duplicates']} duplicates; p50 ms: encode "
+          f"{ms['encode']['p50']:.1f}, transfer {ms['transfer']['p50']:.1f}, server "
+          f"{ms['server']['p50']:.1f}, total {ms['total']['p50']:.1f}\n"
+          f"results written: {args.out} (queue: {queue})")
+    return 0 if doc["complete"] else 1
 
 
 COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --help`
@@ -281,18 +397,22 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--calib", type=Path, metavar="DIR",
             help="calibration images (default: half of the bundled samples)"),
         switch("--search", "int8, onnx-fp16: try configurations, keep the fastest that passes "
-               "the gate"),
+               "the gate (with --emulate: the first that passes on every CPU)"),
         switch("--allow-low-fidelity", "keep an artifact that fails the gate"), *GATE,
         arg("--per-channel", choices=("on", "off"), default="on",
             help="int8: per-channel weight scales (default: on)"),
         switch("--reduce-range", "int8: 7-bit weights"),
-        arg("--activations", choices=("int8", "int16", "dynamic"), default="int8",
-            help="int8: activation type (int16 = A16W8 for onnx; dynamic for tflite)"),
+        arg("--activations", choices=("int8", "int16", "dynamic", "float"), default="int8",
+            help="int8: activation type (int16 = A16W8 for onnx; dynamic for tflite; float = "
+                 "int8 weights only)"),
         arg("--calibration", choices=("minmax", "entropy", "percentile"), default="minmax",
             help="int8: calibration method (default: minmax)"),
         arg("--keep-float", action="append", default=[], metavar="NODE",
             help="int8, onnx-fp16: node name, op type, '<last Conv>' or (fp16) '<GDN>' left "
-                 "in float (repeatable)")),
+                 "in float (repeatable)"),
+        *emulate("with --search: also measure each configuration on this aarch64 CPU emulated "
+                 "by qemu-user and keep the first that passes on the host and every CPU (by "
+                 "fidelity only)")),
     "build-engine": (
         "on a Jetson: build the TensorRT engine", _build_engine, BUNDLE,
         arg("--precision", choices=("fp16", "int8"), required=True,
@@ -302,15 +422,11 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
     "verify": ("compare every built target with the torch reference", _verify, BUNDLE,
                images("evaluation images (default: the half of the samples not used to "
                       "calibrate)"), *GATE,
-               arg("--emulate", action="append", default=[], metavar="CPU", choices=EMULATED_CPUS,
-                   help="also measure on this aarch64 CPU emulated by qemu-user (repeatable; "
-                        f"{', '.join(EMULATED_CPUS)}) and record fidelity_by_cpu in the manifest"),
-               arg("--emulate-images", type=int, default=4, metavar="N",
-                   help="evaluation images run under emulation (default: 4; ~2.5 s per 224 px "
-                        "image)"),
-               arg("--emulate-work", type=Path, metavar="DIR",
-                   help="the emulation's work folder, shared with `make arm-check` "
-                        "(default: build/arm of the source checkout)"),
+               *emulate("also measure on this aarch64 CPU emulated by qemu-user and record "
+                        "fidelity_by_cpu in the manifest"),
+               options(RemoteOptions),
+               arg("--host-images", type=int, metavar="N",
+                   help="with --host: evaluation images run on the device (default: all)"),
                switch("--json", "print the rows as JSON")),
     "targets": ("list the targets and whether they can build here", _targets),
     "encode": ("encode images to containers with a bundle", _encode, BUNDLE,
@@ -334,10 +450,14 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
               arg("--workers", type=int, metavar="N", help="parallel export/build processes "
                   "(default: the file's, else one per 4 cores)"),
               out("DIR", "folder for bundles/, results/, report/ and sweep.json")),
-    "report": ("latency/energy report from profiling results", _report,
+    "report": ("latency/energy/accuracy report from profiling and evaluation results", _report,
                arg("results", type=Path, nargs="+", metavar="RESULTS",
-                   help="results files of profile / profile-server"),
-               out("DIR", "folder for report.md, report.html, results.csv and the plots")),
+                   help="results files of profile / profile-server / evaluate"),
+               arg("--format", default="all", metavar="LIST",
+                   help="what to write, comma-separated: html (figures embedded), md, png, "
+                        "pdf, svg (each figure), latex, csv (each table, in tables/; csv also "
+                        "results.csv) (default: all)"),
+               out("DIR", "folder for report.html, report.md, the figures and tables/")),
     "evaluate": (
         "top-1/top-5 accuracy and bytes per image of each target on labeled images", _evaluate,
         BUNDLE, arg("--images", type=Path, required=True, metavar="DIR",
@@ -350,9 +470,48 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--target", action="append", default=[], metavar="T", help="target to evaluate "
             "besides the fp32 pipeline (repeatable; default: every artifact that runs here)"),
         CODER, arg("--label", metavar="NAME", help="name in reports (default: MODEL/evaluate)"),
+        arg("--teacher", type=Path, metavar="ONNX", help="classifier of the head's input, for "
+            "the input-compression baselines (the demo's: sc2deploy/data/demo_teacher.onnx)"),
+        arg("--baselines", action="append", default=[], metavar="CODEC:Q,...", help="compress "
+            "each preprocessed image with jpeg or webp at these qualities and classify it with "
+            "--teacher (repeatable), e.g. jpeg:10,25,50,75,90"),
         out("RESULTS.json", "results file (kind: evaluation)")),
     "demo": ("run the whole flow on the bundled demo student", _demo,
              out("DIR", "folder for the demo's outputs (its bundle: DIR/demo-bundle)", "--out")),
+    "serve": (
+        "serve a bundle's server side (decoding, tail) on Ray Serve, behind a token", _serve,
+        BUNDLE, arg("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)"),
+        arg("--port", type=int, default=8000, help="port (default: 8000)"),
+        arg("--token-file", type=Path, metavar="FILE", help="bearer token file; generated "
+            "(mode 0600) when missing (default: $SC2DEPLOY_TOKEN, else a printed new token)"),
+        arg("--replicas", type=int, default=1, metavar="N", help="replicas (default: 1)"),
+        arg("--max-batch", type=int, default=8, metavar="N",
+            help="dynamic batching: at most N requests per batch; 1: none (default: 8)"),
+        arg("--batch-wait-ms", type=float, default=5.0, metavar="MS",
+            help="longest wait for a batch to fill (default: 5)"),
+        arg("--max-ongoing", type=int, default=64, metavar="N",
+            help="requests a replica holds at once, >= --max-batch (default: 64; Ray Serve's "
+                 "own default of 5 cut throughput ~10x with 32 devices here)"),
+        arg("--max-bytes", type=int, default=1 << 20, metavar="N",
+            help="larger requests are refused with 413 (default: 1 MiB)"),
+        arg("--threads", type=int, default=1, metavar="N",
+            help="onnxruntime threads per replica (default: 1)"), CODER),
+    "stream": (
+        "encode images, send them to `sc2deploy serve` and measure end to end", _stream,
+        BUNDLE, arg("--server", required=True, metavar="URL", help="http://HOST:PORT"),
+        arg("--token-file", type=Path, metavar="FILE",
+            help="the server's token (default: $SC2DEPLOY_TOKEN)"),
+        images("images to send (default: the bundled samples)"), TARGET, CODER,
+        arg("--queue", type=Path, metavar="FILE", help="the on-disk queue; a rerun resumes "
+            "it (default: RESULTS.json.queue.json)"),
+        arg("--max-retries", type=int, default=30, metavar="N",
+            help="retries per image, with exponential backoff (default: 30)"),
+        arg("--interval-ms", type=float, default=0.0, metavar="MS",
+            help="send at most one image per MS (a camera's frame period; default: 0)"),
+        arg("--link", metavar="NAME|FILE", help="a link model to record next to the measured "
+            "transfer (as profile's --link), e.g. lora-ideal-37.5k"),
+        arg("--label", metavar="NAME", help="name in reports"),
+        out("RESULTS.json", "results file (kind: stream)")),
 }
 
 

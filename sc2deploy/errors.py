@@ -62,7 +62,8 @@ class ResultsError(Sc2DeployError):
 
 
 class RemoteError(Sc2DeployError):
-    """Profiling on a device over SSH failed: connection, login, remote install or remote run."""
+    """Work on a device over SSH (profile/verify --host) failed: connection, login, remote
+    install or remote run."""
 
 
 class OutputError(Sc2DeployError):
@@ -79,3 +80,11 @@ class CompareError(Sc2DeployError):
 
 class EmulationError(Sc2DeployError):
     """Setting up or running the emulated aarch64 Python failed; the message says what to do."""
+
+
+class Refused(Sc2DeployError):
+    """``serve`` refused a request (HTTP ``status``); nothing was decoded."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status

@@ -174,18 +174,23 @@ class RefBottleneck(nn.Module):
         return self.relu(out)
 
 
-def classification_student(channels: int = 8, seed: int = 3, planes=(4, 8, 16),
-                           blocks=(2, 2, 1), classes: int = 10) -> nn.Module:
-    """A CompressAI bottleneck with decoder + ResNet layer2..4 + fc, as sc2bench names them."""
-    m = compressai_bottleneck(channels=channels, seed=seed, decoder=True)
-    gen = torch.Generator().manual_seed(seed + 100)
-    inplanes = m.decoder[-1].out_channels
-    for name, p, n in zip(("layer2", "layer3", "layer4"), planes, blocks):
+def _add_stages(m: nn.Module, names, inplanes: int, planes, blocks, classes: int) -> None:
+    """ResNet stages ``names`` (torchvision Bottlenecks, stride 2 first), avgpool and fc."""
+    for name, p, n in zip(names, planes, blocks):
         layers = [RefBottleneck(inplanes, p, 2)] + [RefBottleneck(p * 4, p) for _ in range(n - 1)]
         inplanes = p * 4
         setattr(m, name, nn.Sequential(*layers))
     m.avgpool = nn.AdaptiveAvgPool2d((1, 1))
     m.fc = nn.Linear(inplanes, classes)
+
+
+def classification_student(channels: int = 8, seed: int = 3, planes=(4, 8, 16),
+                           blocks=(2, 2, 1), classes: int = 10) -> nn.Module:
+    """A CompressAI bottleneck with decoder + ResNet layer2..4 + fc, as sc2bench names them."""
+    m = compressai_bottleneck(channels=channels, seed=seed, decoder=True)
+    gen = torch.Generator().manual_seed(seed + 100)
+    _add_stages(m, ("layer2", "layer3", "layer4"), m.decoder[-1].out_channels, planes, blocks,
+                classes)
     with torch.no_grad():
         for module in [*m.layer2.modules(), *m.layer3.modules(), *m.layer4.modules(), m.fc]:
             if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -243,3 +248,77 @@ def write_student(path, m: nn.Module, layout: str) -> None:
     state = {f"{root}bottleneck_layer.{k}": v for k, v in body.items()}
     state.update({(k if k.startswith("fc.") else root + k): v for k, v in rest.items()})
     torch.save({"model": state, "args": argparse.Namespace(seed=None)}, path)
+
+
+def bq_student(channels: int = 6, seed: int = 4, width: int = 16, planes=(8, 16),
+               blocks=(2, 1), classes: int = 10) -> nn.Module:
+    """A BQ student as torchdistill's ``custom_resnet50`` saves it (``bottleneck.encoder``,
+    ``bottleneck.decoder``, ``layer3``, ``layer4``, ``fc``); ``width`` replaces its 512."""
+    gen = torch.Generator().manual_seed(seed)
+    m = nn.Module()
+    m.bottleneck = nn.Module()
+    m.bottleneck.encoder = nn.Sequential(
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, 1), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+        nn.Conv2d(64, channels, 2, 2, 1, bias=False))
+    m.bottleneck.decoder = nn.Sequential(
+        nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+        nn.Conv2d(channels, width, 2, 1, 1, bias=False), nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True), nn.Conv2d(width, width, 2, 1, 1, bias=False),
+        nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, width, 2, 1, bias=False),
+        nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, width, 2, 1, bias=False),
+        nn.AvgPool2d(2, 1))
+    _add_stages(m, ("layer3", "layer4"), width, planes, blocks, classes)
+    with torch.no_grad():
+        for module in m.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=gen)
+                                    * (2.0 / module.weight[0].numel()) ** 0.5)
+                if module.bias is not None:
+                    module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=gen))
+            elif isinstance(module, nn.BatchNorm2d):
+                module.weight.copy_(0.5 + torch.rand(module.num_features, generator=gen))
+                module.bias.copy_(0.1 * torch.randn(module.num_features, generator=gen))
+                module.momentum = None  # running statistics: the average over the batch below
+        m.train()
+        x = torch.randn(8, 3, 64, 64, generator=gen)
+        y = m.bottleneck.encoder(x)
+        m.layer4(m.layer3(m.bottleneck.decoder(y)))  # fills the running statistics
+        m.eval()
+        logits = torch.cat([bq_reference_logits(m, *torchdistill_quantize(m.bottleneck.encoder(
+            x[i:i + 1]))) for i in range(len(x))])
+        spread = 4.0 / float((logits - logits.mean(0)).std())  # images differ, as when trained
+        m.fc.bias.sub_(logits.mean(0)).mul_(spread)
+        m.fc.weight.mul_(spread)
+    return m
+
+
+def torchdistill_quantize(y: torch.Tensor):
+    """torchdistill's per-tensor min/max uint8 quantization (``quantize_tensor``), written from
+    its formula: (q, scale, zero_point)."""
+    lo, hi = y.min(), y.max()
+    scale = (hi - lo) / 255.0
+    zero_point = int(min(max(float(-lo / scale), 0.0), 255.0))
+    return (zero_point + y / scale).clamp(0, 255).round(), scale, zero_point
+
+
+def bq_reference_logits(m: nn.Module, q, scale, zero_point) -> torch.Tensor:
+    """The upstream server path: scale * (q - zero_point) → decoder → layer3 → layer4 → fc."""
+    with torch.no_grad():
+        x = m.bottleneck.decoder(torch.as_tensor(scale) * (torch.as_tensor(q).float()
+                                                           - torch.as_tensor(zero_point)))
+        return m.fc(torch.flatten(m.avgpool(m.layer4(m.layer3(x))), 1))
+
+
+def bq_head_state(channels: int, seed: int = 0) -> dict:
+    """A random BQ head state dict (``encoder.*``, as the checkpoint's ``bottleneck.*``)."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {"encoder.0.weight": torch.randn(64, 3, 7, 7, generator=gen) * 0.1,
+             "encoder.6.weight": torch.randn(channels, 64, 2, 2, generator=gen) * 0.2}
+    for bn in ("encoder.1", "encoder.4"):
+        state[f"{bn}.weight"] = 1 + 0.1 * torch.randn(64, generator=gen)
+        state[f"{bn}.bias"] = 0.1 * torch.randn(64, generator=gen)
+        state[f"{bn}.running_mean"] = 0.1 * torch.randn(64, generator=gen)
+        state[f"{bn}.running_var"] = 1 + torch.rand(64, generator=gen)
+        state[f"{bn}.num_batches_tracked"] = torch.tensor(100)
+    return state

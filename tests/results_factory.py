@@ -1,6 +1,8 @@
-"""Valid results documents (docs/results.md, schema version 2, or 1) built in the tests."""
+"""Valid results documents (docs/results.md, schema version 3, or 2, 1) built in the tests."""
 
 from typing import Optional
+
+import numpy as np
 
 from sc2deploy.results.schema import SCHEMA, SCHEMA_VERSION
 
@@ -20,13 +22,19 @@ def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "m
                 bytes_mean: float = 3000.0, link: bool = True, server_ms: Optional[float] = 12.0,
                 baselines: bool = True, device_model: Optional[str] = PI4_MODEL,
                 energy_source: Optional[str] = None, host_timed_on: Optional[str] = None,
-                cpu: Optional[str] = "Cortex-A72", version: int = SCHEMA_VERSION) -> dict:
+                cpu: Optional[str] = "Cortex-A72", version: int = SCHEMA_VERSION,
+                samples: bool = True, decoder: bool = True) -> dict:
     """A complete valid results document; ``energy`` is "measured", "modeled" or "none";
     ``host_timed_on`` (modeled): the CPU whose time was modeled; ``version`` 1: the old
-    layout (no ``host_timed_on``; modeled energy with a ci95, as version 1 wrote it)."""
+    layout (no ``host_timed_on``; modeled energy with a ci95, as version 1 wrote it);
+    ``samples`` (version 3): raw per-image times around each stage's p50; ``decoder``
+    (server): whether the bundle has a decoder (version 3 has no decoder stage without)."""
     n = 50 if complete else 17
     if kind == "server":
         latency = {"decode": stats(3.0, n), "decoder": stats(8.0, n), "total": stats(11.2, n)}
+        if not decoder and version >= 3:
+            del latency["decoder"]
+            latency["total"] = stats(3.0, n)
     else:
         parts = {"load": 4.0, "preprocess": 6.0, "head": head_ms, "code": 2.5}
         latency = {s: stats(ms, n) for s, ms in parts.items()}
@@ -54,8 +62,12 @@ def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "m
                        "hostname": "pi4", "kernel": "6.6.51"},
         "link": None, "server_ms": None, "end_to_end_ms": None, "baselines": [],
     }
+    if samples and version >= 3:
+        doc["samples"] = sample_times(latency)
     if kind == "server":
         doc["runtime"] = "torch 2.13.0"
+        doc["decoder"] = ({"present": True, "file": "decoder.onnx"} if decoder else
+                          {"present": False, "note": "head-only checkpoint"})
         return doc
     doc.update(target=target, precision=PRECISIONS.get(target, "fp32"),
                runtime="onnxruntime 1.31.1",
@@ -85,6 +97,14 @@ def make_result(label: str = "demo/onnx", target: str = "onnx", energy: str = "m
     return doc
 
 
+def sample_times(latency: dict, seed: int = 0) -> dict:
+    """A ``samples`` entry: n log-normal times per stage around the stage's p50."""
+    rng = np.random.default_rng(seed)
+    return {"cap": 10_000, "selection": "all", "latency_ms": {
+        stage: [round(float(v), 4) for v in s["p50"] * rng.lognormal(0.0, 0.12, s["n"])]
+        for stage, s in latency.items()}}
+
+
 def _energy(kind: str, total_p50: float, source: Optional[str], host: Optional[str],
             version: int) -> dict:
     entry = {"kind": kind, "source": None, "detail": None,
@@ -111,3 +131,40 @@ def _energy(kind: str, total_p50: float, source: Optional[str], host: Optional[s
     if version == 1:
         del entry["host_timed_on"]
     return entry
+
+
+def _proportion(k: int, n: int, key: str = "correct") -> dict:
+    """k of n as a report proportion: percent and an approximate 95 % interval."""
+    pct = 100.0 * k / n
+    half = 196.0 * (k * (n - k) / n) ** 0.5 / n + 0.5
+    return {key: k, "pct": pct, "ci95": [max(pct - half, 0.0), min(pct + half, 100.0)]}
+
+
+def make_evaluation(label: str = "demo/evaluate", sha: str = "ab" * 32, model: str = "demo",
+                    targets=(("onnx", 3000.0, 70), ("onnx-int8", 3100.0, 66)),
+                    images: int = 100, baselines: bool = True) -> dict:
+    """A valid evaluation document: ``targets`` are (target, mean bytes, top-1 correct);
+    ``baselines``: JPEG and WebP at qualities 10-90 classified by a teacher."""
+    rows = [{"target": t, "precision": PRECISIONS.get(t, "fp32"), "runtime": "onnxruntime",
+             "images": images, "top1": _proportion(k, images),
+             "top5": _proportion(min(k + 20, images), images),
+             "bytes": {"mean": b, "p50": b, "min": b * 0.7, "max": b * 1.4},
+             "top1_agreement": _proportion(min(k + 25, images), images, "same")}
+            for t, b, k in targets]
+    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "evaluation",
+           "complete": True, "label": label, "created_utc": "2026-11-22T05:40:00Z",
+           "bundle": {"path": "build/demo-bundle", "model": model, "manifest_sha256": sha,
+                      "input_shape": [1, 3, 224, 224], "latent_shape": [24, 55, 55]},
+           "coder": "c", "top_k": 5,
+           "dataset": {"images_dir": "images", "labels": "folders", "images": images,
+                       "classes": 10, "labels_file": None, "class_names": None},
+           "reference": "onnx", "targets": rows}
+    if baselines:
+        doc["baselines"] = [
+            {"codec": codec, "quality": q, "model": "teacher", "images": images,
+             "bytes": {"mean": size * q ** 0.8, "p50": size * q ** 0.8,
+                       "min": size * q ** 0.8 * 0.7, "max": size * q ** 0.8 * 1.3},
+             "top1": _proportion(min(40 + q // 2, images), images),
+             "top5": _proportion(min(60 + q // 3, images), images)}
+            for codec, size in (("jpeg", 600.0), ("webp", 420.0)) for q in (10, 30, 50, 70, 90)]
+    return doc

@@ -24,7 +24,7 @@ def test_info_prints_a_verified_summary(demo_bundle, capsys):
     assert main(["info", str(demo_bundle.path)]) == 0
     out = capsys.readouterr().out
     assert "entropic_student" in out and "[24, 55, 55]" in out
-    assert "verified   manifest digest and 4 file hashes OK" in out
+    assert "verified   manifest digest and 6 file hashes OK" in out
 
 
 def test_info_json(demo_bundle, capsys):

@@ -21,7 +21,7 @@ CORE = {"sc2deploy", "sc2deploy.errors", "sc2deploy.log", "sc2deploy.atomic", "s
         "sc2deploy.prior", "sc2deploy.images", "sc2deploy.preprocess", "sc2deploy.specs",
         "sc2deploy.config_files", "sc2deploy.machine"}
 PACKAGES = ("codec", "targets", "results", "measure", "report", "export", "builders",
-            "orchestrate")
+            "orchestrate", "serving")
 MAY_IMPORT = {
     "core": set(),
     "codec": {"core"},
@@ -32,9 +32,10 @@ MAY_IMPORT = {
     "export": {"core", "targets"},
     "builders": {"core", "codec", "targets", "export"},
     "orchestrate": {"core", "codec", "targets", "results", "measure", "report", "export",
-                    "builders"},
+                    "builders", "serving"},
+    "serving": {"core", "codec", "targets", "results", "measure"},
     "cli": {"core", "codec", "targets", "results", "measure", "report", "export", "builders",
-            "orchestrate"},
+            "orchestrate", "serving"},
 }
 DEVICE_ROOMS = ("core", "codec", "targets", "results", "measure")
 HOST_ONLY_PACKAGES = ("torch", "torchao", "onnx", "matplotlib", "litert_torch", "compressai")

@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -92,7 +92,11 @@ class Reference:
             self.pre_round = [self.module.pre_round(torch.from_numpy(x)).numpy()
                               for x in self.inputs]
         self.symbols = [np.round(v) for v in self.pre_round]
-        self.server = server_outputs(bundle, self.symbols)
+        side = self.module.output_names[1:]  # BQ: scale, zero_point (the tail's other inputs)
+        with torch.no_grad():
+            self.side = [dict(zip(side, (o.numpy() for o in self.module(torch.from_numpy(x))[1:])))
+                         for x in self.inputs] if side else None
+        self.server = server_outputs(bundle, self.symbols, self.side)
 
 
 class StoredReference:
@@ -106,27 +110,32 @@ class StoredReference:
                              "verify needs torch (or --images with torch) for this bundle")
         pre = bundle.preprocessing()
         self.inputs = [pre(by_name[n]) for n in names]
-        stored = bundle.reference()["symbols"]
-        self.symbols = [stored[i:i + 1] for i in range(len(names))]
+        stored = bundle.reference()
+        self.symbols = [stored["symbols"][i:i + 1] for i in range(len(names))]
         self.pre_round = None
-        self.server = server_outputs(bundle, self.symbols)
+        side = bundle.model["latent"]["outputs"][1:]  # BQ: scale, zero_point
+        self.side = [{n: stored[n][i:i + 1].astype(np.float32) for n in side}
+                     for i in range(len(names))] if side else None
+        self.server = server_outputs(bundle, self.symbols, self.side)
 
 
-def server_outputs(bundle: Bundle, symbols) -> Dict[str, List[np.ndarray]]:
-    """What the bundle's server-side models (tail.onnx, decoder.onnx) make of ``symbols``."""
+def server_outputs(bundle: Bundle, symbols, side=None) -> Dict[str, List[np.ndarray]]:
+    """What the bundle's server-side models (tail.onnx, decoder.onnx) make of ``symbols``;
+    ``side``: per image, the head's other outputs the tail takes (BQ: scale, zero_point)."""
     from sc2deploy.targets import SERVER_PARTS, load_server_runner
 
     out = {}
     for part in SERVER_PARTS:
         if "file" in bundle.manifest.get(part, {}):
             with load_server_runner(bundle, part) as runner:
-                out[part] = [runner.infer(np.asarray(s, np.float32)) for s in symbols]
+                out[part] = [runner.infer(np.asarray(s, np.float32), side and side[i])
+                             for i, s in enumerate(symbols)]
     return out
 
 
 def _server_fidelity(bundle: Bundle, reference, symbols) -> Dict:
     """Task agreement (tail) and decoder distortion of the candidate's symbols."""
-    got = server_outputs(bundle, symbols)
+    got = server_outputs(bundle, symbols, getattr(reference, "side", None))  # fp32 scale (BQ)
     stats = {}
     if "tail" in got:
         stats["task"] = task_agreement(reference.server["tail"], got["tail"])
@@ -182,18 +191,24 @@ def _rate_change(bundle: Bundle, reference, candidate) -> Optional[float]:
 
 
 def quantization(target: Target, recorded: Dict) -> Optional[str]:
-    """What an int8 artifact quantizes: 'A8W8', 'A16W8' (16-bit activations) or 'dynamic A8W8'."""
+    """What an int8 artifact quantizes: 'A8W8', 'A16W8' (16-bit activations), 'dynamic A8W8'
+    or 'W8 only' (int8 weights; fp32 activations and arithmetic)."""
     if target.precision != "int8":
         return None
     activations = recorded.get("activations", "int8")
-    return {"int16": "A16W8", "dynamic": "dynamic A8W8"}.get(activations, "A8W8")
+    return {"int16": "A16W8", "dynamic": "dynamic A8W8",
+            "float": "W8 only"}.get(activations, "A8W8")
 
 
-def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions) -> List[Dict]:
+def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions,
+                  search: Optional[Callable[..., "Choice"]] = None) -> List[Dict]:
     """Build and gate each target on its own; return one row per target (failed ones too).
 
     Each target is one bundle transaction: it lands only when its gate passes,
     so a failure (or Ctrl-C) leaves the bundle and every earlier artifact as they were.
+    ``search(txn, target, options, calibration, reference) -> Choice`` picks among the
+    candidates (default :func:`host_search`: on this CPU; ``sc2deploy.orchestrate.
+    search_emulated``: also on emulated CPUs, for every target).
     """
     bundle = Bundle.open(bundle_path)
     ensure_writable(bundle.path, "bundle")
@@ -218,7 +233,8 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
     rows: List[Dict] = []
     for target in chosen:
         try:
-            rows.append(_build_one(bundle_path, target, options, calibration, reference))
+            rows.append(_build_one(bundle_path, target, options, calibration, reference,
+                                   search))
         except FidelityError as exc:
             logger.error("  %s", exc)
             rows.append({"target": target.name, "precision": target.precision,
@@ -263,32 +279,94 @@ def _with(options: BuildOptions, cfg) -> BuildOptions:
     return replace(options, **{"fp16" if isinstance(cfg, Fp16Options) else "int8": cfg})
 
 
-def _search(txn: Transaction, target: Target, options, calibration, reference):
-    """Try each configuration; keep the fastest that passes the gate (else the most faithful).
+@dataclass
+class Candidate:
+    """One configuration built on the host, with its fidelity and verdict on this CPU."""
+    config: Optional[Union[Int8Options, Fp16Options]]  # None: the target's only build
+    stage: Path  # its staging folder (removed when another candidate is kept)
+    path: Path
+    recorded: Dict
+    stats: Dict
+    verdict: Dict
 
-    Every candidate is built in its own staging folder; losers are removed at once.
-    """
+    def tried(self) -> Dict:
+        """Its entry in the manifest's ``options.search``."""
+        return {"options": self.recorded, "passed": self.verdict["passed"], **self.stats}
+
+    def describe(self) -> str:
+        return "default" if self.config is None else _describe(self.config, self.recorded)
+
+
+@dataclass
+class Choice:
+    """What a search keeps: the candidate, the verdict that decides, where it was measured."""
+    candidate: Candidate
+    recorded: Dict  # options to record, with "search" (every configuration tried)
+    verdict: Dict  # the deciding verdict, with "cpu": where it was taken
+    fidelity_by_cpu: Dict  # key -> entry (sc2deploy.machine), the host's included
+    tried: int = 1
+    note: Optional[str] = None  # how it was picked, for the log and the row
+    deciding: Optional[Dict] = None  # the stats the verdict was taken on (default: the host's)
+    row: Dict = field(default_factory=dict)  # more fields for the build's row
+
+
+def configurations(target: Target, options: BuildOptions) -> list:
+    """What a build tries: the search space under --search, else the options as given."""
+    return search_space(target) if options.search and target.search else [None]
+
+
+def candidates(txn: Transaction, target: Target, options: BuildOptions, calibration,
+               reference) -> Iterator[Candidate]:
+    """Build each configuration in its own staging folder and measure it on this CPU."""
     builder = target.load("builder")
-    tried, best = [], None
-    for cfg in search_space(target):
+    for cfg in configurations(target, options):
         stage = txn.stage()
-        path, recorded = builder(txn.bundle, _with(options, cfg), calibration, stage)
+        path, recorded = builder(txn.bundle, options if cfg is None else _with(options, cfg),
+                                 calibration, stage)
         stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
-        ok = options.verdict(target.precision, stats)["passed"]
-        tried.append({"options": recorded, "passed": ok, **stats})
-        logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%,%s p50 %6.1f ms%s",
-                    _describe(cfg, recorded), stats["agreement_pct"],
-                    stats["rate_change_pct"] or 0.0, _task_text(stats),
-                    stats["latency_p50_ms"], "  passes" if ok else "")
-        key = (ok, -stats["latency_p50_ms"] if ok else stats["agreement_pct"])
+        verdict = {**options.verdict(target.precision, stats), "cpu": host_cpu(target)}
+        found = Candidate(cfg, stage, path, recorded, stats, verdict)
+        if cfg is not None:
+            logger.info("  tried %-70s %8.4f %% equal, rate %+.3f %%,%s p50 %6.1f ms%s",
+                        found.describe(), stats["agreement_pct"],
+                        stats["rate_change_pct"] or 0.0, _task_text(stats),
+                        stats["latency_p50_ms"], "  passes" if verdict["passed"] else "")
+        yield found
+
+
+def faithfulness(stats: Dict):
+    """How close to the fp32 pipeline, for ranking failures: task first, then symbols."""
+    task = stats.get("task")
+    if task:
+        return (task["top1_agree"] / max(task["images"], 1), -task["kl_mean"],
+                stats["agreement_pct"])
+    return (stats["agreement_pct"],)
+
+
+def host_search(txn: Transaction, target: Target, options, calibration, reference) -> Choice:
+    """Keep the fastest configuration that passes the gate here (else the most faithful);
+    losers' folders are removed at once."""
+    tried, best = [], None
+    for found in candidates(txn, target, options, calibration, reference):
+        tried.append(found.tried())
+        ok = found.verdict["passed"]
+        key = (ok, (-found.stats["latency_p50_ms"],) if ok else faithfulness(found.stats))
         if best is None or key > best[0]:
             if best is not None:
-                shutil.rmtree(best[1].parent)
-            best = (key, path, recorded, stats)
+                shutil.rmtree(best[1].stage)
+            best = (key, found)
         else:
-            shutil.rmtree(stage)
-    _, path, recorded, stats = best
-    return path, {**recorded, "search": tried}, stats
+            shutil.rmtree(found.stage)
+    found = best[1]
+    recorded = found.recorded if found.config is None else {**found.recorded, "search": tried}
+    return Choice(found, recorded, found.verdict,
+                  host_fidelity(target, found.stats, found.verdict), tried=len(tried))
+
+
+def host_cpu(target: Target) -> str:
+    """This machine's fidelity key for ``target``'s runtime (where a host verdict is taken)."""
+    runtime, module = target.runtime.split(" ")[0], (target.run_requires or ("unknown",))[0]
+    return here_key(runtime, module)
 
 
 def _describe(cfg: Union[Int8Options, Fp16Options], recorded: Dict) -> str:
@@ -298,8 +376,11 @@ def _describe(cfg: Union[Int8Options, Fp16Options], recorded: Dict) -> str:
             return "every node fp16"
         nodes = f"{len(keep_float)} node{'s' if len(keep_float) > 1 else ''}"
         return f"fp32: {', '.join(cfg.keep_float)} ({nodes})"
-    parts = [f"act {cfg.activations}", "per-channel" if cfg.per_channel else "per-tensor",
-             cfg.calibration]
+    if cfg.activations == "float":
+        parts = ["W8 weights only, fp32 activations"]
+    else:
+        parts = [f"act {cfg.activations}", "per-channel" if cfg.per_channel else "per-tensor",
+                 cfg.calibration]
     if cfg.reduce_range:
         parts.append("reduce-range")
     if keep_float:
@@ -314,18 +395,30 @@ def _task_text(stats: Dict) -> str:
     return (f" top-1 {task['top1_agree']}/{task['images']}, KL {task['kl_mean']:.2e},")
 
 
-def _refusal(target: Target, stats: Dict, verdict: Dict, path: Path, options: BuildOptions,
-             bundle: Bundle) -> str:
-    """Why the gate refused ``target``, what happened to the artifact, and what to try."""
+def _refusal(target: Target, choice: Choice, options: BuildOptions, bundle: Bundle) -> str:
+    """Why the gate refused ``target`` (which rule, on which CPU; with a search: that nothing
+    passed and the most faithful configuration), what happened to the artifact, what to try."""
+    stats, verdict, path = choice.deciding or choice.candidate.stats, choice.verdict, \
+        choice.candidate.path
     task = stats.get("task")
     if verdict["rule"].startswith("task"):
-        what = (f"{target.name}: the server's top-1 equals the fp32 pipeline's on "
-                f"{task['top1_agree']} of {task['images']} images, mean KL "
-                f"{task['kl_mean']:.3g} nats ({stats['agreement_pct']:.4f} % of symbols equal); "
-                f"the gate is {verdict['rule']}")
+        lo, hi = task["top1_ci95_pct"]
+        failed = []
+        if task["top1_agreement_pct"] < verdict["min_top1_pct"]:
+            failed.append(f"top-1 agreement ({task['top1_agree']}/{task['images']}, 95 % CI "
+                          f"{lo:.1f}-{hi:.1f} %, below {verdict['min_top1_pct']:g} %)")
+        if task["kl_mean"] > verdict["max_kl"]:
+            failed.append(f"mean KL ({task['kl_mean']:.3g} > {verdict['max_kl']:g} nats)")
+        what = (f"the server's top-1 equals the fp32 pipeline's on {task['top1_agree']} of "
+                f"{task['images']} images, mean KL {task['kl_mean']:.3g} nats "
+                f"({stats['agreement_pct']:.4f} % of symbols equal) on {verdict['cpu']}: it "
+                f"fails {' and '.join(failed)}; the gate is {verdict['rule']}")
     else:
-        what = (f"{target.name}: {stats['agreement_pct']:.4f} % of symbols equal the torch "
-                f"fp32 reference, below the {verdict['min_agreement_pct']} % required")
+        what = (f"{stats['agreement_pct']:.4f} % of symbols equal the torch fp32 reference on "
+                f"{verdict['cpu']}, below the {verdict['min_agreement_pct']} % required")
+    if choice.tried > 1:
+        what = (f"none of the {choice.tried} configurations tried passed the gate; the most "
+                f"faithful ({choice.candidate.describe()}): {what}")
     if bundle.path in path.parents and TXN_PREFIX not in str(path):
         kept = f"{path.name} is the export's own and stays; {target.name} was not recorded"
     else:
@@ -334,48 +427,51 @@ def _refusal(target: Target, stats: Dict, verdict: Dict, path: Path, options: Bu
     if target.search and not options.search:
         hints.append(f"--search to try other {target.precision} configurations")
     hints.append("--allow-low-fidelity to keep it anyway")
-    return f"{what}; {kept} (try {', or '.join(hints)})"
+    return f"{target.name}: {what}; {kept} (try {', or '.join(hints)})"
 
 
-def _here(target: Target, stats: Dict, verdict: Dict) -> Dict:
+def host_fidelity(target: Target, stats: Dict, verdict: Dict) -> Dict:
     """The build host's measurement, under its key (``sc2deploy.machine``)."""
     runtime, module = target.runtime.split(" ")[0], (target.run_requires or ("unknown",))[0]
+    verdict = {k: v for k, v in verdict.items() if k != "cpu"}
     return {here_key(runtime, module): here_entry(runtime, module, stats["images"], stats,
                                                   verdict)}
 
 
-def _build_one(bundle_path: Path, target: Target, options, calibration, reference) -> Dict:
+def _build_one(bundle_path: Path, target: Target, options, calibration, reference,
+               search=None) -> Dict:
     start = time.perf_counter()
     bundle = Bundle.open(bundle_path)
     with bundle.transaction() as txn, \
             step(f"building {target.name} ({target.precision}, {target.runtime})"):
-        if options.search and target.search:
-            path, recorded, stats = _search(txn, target, options, calibration, reference)
-        else:
-            path, recorded = target.load("builder")(bundle, options, calibration, txn.stage())
-            stats = evaluate(bundle, target, path, reference, options.latency_runs)
+        choice = (search or host_search)(txn, target, options, calibration, reference)
+        path, stats, verdict = choice.candidate.path, choice.candidate.stats, choice.verdict
         seconds = time.perf_counter() - start
-        verdict = options.verdict(target.precision, stats)
         ok = verdict["passed"]
         logger.info("  %s: %.4f %% symbols equal (%d ties), %.4f %% within ±1, rate %+.3f %%,%s "
-                    "p50 %.1f ms, %.1f KiB, %.1f s; gate %s: %s", target.name,
+                    "p50 %.1f ms, %.1f KiB, %.1f s; gate %s on %s: %s", target.name,
                     stats["agreement_pct"], stats["ties"], stats["within_one_pct"],
                     stats["rate_change_pct"] or 0.0, _task_text(stats), stats["latency_p50_ms"],
-                    path.stat().st_size / 1024, seconds, verdict["rule"],
+                    path.stat().st_size / 1024, seconds, verdict["rule"], verdict["cpu"],
                     "passed" if ok else "FAILED")
+        if choice.note:
+            logger.info("  %s: %s", target.name, choice.note)
+        scheme = quantization(target, choice.recorded)
         if not ok and not options.allow_low_fidelity:
-            raise FidelityError(_refusal(target, stats, verdict, path, options, bundle),
-                                {**stats, "rule": verdict["rule"]})
-        scheme = quantization(target, recorded)
+            raise FidelityError(_refusal(target, choice, options, bundle),
+                                {**stats, "rule": verdict["rule"], "measured_on": verdict["cpu"],
+                                 "quantization": scheme, **choice.row,
+                                 **({"note": choice.note} if choice.note else {})})
         txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
-                         runtime=target.runtime, options=recorded, fidelity=stats,
-                         gate=verdict, fidelity_by_cpu=_here(target, stats, verdict),
+                         runtime=target.runtime, options=choice.recorded, fidelity=stats,
+                         gate=verdict, fidelity_by_cpu=choice.fidelity_by_cpu,
                          build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
                                 "sc2deploy": __version__},
                          **({"quantization": scheme} if scheme else {}))
         txn.commit()
     return {"target": target.name, "passed": ok, "file": path.name, "rule": verdict["rule"],
-            "precision": target.precision, "quantization": scheme, **stats}
+            "measured_on": verdict["cpu"], "precision": target.precision, "quantization": scheme,
+            **({"note": choice.note} if choice.note else {}), **choice.row, **stats}
 
 
 def verify_reference(bundle: Bundle, images: Optional[Sequence[Path]] = None):
@@ -447,6 +543,8 @@ def format_table(rows: List[Dict]) -> str:
             verdict += f" ({r['rule'].split(':')[0]})"
         if r.get("timing"):
             verdict += f"; {r['timing']}"
+        if r.get("note"):
+            verdict += f"; {r['note']}"
         extra = ""
         if task:
             t = r.get("task")

@@ -3,6 +3,12 @@
 Calibration runs sc2deploy's own calibrator pass so that the histogram size is
 real (``quantize_static`` would use 128 bins for Entropy, i.e. MinMax ranges),
 stores the ranges as a calibration cache, then quantizes from that cache.
+
+Activations ``float`` (W8, weight-only) stores each Conv's weights as int8 with one
+symmetric scale per output channel, dequantized in the graph; activations and
+arithmetic stay fp32 (the file is smaller, inference is not faster)::
+
+    W_int8 ─ DequantizeLinear(scale, axis 0) ─ Conv(x fp32) ─ fp32
 """
 
 import contextlib
@@ -15,24 +21,66 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
+from sc2deploy.builders.onnx_build import keep_float_nodes
 from sc2deploy.bundle import Bundle
-from sc2deploy.errors import BuildError, UsageError
-from sc2deploy.targets.registry import LAST_CONV
+from sc2deploy.errors import BuildError
 
 HISTOGRAM_BINS = 2048
 PERCENTILE = 99.999
 
 
 def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
-    """Static QDQ, activations int8 or int16 (what the onnx-int8 record accepts)."""
+    """Static QDQ, activations int8 or int16, or int8 weights only (activations float): what
+    the onnx-int8 record accepts. Markers in ``keep_float`` are resolved to node names."""
     import onnx
 
     source = bundle.file(bundle.manifest["artifacts"]["onnx"]["file"])
     cfg = options.int8
-    cfg = replace(cfg, keep_float=resolve_keep_float(onnx.load(str(source)), cfg.keep_float))
+    cfg = replace(cfg, keep_float=tuple(keep_float_nodes(onnx.load(str(source)),
+                                                         cfg.keep_float)))
     path = stage / "head-int8.onnx"
-    quantize(source, path, cfg, calibration, bundle.model["input"]["name"])
+    if cfg.activations == "float":
+        quantize_weights(source, path, cfg.keep_float)
+    else:
+        quantize(source, path, cfg, calibration, bundle.model["input"]["name"])
     return path, asdict(cfg)
+
+
+def quantize_weights(source: Path, dest: Path, keep_float: Sequence[str] = ()) -> None:
+    """Write ``source`` with each Conv's weights (but those of ``keep_float`` nodes) stored as
+    int8, symmetric per output channel, behind a DequantizeLinear."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    weights = {t.name: t for t in model.graph.initializer}
+    dequantize = []
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.name in keep_float or node.input[1] not in weights:
+            continue
+        tensor = weights.pop(node.input[1])
+        w = numpy_helper.to_array(tensor).astype(np.float64)
+        peak = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        q = np.clip(np.round(w / scale.reshape(-1, *[1] * (w.ndim - 1))), -127, 127)
+        name = tensor.name
+        model.graph.initializer.remove(tensor)
+        model.graph.initializer.extend([
+            numpy_helper.from_array(q.astype(np.int8), f"{name}_int8"),
+            numpy_helper.from_array(scale, f"{name}_scale"),
+            numpy_helper.from_array(np.zeros_like(scale, np.int8), f"{name}_zero_point")])
+        dequantize.append(helper.make_node(
+            "DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero_point"], [name],
+            name=f"{node.name}/weight_DequantizeLinear", axis=0))
+    if not dequantize:
+        raise BuildError(f"{source.name}: received no Conv with initializer weights outside "
+                         f"--keep-float {list(keep_float)}, expected at least one to quantize: "
+                         "keep fewer nodes in float")
+    nodes = dequantize + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(dest))
 
 
 class _Reader:
@@ -43,26 +91,6 @@ class _Reader:
 
     def get_next(self):
         return next(self._items, None)
-
-
-def resolve_keep_float(model, keep: Sequence[str]) -> Tuple[str, ...]:
-    """``keep`` with the ``LAST_CONV`` marker (of a search space) replaced by that node's name."""
-    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
-    resolved = []
-    for entry in keep:
-        resolved.extend(convs[-1:] if entry == LAST_CONV else [entry])
-    return tuple(resolved)
-
-
-def keep_float_nodes(model, keep: Sequence[str]):
-    """Node names to leave in float: each entry is a node name or an op type."""
-    names = {n.name for n in model.graph.node}
-    op_types = {n.op_type for n in model.graph.node}
-    unknown = [k for k in keep if k not in names and k not in op_types]
-    if unknown:
-        raise UsageError(f"--keep-float {unknown}: no such node or op type; nodes are "
-                         f"{sorted(names)}")
-    return [n.name for n in model.graph.node if n.name in keep or n.op_type in keep]
 
 
 @contextlib.contextmanager

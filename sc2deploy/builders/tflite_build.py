@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sc2deploy.bundle import Bundle
+from sc2deploy.errors import UsageError
 from sc2deploy.export.heads import head_from_arrays
 from sc2deploy.export.layers import FoldedGDN1
 
@@ -74,8 +75,9 @@ def build_fp16(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
 
 
 def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path, Dict]:
-    """PT2E int8 (symmetric weights; activations static-calibrated or dynamic, what the
-    tflite-int8 record accepts).
+    """PT2E int8 (symmetric weights; activations static-calibrated or dynamic), or int8
+    weights only with fp32 activations (activations "float"): what the tflite-int8 record
+    accepts.
 
     ``keep_float`` names encoder layer indices (or "Conv") left in float.
     """
@@ -86,6 +88,8 @@ def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     cfg = options.int8
+    if cfg.activations == "float":
+        return _build_weight_only(bundle, cfg, stage)
     dynamic = cfg.activations == "dynamic"
     module = convertible_head(bundle, cfg.keep_float)
     quantizer = PT2EQuantizer().set_global(
@@ -108,3 +112,21 @@ def build_int8(bundle: Bundle, options, calibration, stage: Path) -> Tuple[Path,
                   "keep_float": list(cfg.keep_float),
                   "quantizer": f"pt2e symmetric, {'dynamic' if dynamic else 'static'} "
                                "activations"}
+
+
+def _build_weight_only(bundle: Bundle, cfg, stage: Path) -> Tuple[Path, Dict]:
+    """LiteRT's weight-only recipe: int8 weights per channel, fp32 activations and arithmetic."""
+    import litert_torch
+    from litert_torch.generative.quantize import quant_recipes
+
+    if cfg.keep_float:
+        raise UsageError(f"tflite-int8 with activations float (weights only) received "
+                         f"--keep-float {list(cfg.keep_float)}, expected none: LiteRT's "
+                         "weight-only recipe quantizes every layer; drop --keep-float")
+    with _quiet():
+        edge = litert_torch.convert(convertible_head(bundle), _sample(bundle),
+                                    quant_config=quant_recipes.full_weight_only_recipe())
+        path = _export(edge, stage, "head-int8.tflite")
+    return path, {"gdn": "division", "per_channel": True, "activations": "float",
+                  "keep_float": [], "quantizer": "LiteRT weight-only int8 (per channel), "
+                                                 "fp32 activations"}

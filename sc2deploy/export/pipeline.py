@@ -18,6 +18,7 @@ from sc2deploy.errors import CheckpointError, UsageError
 from sc2deploy.export.checkpoint import (bottleneck_state, entropy_naming, load_state_dict,
                                          strip_data_parallel)
 from sc2deploy.export.decoder import build_decoder, write_decoder
+from sc2deploy.export.bq_tail import bq_no_tail_reason, build_bq_tail
 from sc2deploy.export.tail import build_tail, no_tail_reason, write_tail
 from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
@@ -152,23 +153,27 @@ def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocess
 def _tail(state, spec: HeadSpec, prefix: str, decoder):
     """(tail module, None) or (None, why there is none); a broken tail never stops the head."""
     try:
-        tail = build_tail(state, prefix, decoder)
+        tail = (build_tail(state, prefix, decoder) if spec.family == "fp" else
+                build_bq_tail(state, prefix, spec.bq_channels))
     except CheckpointError as exc:
         reason = f"the checkpoint's tail cannot be rebuilt: {exc}"
         logger.warning("  no tail exported: %s", reason)
         return None, reason
     if tail is None:
-        reason = no_tail_reason(spec.family, prefix, decoder)
+        reason = (no_tail_reason(prefix, decoder) if spec.family == "fp" else
+                  bq_no_tail_reason(state, prefix))
         logger.info("  no tail exported: %s", reason)
         return None, reason
     return tail, None
 
 
 def _write_tail(work: Path, tail, manifest: Dict) -> Dict:
-    with step("exporting the tail (server side: decoder, layer2-4, classifier) to ONNX"):
+    """tail.onnx, verified on the stored reference outputs of the head (all of its inputs)."""
+    with step(f"exporting the tail (server side: {', '.join(tail.layers)}) to ONNX"):
         with np.load(work / manifest["reference"]["file"], allow_pickle=False) as data:
-            symbols = data["symbols"][:TAIL_CHECKS].astype(np.float32)
-        return write_tail(work, tail, [s[None] for s in symbols])
+            arrays = [data[name][:TAIL_CHECKS].astype(np.float32) for name, _ in tail.inputs]
+        return write_tail(work, tail, [[a[i:i + 1] for a in arrays]
+                                       for i in range(len(arrays[0]))])
 
 
 def _latent_meaning(spec: HeadSpec) -> Dict:

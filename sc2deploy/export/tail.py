@@ -11,20 +11,23 @@ conv, downsample = 1x1 conv + BatchNorm, eps 1e-5), loaded from the checkpoint's
 weights: sc2bench's ``splittable_resnet`` (``bottleneck_layer.*``, ``layer2.*``, ``fc.*``)
 and the WACV'22 repository's ``BottleneckResNet`` (``backbone.bottleneck_layer.*``,
 ``backbone.layer2.*``, ``fc.*``). Widths and block counts come from the checkpoint.
+BQ students' tails (three inputs: symbols, scale, zero point) are ``bq_tail``.
 """
 
 import re
+import warnings
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sc2deploy import __version__
 from sc2deploy.bundle import sha256_file
 from sc2deploy.errors import CheckpointError, ExportError
 from sc2deploy.export.decoder import DecoderTail
-from sc2deploy.export.onnx_head import export_onnx
+from sc2deploy.export.onnx_head import OPSET
 from sc2deploy.log import logger
 
 INPUT = "symbols"
@@ -54,6 +57,9 @@ class Bottleneck(nn.Module):
 class ClassificationTail(nn.Module):
     """symbols → logits: dequantize + decoder, the remaining ResNet stages, the classifier."""
 
+    inputs = ((INPUT, "head.onnx's output round(y - median); the tail adds the medians"),)
+    layers = ("decoder", *LAYERS, "avgpool", "fc")
+
     def __init__(self, decoder: DecoderTail, stages: nn.Sequential, fc: nn.Linear):
         super().__init__()
         self.decoder, self.stages, self.fc = decoder, stages, fc
@@ -77,22 +83,32 @@ def build_tail(state: Dict[str, Tensor], head_prefix: str,
     root = tail_root(head_prefix)
     if decoder is None or root is None or f"{root}layer2.0.conv1.weight" not in state:
         return None
+    stages, fc = resnet_stages(state, root, LAYERS)
+    tail = ClassificationTail(decoder, stages, fc).eval()
+    check_widths(decoder.decoder[-1].out_channels, tail.stages, tail.fc)
+    return tail
+
+
+def resnet_stages(state: Dict[str, Tensor], root: str,
+                  layers: Sequence[str]) -> Tuple[nn.Sequential, nn.Linear]:
+    """The ResNet stages ``layers`` under ``root`` and the classifier ``fc``."""
     fc_prefix = next((p for p in (f"{root}fc.", "fc.") if f"{p}weight" in state), None)
     if fc_prefix is None or any(f"{root}{layer}.0.conv1.weight" not in state
-                                for layer in LAYERS):
+                                for layer in layers):
         raise CheckpointError(f"incomplete classification tail under {root or 'the root'!r}: "
-                              f"expected {', '.join(LAYERS)} and fc weights; found "
+                              f"expected {', '.join(layers)} and fc weights; found "
                               f"{_preview(state, root)}")
     blocks = [_block(state, f"{root}{layer}.{i}", first=i == 0)
-              for layer in LAYERS for i in range(_count_blocks(state, f"{root}{layer}"))]
+              for layer in layers for i in range(_count_blocks(state, f"{root}{layer}"))]
     weight, bias = state[f"{fc_prefix}weight"], state.get(f"{fc_prefix}bias")
+    if weight.ndim != 2:
+        raise CheckpointError(f"{fc_prefix}weight has shape {list(weight.shape)}, expected "
+                              "[classes, features]")
     fc = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     fc.weight.data.copy_(weight)
     if bias is not None:
         fc.bias.data.copy_(bias)
-    tail = ClassificationTail(decoder, nn.Sequential(*blocks), fc).eval()
-    _check_widths(tail, decoder)
-    return tail
+    return nn.Sequential(*blocks), fc
 
 
 def _count_blocks(state: Dict[str, Tensor], layer: str) -> int:
@@ -113,7 +129,7 @@ def _conv(state: Dict[str, Tensor], key: str, stride: int = 1) -> nn.Conv2d:
     return conv
 
 
-def _bn(state: Dict[str, Tensor], key: str) -> nn.BatchNorm2d:
+def batch_norm(state: Dict[str, Tensor], key: str) -> nn.BatchNorm2d:
     names = ("weight", "bias", "running_mean", "running_var")
     missing = [n for n in names if f"{key}.{n}" not in state]
     if missing:
@@ -131,22 +147,23 @@ def _block(state: Dict[str, Tensor], key: str, first: bool) -> Bottleneck:
     if f"{key}.downsample.0.weight" in state:
         stride = 2 if first else 1
         downsample = nn.Sequential(_conv(state, f"{key}.downsample.0", stride),
-                                   _bn(state, f"{key}.downsample.1"))
-    return Bottleneck(_conv(state, f"{key}.conv1"), _bn(state, f"{key}.bn1"),
-                      _conv(state, f"{key}.conv2", stride), _bn(state, f"{key}.bn2"),
-                      _conv(state, f"{key}.conv3"), _bn(state, f"{key}.bn3"), downsample)
+                                   batch_norm(state, f"{key}.downsample.1"))
+    return Bottleneck(_conv(state, f"{key}.conv1"), batch_norm(state, f"{key}.bn1"),
+                      _conv(state, f"{key}.conv2", stride), batch_norm(state, f"{key}.bn2"),
+                      _conv(state, f"{key}.conv3"), batch_norm(state, f"{key}.bn3"), downsample)
 
 
-def _check_widths(tail: ClassificationTail, decoder: DecoderTail) -> None:
-    widths = [decoder.decoder[-1].out_channels]
-    for block in tail.stages:
+def check_widths(width: int, stages: nn.Sequential, fc: nn.Linear) -> None:
+    """Every block takes what the one before gives (``width``: the decoder's output)."""
+    widths = [width]
+    for block in stages:
         if block.conv1.in_channels != widths[-1]:
             raise CheckpointError(f"tail: a block takes {block.conv1.in_channels} channels but "
                                   f"receives {widths[-1]}; the checkpoint's layers do not chain")
         widths.append(block.conv3.out_channels)
-    if tail.fc.in_features != widths[-1]:
-        raise CheckpointError(f"tail: fc takes {tail.fc.in_features} features but layer4 gives "
-                              f"{widths[-1]}")
+    if fc.in_features != widths[-1]:
+        raise CheckpointError(f"tail: fc takes {fc.in_features} features but the last stage "
+                              f"gives {widths[-1]}")
 
 
 def _preview(state: Dict[str, Tensor], root: str) -> str:
@@ -154,47 +171,66 @@ def _preview(state: Dict[str, Tensor], root: str) -> str:
     return ", ".join(keys) or "no such keys"
 
 
-def write_tail(work: Path, tail: ClassificationTail, symbols: Sequence[np.ndarray]) -> Dict:
-    """Export ``tail.onnx`` and check onnxruntime against the torch tail on real symbols."""
+def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarray]]) -> Dict:
+    """Export ``tail.onnx`` and check onnxruntime against the torch tail on real head outputs.
+
+    ``samples``: per image, the arrays of ``tail.inputs`` in order (head.onnx's outputs).
+    """
     import onnxruntime as ort
 
     path = work / "tail.onnx"
-    shape = [1, *symbols[0].shape[1:]]
-    export_onnx(tail, shape, path, [OUTPUT], {"sc2deploy_part": "tail"}, INPUT)
+    names = [name for name, _ in tail.inputs]
+    shapes = {name: [1, *a.shape[1:]] for name, a in zip(names, samples[0])}
+    _export(tail, shapes, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst, top1_same, top5_overlap, classes = 0.0, 0, [], None
     with torch.no_grad():
-        for s in symbols:
-            x = s.astype(np.float32)
-            ref = tail(torch.from_numpy(x)).numpy()
-            got = session.run(None, {INPUT: x})[0]
+        for sample in samples:
+            arrays = [np.asarray(a, np.float32) for a in sample]
+            ref = tail(*(torch.from_numpy(a) for a in arrays)).numpy()
+            got = session.run(None, dict(zip(names, arrays)))[0]
             classes = int(got.shape[1])
             worst = max(worst, float(np.max(np.abs(ref - got)) / (np.max(np.abs(ref)) + 1e-12)))
             top1_same += int(np.argmax(ref) == np.argmax(got))
             k = min(5, classes)
             top5_overlap.append(len(set(np.argsort(-ref[0])[:k]) & set(np.argsort(-got[0])[:k])))
-    if worst > MAX_RELATIVE_DIFF or top1_same != len(symbols):
+    if worst > MAX_RELATIVE_DIFF or top1_same != len(samples):
         raise ExportError(f"tail.onnx differs from the torch tail: max relative difference "
                           f"{worst:.2e} (expected <= {MAX_RELATIVE_DIFF:g}), top-1 identical on "
-                          f"{top1_same} of {len(symbols)} images; the bundle was not written")
+                          f"{top1_same} of {len(samples)} images; the bundle was not written")
     logger.info("  tail: onnxruntime vs torch max relative difference %.1e, top-1 identical on "
-                "%d/%d images", worst, top1_same, len(symbols))
-    return {"file": path.name, "sha256": sha256_file(path),
-            "input": {"name": INPUT, "shape": shape, "dtype": "float32",
-                      "definition": "head.onnx's output round(y - median); the tail adds the "
-                                    "medians"},
+                "%d/%d images", worst, top1_same, len(samples))
+    inputs = [{"name": name, "shape": shapes[name], "dtype": "float32", "definition": what}
+              for name, what in tail.inputs]
+    return {"file": path.name, "sha256": sha256_file(path), "input": inputs[0], "inputs": inputs,
             "output": {"name": OUTPUT, "shape": [1, classes], "dtype": "float32"},
             "outputs": f"logits of {classes} classes, in the checkpoint's class order",
-            "layers": ["decoder", *LAYERS, "avgpool", "fc"],
-            "verification": {"images": len(symbols), "max_relative_difference": worst,
+            "layers": list(tail.layers),
+            "verification": {"images": len(samples), "max_relative_difference": worst,
                              "top1_identical": top1_same,
                              "top5_overlap_min": min(top5_overlap)}}
 
 
-def no_tail_reason(family: str, head_prefix: str, decoder: Optional[DecoderTail]) -> str:
-    """Why a checkpoint exports without a tail (said in the log and the manifest)."""
-    if family != "fp":
-        return "BQ students' tails (a BN/ReLU decoder, layer3-4, fc) are not exported yet"
+def _export(tail: nn.Module, shapes: Dict[str, list], path: Path) -> None:
+    """A static-shape opset-17 graph with one input per head output, checked fully."""
+    import onnx
+
+    dummies = tuple(torch.zeros(*shape) for shape in shapes.values())
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is ours
+        torch.onnx.export(tail, dummies, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=list(shapes), output_names=[OUTPUT],
+                          do_constant_folding=True)
+    model = onnx.load(str(path))
+    for key, value in {"producer": f"sc2deploy {__version__}", "sc2deploy_part": "tail"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def no_tail_reason(head_prefix: str, decoder: Optional[DecoderTail]) -> str:
+    """Why a factorized-prior checkpoint exports without a tail (log and manifest)."""
     if decoder is None:
         return "the checkpoint has no decoder (a head-only file)"
     if tail_root(head_prefix) is None:

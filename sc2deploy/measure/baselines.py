@@ -15,12 +15,17 @@ IMAGE_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
 
 def image_bytes(path: Path, pre: Preprocessing, fmt: str, quality: int) -> bytes:
     """The resized/cropped input image compressed by Pillow at ``quality`` (1-100)."""
+    return compress(pre.cropped_image(path), fmt, quality)
+
+
+def compress(img, fmt: str, quality: int) -> bytes:
+    """A Pillow RGB image compressed as ``fmt`` (jpeg, webp) at ``quality`` (1-100)."""
     if fmt not in IMAGE_FORMATS:
         raise UsageError(f"unknown image format {fmt!r}; known: {', '.join(IMAGE_FORMATS)}")
     if not 1 <= int(quality) <= 100:
         raise UsageError(f"quality {quality} is out of range: expected 1-100")
     buf = io.BytesIO()
-    pre.cropped_image(path).save(buf, format=IMAGE_FORMATS[fmt], quality=int(quality))
+    img.save(buf, format=IMAGE_FORMATS[fmt], quality=int(quality))
     return buf.getvalue()
 
 

@@ -7,8 +7,10 @@
 
 Every target runs the whole pipeline through its own runtime; the container is the real one
 (the bundle's prior, the chosen coder) and is decoded again and checked before the tail (the
-server's classifier, tail.onnx) sees it. Per target: top-1/top-5 accuracy with 95 % Wilson
-intervals, bytes per image and the agreement of its top-1 with the fp32 pipeline's.
+server's classifier, tail.onnx) sees it. BQ baselines send uint8 symbols with the scale and
+zero point (no prior); those two come from head.onnx (fp32) for every target, as runners
+return symbols only. Per target: top-1/top-5 accuracy with 95 % Wilson intervals, bytes per
+image and the agreement of its top-1 with the fp32 pipeline's.
 
 Labels: an ImageFolder layout (``DIR/CLASS/*.jpg``; the class index is the position of CLASS
 among the sorted folder names, as torchvision's ImageFolder; ``classes`` overrides the order)
@@ -27,6 +29,7 @@ import numpy as np
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import CodecError, UsageError
 from sc2deploy.log import logger
+from sc2deploy.measure.baselines import bq_bytes
 from sc2deploy.measure.progress import Progress
 from sc2deploy.measure.runtime import _runtime_version
 from sc2deploy.preprocess import IMAGE_SUFFIXES
@@ -213,6 +216,65 @@ def _tail_classes(bundle: Bundle) -> int:
     return int(tail["output"]["shape"][-1])
 
 
+class _Container:
+    """The real container: the bundle's prior and range coder (fp students)."""
+
+    def __init__(self, bundle: Bundle, coder: Optional[str]):
+        self._codec = latent_codec(bundle, coder)
+        self.coder = self._codec.coder
+
+    def encode(self, symbols: np.ndarray, side: Dict[str, np.ndarray]) -> bytes:
+        return self._codec.encode(symbols)
+
+    def decode(self, data: bytes, shape) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        return self._codec.decode(data, shape), {}
+
+
+class _BQContainer:
+    """BQ's container (``measure.baselines.bq_bytes`` raw): scale (float32), zero point
+    (uint8), the uint8 symbols; the tail takes all three."""
+
+    coder = "uint8"
+
+    def encode(self, symbols: np.ndarray, side: Dict[str, np.ndarray]) -> bytes:
+        return bq_bytes(symbols, float(side["scale"][0]), int(side["zero_point"][0]))["raw"]
+
+    def decode(self, data: bytes, shape) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        q = np.frombuffer(data, np.uint8, offset=5)
+        if q.size != int(np.prod(shape)):
+            raise CodecError(f"BQ container holds {q.size} symbols, expected {int(np.prod(shape))} "
+                             f"for the latent shape {list(shape)}")
+        return q.reshape(shape).astype(np.int32), {
+            "scale": np.frombuffer(data[:4], np.float32).copy(),
+            "zero_point": np.frombuffer(data[4:5], np.uint8).astype(np.float32)}
+
+
+def _container(bundle: Bundle, coder: Optional[str]):
+    if bundle.prior() is not None:
+        return _Container(bundle, coder)
+    if coder is not None:
+        raise UsageError(f"--coder {coder}: bundle {bundle.path} is a BQ baseline, its latent is "
+                         "sent as uint8 (scale, zero point, symbols): drop --coder")
+    return _BQContainer()
+
+
+def _side_outputs(bundle: Bundle):
+    """x → the head's outputs besides the symbols that the tail takes (BQ: scale and zero
+    point, from head.onnx in fp32: runners return symbols only); {} for one-input tails."""
+    names = [i["name"] for i in bundle.manifest["tail"].get("inputs", [])[1:]]
+    if not names:
+        return lambda x: {}
+    import onnxruntime as ort
+
+    head = bundle.file(bundle.manifest["artifacts"][REFERENCE]["file"])
+    session = ort.InferenceSession(str(head), providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+    if not set(names) <= set(outputs):
+        raise UsageError(f"tail.onnx takes {', '.join(names)} but head.onnx outputs "
+                         f"{', '.join(outputs)}: re-export the bundle")
+    return lambda x: dict(zip(names, session.run(names, {bundle.model["input"]["name"]: x})))
+
+
 def runnable_targets(bundle: Bundle) -> List[str]:
     """The fp32 pipeline first, then every other artifact of the bundle that can run here."""
     names = [REFERENCE]
@@ -250,7 +312,7 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
                             " (the class index is the folder's position in the sorted folder "
                             "names, or in --classes)"))
     names = list(dict.fromkeys([REFERENCE, *targets])) if targets else runnable_targets(bundle)
-    codec = latent_codec(bundle, coder)
+    codec = _container(bundle, coder)
     latent_shape = tuple(bundle.model["latent"]["shape"])
     pre = bundle.preprocessing()
     k = min(TOP_K, classes)
@@ -262,17 +324,21 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
     with ExitStack() as stack:
         heads = {t: stack.enter_context(load_runner(bundle, t)) for t in names}
         tail = stack.enter_context(load_server_runner(bundle, "tail"))
+        side_of = _side_outputs(bundle)
         bar = stack.enter_context(Progress("evaluate", n, enabled=progress))
         for i, (path, truth) in enumerate(zip(data.images, data.labels)):
             x = pre(path)
+            side = side_of(x)
             for t, head in heads.items():
                 symbols = head.infer(x)[0]
-                container = codec.encode(symbols)
-                decoded = codec.decode(container, latent_shape)
-                if not np.array_equal(decoded, symbols):
+                container = codec.encode(symbols, side)
+                decoded, got = codec.decode(container, latent_shape)
+                if not np.array_equal(decoded, symbols) or any(
+                        not np.array_equal(got[k], v) for k, v in side.items()):
                     raise CodecError(f"{path}: {t}: the container decodes to other symbols than "
                                      f"were encoded ({codec.coder} coder): report this bug")
-                logits = np.asarray(tail.infer(decoded[None].astype(np.float32))).reshape(-1)
+                logits = np.asarray(tail.infer(decoded[None].astype(np.float32),
+                                               got)).reshape(-1)
                 best = np.argsort(-logits, kind="stable")[:k]
                 first[t][i] = best[0]
                 top1[t][i] = best[0] == truth
@@ -315,4 +381,131 @@ def format_evaluation(doc: dict) -> str:
                      f"{t1['ci95'][1]:.1f}]  top-{doc['top_k']} {t5['pct']:5.1f} % "
                      f"[{t5['ci95'][0]:.1f}, {t5['ci95'][1]:.1f}]  {r['bytes']['mean']:.0f} B/image"
                      f"  agree {a['same']}/{r['images']} ({a['pct']:.1f} %)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- input-compression baselines
+#
+#   image ─ preprocess (crop) ─┬─────────────────────────────── teacher ─ top-5  ("teacher")
+#                              └─ JPEG/WebP at Q ─ bytes ─ decode ─ teacher ─ top-5  (a baseline)
+
+BASELINE_MODEL = "teacher"
+
+
+def parse_baselines(specs: Sequence[str]) -> Tuple[Tuple[str, int], ...]:
+    """``["jpeg:10,50", "webp:90"]`` → ``(("jpeg", 10), ("jpeg", 50), ("webp", 90))``."""
+    from sc2deploy.measure.baselines import IMAGE_FORMATS
+
+    points: List[Tuple[str, int]] = []
+    for spec in specs:
+        codec, sep, qualities = str(spec).partition(":")
+        codec = codec.strip().lower()
+        if codec not in IMAGE_FORMATS or not sep:
+            raise UsageError(f"--baselines {spec!r}: expected CODEC:Q1,Q2,... with CODEC one of "
+                             f"{', '.join(IMAGE_FORMATS)}, e.g. jpeg:10,50,90")
+        for q in qualities.split(","):
+            q = q.strip()
+            if not q.isdigit() or not 1 <= int(q) <= 100:
+                raise UsageError(f"--baselines {spec!r}: quality {q!r}; expected integers from "
+                                 "1 to 100 separated by commas, e.g. jpeg:10,50,90")
+            if (codec, int(q)) not in points:
+                points.append((codec, int(q)))
+    return tuple(points)
+
+
+def _teacher_session(path: Path, bundle: Bundle, labels: Sequence[int]):
+    """An onnxruntime session of the teacher, checked against the head's input and the labels."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    what = "expected an ONNX classifier of the head's preprocessed input"
+    if not path.is_file():
+        raise UsageError(f"--teacher {path}: file not found; {what}")
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types
+        raise UsageError(f"--teacher {path}: onnxruntime cannot load it ({exc}); {what}") from None
+    inputs, expected = session.get_inputs(), list(bundle.model["input"]["shape"])
+    shape = list(inputs[0].shape) if len(inputs) == 1 else []
+    if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape, expected)):
+        raise UsageError(f"--teacher {path}: its inputs are "
+                         f"{[(i.name, i.shape) for i in inputs]}; {what}: one input of shape "
+                         f"{expected}")
+    classes = session.get_outputs()[0].shape[-1]
+    if isinstance(classes, int) and max(labels, default=0) >= classes:
+        raise UsageError(f"--teacher {path}: it outputs {classes} classes but a label is "
+                         f"{max(labels)}; give the teacher of this task")
+    return session
+
+
+def _ranked(session, x: np.ndarray) -> np.ndarray:
+    """The teacher's best TOP_K classes (all of them when it has fewer), best first."""
+    logits = np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0]).reshape(-1)
+    return np.argsort(-logits, kind="stable")[:TOP_K]
+
+
+def _accuracy(ranked: np.ndarray, labels: np.ndarray) -> Dict[str, dict]:
+    n = len(labels)
+    c1, c5 = int((ranked[:, 0] == labels).sum()), int((ranked == labels[:, None]).any(1).sum())
+    return {"top1": {"correct": c1, **_proportion(c1, n)},
+            "top5": {"correct": c5, **_proportion(c5, n)}}
+
+
+def evaluate_baselines(bundle_path: Path, data: LabeledImages, teacher: Path,
+                       points: Sequence[Tuple[str, int]], progress: bool = True) -> dict:
+    """The ``teacher`` and ``baselines`` entries of an evaluation document.
+
+    Each image is preprocessed as the head's input, compressed by each (codec, quality) of
+    ``points`` (Pillow), decoded and classified by ``teacher`` (ONNX, onnxruntime); the
+    teacher on the uncompressed input is the ``teacher`` entry.
+    """
+    import io
+
+    from PIL import Image
+
+    from sc2deploy.bundle import sha256_file
+    from sc2deploy.measure.baselines import compress
+
+    bundle = Bundle.open(bundle_path)
+    session = _teacher_session(teacher, bundle, data.labels)
+    pre = bundle.preprocessing()
+    normalize = replace(pre, resize=min(pre.crop), exif_transpose=False)  # on cropped images
+    n = len(data.images)
+    clean: List[np.ndarray] = []
+    ranked: Dict[Tuple[str, int], List[np.ndarray]] = {p: [] for p in points}
+    sizes: Dict[Tuple[str, int], List[int]] = {p: [] for p in points}
+    with Progress("baselines", n, enabled=progress) as bar:
+        for i, path in enumerate(data.images):
+            img = pre.cropped_image(path)
+            clean.append(_ranked(session, normalize.transform(img)))
+            for p in points:
+                payload = compress(img, *p)
+                with Image.open(io.BytesIO(payload)) as decoded:
+                    ranked[p].append(_ranked(session, normalize.transform(decoded.convert("RGB"))))
+                sizes[p].append(len(payload))
+            bar.update(i + 1)
+    labels = np.asarray(data.labels, dtype=np.int64)
+    rows = []
+    for p in points:
+        b = np.asarray(sizes[p], dtype=np.float64)
+        rows.append({"codec": p[0], "quality": p[1], "model": BASELINE_MODEL, "images": n,
+                     "bytes": {"mean": float(b.mean()), "p50": float(np.median(b)),
+                               "min": float(b.min()), "max": float(b.max())},
+                     **_accuracy(np.stack(ranked[p]), labels)})
+    return {"teacher": {"file": str(teacher), "sha256": sha256_file(Path(teacher)),
+                        "images": n, **_accuracy(np.stack(clean), labels)},
+            "baselines": rows}
+
+
+def format_baselines(doc: dict) -> str:
+    """The printed summary of the baselines: the teacher, then one line per codec and quality."""
+    t = doc["teacher"]
+    lines = [f"input-compression baselines ({BASELINE_MODEL} {Path(t['file']).name}: top-1 "
+             f"{t['top1']['pct']:.1f} % [{t['top1']['ci95'][0]:.1f}, {t['top1']['ci95'][1]:.1f}]"
+             " on uncompressed inputs)"]
+    for r in doc["baselines"]:
+        t1 = r["top1"]
+        lines.append(f"  {r['codec']:<5} q{r['quality']:<3}  top-1 {t1['pct']:5.1f} % "
+                     f"[{t1['ci95'][0]:.1f}, {t1['ci95'][1]:.1f}]  "
+                     f"{r['bytes']['mean']:.0f} B/image")
     return "\n".join(lines)

@@ -9,6 +9,16 @@ or a *LoRa* link whose frame airtime follows the SX1276 datasheet formula
     n_payload = 8 + max(ceil((8 PL - 4 SF + 28 + 16 CRC - 20 IH) / (4 (SF - 2 DE))) (CR + 4), 0)
 
 Radio energy = TX power x airtime. Every profile carries its source.
+
+Two limits of real links are modeled as expected values:
+
+* **frame loss** ``p`` with retransmission until each frame gets through: a frame is sent
+  ``1 / (1 - p)`` times on average, and each resend first waits ``retry_wait_ms`` (e.g. the
+  LoRaWAN receive windows); airtime and radio energy grow by ``1 / (1 - p)``.
+* **duty cycle** ``d`` (ETSI EN 300 220, e.g. 1 % in most EU868 sub-bands): after every
+  transmission of airtime ``T`` the radio stays silent ``T (1/d - 1)``, except after the last::
+
+      delay = A + (A - T_last) (1/d - 1) + resends x retry_wait,   A = expected airtime
 """
 
 import math
@@ -68,6 +78,9 @@ class Link:
     frame_overhead_bytes: int = 0
     per_frame_ms: float = 0.0
     lora: Optional[LoRa] = None
+    duty_cycle: Optional[float] = None  # fraction of time on air allowed (0.01 = 1 %)
+    frame_loss: float = 0.0  # probability that a frame is lost (and sent again)
+    retry_wait_ms: float = 0.0  # wait before each resend (acknowledgement timeout)
 
     def frames(self, nbytes: int) -> int:
         if self.frame_payload_bytes is None:
@@ -75,20 +88,36 @@ class Link:
         return max(1, math.ceil(nbytes / self.frame_payload_bytes))
 
     def delay_ms(self, nbytes: int) -> float:
-        """Time on air for ``nbytes`` of payload, frames and their overhead included."""
+        """Expected time from the first bit sent to the last received: airtime with resends,
+        their waits, and the duty cycle's silences."""
+        airtime, last = self._airtime_ms(nbytes)
+        resends = self.frames(nbytes) * self.frame_loss / (1 - self.frame_loss)
+        expected = airtime / (1 - self.frame_loss)
+        silence = 0.0 if self.duty_cycle is None else \
+            (expected - last) * (1 / self.duty_cycle - 1)
+        return expected + silence + resends * self.retry_wait_ms
+
+    def airtime_ms(self, nbytes: int) -> float:
+        """Expected time on air (what radio energy is paid for), resends included."""
+        return self._airtime_ms(nbytes)[0] / (1 - self.frame_loss)
+
+    def _airtime_ms(self, nbytes: int):
+        """(time on air for ``nbytes``, frames and their overhead included; the last frame's)."""
         nbytes = int(nbytes)
         if nbytes < 0:
             raise UsageError(f"payload size must be >= 0 bytes, got {nbytes}")
+        frames = self.frames(nbytes)
         if self.lora is not None:
             full, rest = divmod(nbytes, self.frame_payload_bytes)
             ms = full * self.lora.frame_ms(self.frame_payload_bytes)
-            return ms + (self.lora.frame_ms(rest) if rest or not full else 0.0)
-        frames = self.frames(nbytes)
+            last = self.lora.frame_ms(rest) if rest or not full else 0.0
+            return ms + last, last or self.lora.frame_ms(self.frame_payload_bytes)
         bits = 8 * (nbytes + frames * self.frame_overhead_bytes)
-        return bits / self.rate_bps * 1e3 + frames * self.per_frame_ms
+        ms = bits / self.rate_bps * 1e3 + frames * self.per_frame_ms
+        return ms, ms / frames  # frames of a framed link: taken as equal
 
     def radio_joules(self, nbytes: int) -> Optional[float]:
-        return None if self.tx_watts is None else self.tx_watts * self.delay_ms(nbytes) / 1e3
+        return None if self.tx_watts is None else self.tx_watts * self.airtime_ms(nbytes) / 1e3
 
     def summary(self, payloads: Sequence[float]) -> dict:
         """The results-file entry for these payload sizes (bytes per image)."""
@@ -114,6 +143,10 @@ BUILTIN: Dict[str, Link] = {link.name: link for link in (
     _lora("lora-sx1276-13dbm", 0.0957, 6, 500e3,
           "SF6, 500 kHz, CR 4/5 (37.5 kbit/s), +13 dBm: 29 mA x 3.3 V"),
     _lora("lora-sf7-125k", 0.396, 7, 125e3, "SF7, 125 kHz, CR 4/5 (5.47 kbit/s), +20 dBm"),
+    Link("lora-eu868-sf7", LoRa(sf=7, bw_hz=125e3).bit_rate,
+         f"{SX1276}; SF7, 125 kHz, CR 4/5, +14 dBm (EU868's limit): 44 mA x 3.3 V; ETSI EN "
+         "300 220 1 % duty cycle of the g1 sub-band (868.0-868.6 MHz)", 0.1452, LORA_MAX_PAYLOAD,
+         0, 0.0, LoRa(sf=7, bw_hz=125e3), duty_cycle=0.01),
     Link("lora-ideal-37.5k", 37500.0,
          "WACV'22 supplementary assumption: bytes x 8 / 37.5 kbit/s, no framing; "
          "TX power of the SX1276 at +20 dBm (120 mA x 3.3 V)", 0.396),
@@ -141,7 +174,8 @@ def load_link(name_or_file: Union[str, Path]) -> Link:
 def link_from_dict(data: dict, where: str = "link profile") -> Link:
     """A user link: name, source and rate_bps (or a ``lora`` mapping) are required."""
     known = {"name", "rate_bps", "source", "tx_watts", "frame_payload_bytes",
-             "frame_overhead_bytes", "per_frame_ms", "lora"}
+             "frame_overhead_bytes", "per_frame_ms", "lora", "duty_cycle", "frame_loss",
+             "retry_wait_ms"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(f"{where}: unknown fields {unknown}; known: {sorted(known)}")
@@ -165,6 +199,7 @@ def link_from_dict(data: dict, where: str = "link profile") -> Link:
         if value is not None and (not isinstance(value, (int, float)) or value < 0
                                   or (key == "rate_bps" and value == 0)):
             raise UsageError(f"{where}: {key} must be a positive number, got {value!r}")
+    _check_limits(fields, where)
     if "rate_bps" not in fields:
         raise UsageError(f"{where}: 'rate_bps' is required (or a 'lora' mapping)")
     payload = fields.get("frame_payload_bytes")
@@ -174,3 +209,15 @@ def link_from_dict(data: dict, where: str = "link profile") -> Link:
     if fields.get("lora") is not None and payload > LORA_MAX_PAYLOAD:
         raise UsageError(f"{where}: LoRa frames carry at most {LORA_MAX_PAYLOAD} B, got {payload}")
     return Link(**fields)
+
+
+def _check_limits(fields: dict, where: str) -> None:
+    """duty_cycle in (0, 1], frame_loss in [0, 1), retry_wait_ms >= 0."""
+    for key, ok, expected in (
+            ("duty_cycle", lambda v: v is None or 0 < v <= 1, "a fraction in (0, 1], e.g. 0.01"),
+            ("frame_loss", lambda v: 0 <= v < 1, "a probability in [0, 1)"),
+            ("retry_wait_ms", lambda v: v >= 0, "a number of ms >= 0")):
+        value = fields.get(key, 0.0 if key != "duty_cycle" else None)
+        number = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        if not number or not ok(value):
+            raise UsageError(f"{where}: {key} must be {expected}, got {value!r}")

@@ -37,7 +37,7 @@ from sc2deploy.measure.power import discover
 from sc2deploy.measure.progress import Progress
 from sc2deploy.results.schema import header, utc_now
 from sc2deploy.measure.sampler import Sampler
-from sc2deploy.measure.stats import mean_ci95, ns_to_ms, summarize
+from sc2deploy.measure.stats import mean_ci95, ns_to_ms, samples_entry, summarize
 from sc2deploy.targets import get_target, load_runner
 
 STAGES = ("load", "preprocess", "head", "code")
@@ -153,7 +153,7 @@ def profile(options: ProfileOptions) -> dict:
                                (cpu_end.system - cpu_start.system)) / wall_s
     rss_end = _rss_mb(process)
     cond["temperatures_c"]["after"] = conditions.temperatures(Path(options.sysfs_root))
-    latency = _latency(loop)
+    latency, samples = _latency(loop)
     nbytes = np.asarray(loop.nbytes, dtype=np.float64)
     doc = {
         **header("device", not interrupted and len(loop) > 0,
@@ -167,6 +167,7 @@ def profile(options: ProfileOptions) -> dict:
                  "stop": "interrupted" if interrupted else
                  ("duration" if options.duration_s else "runs")},
         "latency_ms": latency,
+        "samples": samples,
         "throughput_ips": len(loop) / wall_s if wall_s else 0.0,
         "bytes": _bytes_stats(nbytes),
         "memory": {"peak_rss_mb": max(loop.peak_rss / 2 ** 20, rss_after_warmup or 0.0),
@@ -237,11 +238,12 @@ def _measure(runner, codec, pre, images, runs, duration_s, loop: _Loop, show: bo
         progress.close()
 
 
-def _latency(loop: _Loop) -> dict:
-    latency = {s: summarize(ns_to_ms(loop.stage_ns[s])) for s in STAGES}
+def _latency(loop: _Loop):
+    """(``latency_ms`` summaries, ``samples``: the per-image times, bounded)."""
+    times = {s: ns_to_ms(loop.stage_ns[s]) for s in STAGES}
     total = np.sum([loop.stage_ns[s] for s in STAGES], axis=0) if len(loop) else []
-    latency["total"] = summarize(ns_to_ms(total))
-    return latency
+    times["total"] = ns_to_ms(total)
+    return {s: summarize(v) for s, v in times.items()}, samples_entry(times)
 
 
 def _bytes_stats(nbytes: np.ndarray) -> dict:

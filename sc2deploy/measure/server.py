@@ -19,7 +19,7 @@ from sc2deploy.measure.options import ServerOptions
 from sc2deploy.measure.progress import Progress
 from sc2deploy.results.schema import header, utc_now
 from sc2deploy.targets import load_server_runner
-from sc2deploy.measure.stats import ns_to_ms, summarize
+from sc2deploy.measure.stats import ns_to_ms, samples_entry, summarize
 
 
 def profile_server(options: ServerOptions) -> dict:
@@ -54,16 +54,18 @@ def profile_server(options: ServerOptions) -> dict:
         complete = False
     finally:
         progress.close()
-    total = np.add(decode_ns, decoder_ns)
+    times = {"decode": ns_to_ms(decode_ns), "decoder": ns_to_ms(decoder_ns),
+             "total": ns_to_ms(np.add(decode_ns, decoder_ns))}
+    if not has_decoder:  # no decoder stage to show: its ~0 ms would look like a measurement
+        del times["decoder"]
     return {
         **header("server", complete and bool(decode_ns),
                  options.label or f"{bundle.model['name']}/server", created, bundle),
         "coder": codec.coder, "threads": options.threads,
         "runs": {"warmup": options.warmup, "measured": len(decode_ns),
                  "image_files": len(images), "stop": "runs" if complete else "interrupted"},
-        "latency_ms": {"decode": summarize(ns_to_ms(decode_ns)),
-                       "decoder": summarize(ns_to_ms(decoder_ns)),
-                       "total": summarize(ns_to_ms(total))},
+        "latency_ms": {stage: summarize(values) for stage, values in times.items()},
+        "samples": samples_entry(times),
         "decoder": ({"present": True, "file": bundle.manifest["decoder"]["file"]}
                     if has_decoder else
                     {"present": False, "note": "head-only checkpoint: the bundle has no decoder; "

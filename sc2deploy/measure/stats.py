@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from sc2deploy.results.schema import STAT_KEYS
+from sc2deploy.results.schema import SAMPLE_CAP, STAT_KEYS
 
 # Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (beyond: normal 1.96).
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -38,3 +38,22 @@ def mean_ci95(values: Sequence[float]) -> Tuple[float, Optional[Tuple[float, flo
     t = _T95[a.size - 2] if a.size - 1 <= len(_T95) else 1.96
     half = t * float(a.std(ddof=1)) / math.sqrt(a.size)
     return mean, (mean - half, mean + half)
+
+
+def samples_entry(stages_ms: Dict[str, Sequence[float]], cap: int = SAMPLE_CAP) -> dict:
+    """The ``samples`` entry of a results document: every per-image time (ms, to 0.1 µs) when
+    a stage has at most ``cap``, else a uniform random subset of ``cap`` (seed 0, without
+    replacement, in measurement order). Stages of equal length keep the same images, so
+    sample i of every stage is one image."""
+    picks: Dict[int, np.ndarray] = {}
+    out, thinned = {}, False
+    for stage, values in stages_ms.items():
+        a = np.asarray(values, dtype=np.float64)
+        if a.size > cap:
+            thinned = True
+            if a.size not in picks:
+                rng = np.random.default_rng(0)
+                picks[a.size] = np.sort(rng.choice(a.size, cap, replace=False))
+            a = a[picks[a.size]]
+        out[stage] = [round(float(v), 4) for v in a]
+    return {"cap": cap, "selection": "uniform" if thinned else "all", "latency_ms": out}

@@ -4,7 +4,10 @@
 
     OUT/.demo-bundle.new-PID ─ export demo + build every target buildable here (int8: search)
         ─ replaces OUT/demo-bundle only when both are done (else it is as it was)
-    OUT/demo-bundle ─ describe + verify table
+    OUT/demo-bundle ─ describe + verify table (the task gate: the demo has a tail)
+        ─ OUT/eval: generated labeled images (demo_data, held-out seed)
+        ─ evaluate every runnable target + the teacher's JPEG/WebP baselines
+                          ─ OUT/results/evaluation.json
         ─ profile-server  ─ OUT/results/server.json
         ─ profile each target that runs here (LoRa link; RAPL, else the rpi4 model)
                           ─ OUT/results/TARGET.json
@@ -27,6 +30,9 @@ from sc2deploy.specs import DEMO_MODEL
 DEMO_LINK = "lora-sx1276-20dbm"
 DEMO_DEVICE_PROFILE = "rpi4"
 DEMO_RUNS = 30
+DEMO_TEACHER = Path(__file__).resolve().parent.parent / "data" / "demo_teacher.onnx"
+DEMO_EVAL_PER_CLASS = 20  # x 10 classes = 200 images: 95 % Wilson interval [80.5, 90.1] at 86 %
+DEMO_BASELINES = ("jpeg:5,10,25,50,75,90", "webp:5,10,25,50,90")
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,17 @@ class Demo:
 
     bundle: Path  # OUT/demo-bundle
     report: Path  # OUT/report/report.html
-    results: Tuple[Path, ...]  # OUT/results/server.json, then one per profiled target
+    results: Tuple[Path, ...]  # OUT/results/server.json, one per profiled target, evaluation
 
 
 def run(out: Path, runs: int = DEMO_RUNS, targets: Optional[Sequence[str]] = None,
-        echo: Callable[[str], None] = print) -> Demo:
+        echo: Callable[[str], None] = print, eval_per_class: int = DEMO_EVAL_PER_CLASS) -> Demo:
     """Export, build, verify, profile and report the demo student into ``out``.
 
     ``targets``: the targets to build (default: every one buildable on this host; the
-    others are skipped and named). ``runs``: images measured per profile. ``echo``
-    receives the tables printed along the way.
+    others are skipped and named). ``runs``: images measured per profile;
+    ``eval_per_class``: generated images per class for the accuracy. ``echo`` receives
+    the tables printed along the way.
     """
     from sc2deploy.bundle import Bundle
     from sc2deploy.builders.build import BuildOptions, build_targets, format_table, verify_bundle
@@ -81,11 +88,36 @@ def run(out: Path, runs: int = DEMO_RUNS, targets: Optional[Sequence[str]] = Non
     built = [r["target"] for r in rows if r["passed"]]
     runnable = [n for n in built if known[n].build_on == "host"
                 and not known[n].host_check]
-    return _profile(target, runnable, out, runs, echo)
+    try:
+        evaluation = _evaluate(target, runnable, out, eval_per_class, echo)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while evaluating: the bundle {target} is kept; no "
+                          "results or report written") from None
+    return _profile(target, runnable, out, runs, echo, evaluation)
+
+
+def _evaluate(bundle: Path, names: List[str], out: Path, per_class: int,
+              echo: Callable[[str], None]) -> Tuple[dict, Path]:
+    """Accuracy of every runnable target and of the teacher's JPEG/WebP baselines on a
+    generated held-out set (OUT/eval) → OUT/results/evaluation.json."""
+    from sc2deploy.measure.evaluate import (evaluate, evaluate_baselines, format_baselines,
+                                            format_evaluation, parse_baselines, read_labeled)
+    from sc2deploy.orchestrate.demo_data import CLASSES, EVAL_SEED, write_labeled_set
+    from sc2deploy.results.schema import write_results
+
+    with step(f"generating the labeled eval set ({len(CLASSES)} classes x {per_class} images) "
+              f"in {out / 'eval'}"):
+        data = read_labeled(write_labeled_set(out / "eval", per_class, EVAL_SEED))
+    with step(f"evaluating {', '.join(names)} and the teacher's JPEG/WebP baselines"):
+        doc = evaluate(bundle, data, names, label="demo/evaluate", progress=False)
+        doc.update(evaluate_baselines(bundle, data, DEMO_TEACHER,
+                                      parse_baselines(DEMO_BASELINES), progress=False))
+    echo(format_evaluation(doc) + "\n" + format_baselines(doc))
+    return doc, write_results(doc, out / "results" / "evaluation.json")
 
 
 def _profile(bundle: Path, names: List[str], out: Path, runs: int,
-             echo: Callable[[str], None]) -> Demo:
+             echo: Callable[[str], None], evaluation: Tuple[dict, Path]) -> Demo:
     """Profile every runnable target with the LoRa link, then write the report."""
     from sc2deploy.measure.options import ProfileOptions, ServerOptions
     from sc2deploy.measure.power import discover
@@ -102,7 +134,7 @@ def _profile(bundle: Path, names: List[str], out: Path, runs: int,
         logger.info("energy: RAPL unavailable (%s); modeling with the %r device profile on "
                     "this machine's timings, labeled 'modeled, host-timed on CPU'",
                     reasons.get("rapl"), DEMO_DEVICE_PROFILE)
-    with step("profiling the server side (range decoding; the demo student has no decoder)"):
+    with step("profiling the server side (range decoding and the decoder)"):
         server_doc = profile_server(ServerOptions(bundle=bundle, runs=runs, progress=False))
         written = [write_results(server_doc, results / "server.json")]
     server = server_ms_from(server_doc, "server.json")
@@ -121,5 +153,5 @@ def _profile(bundle: Path, names: List[str], out: Path, runs: int,
                               f"the results in {results} are kept ({name}.json is PARTIAL); "
                               "no report written")
     with step("writing the report"):
-        report = write_report(docs, out / "report")
-    return Demo(bundle=bundle, report=report, results=tuple(written))
+        report = write_report([*docs, evaluation[0]], out / "report")
+    return Demo(bundle=bundle, report=report, results=(*written, evaluation[1]))

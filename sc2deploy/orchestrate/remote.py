@@ -19,6 +19,7 @@ measured as a *partial* result (``complete: false``), which is fetched to
 :func:`profile_on_host` runs ``ProfileOptions`` on a ``RemoteOptions`` host (the remote
 command line comes from the options' declaration, the deadline from :func:`remote_timeout`);
 :func:`profile_remote` takes the ``sc2deploy profile`` arguments as they are.
+``verify --host`` (``verify_remote``) reaches the device with the same pieces.
 """
 
 import codecs
@@ -53,7 +54,7 @@ REMOTE_TIMEOUT_S = 600.0  # copy + run + fetch, on top of the run's --duration a
 
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _HOST = re.compile(r"[A-Za-z0-9_.%:\[\]-]+")
-_REMOTE_DIR = re.compile(r"/[A-Za-z0-9_./+-]*sc2deploy-profile\.[A-Za-z0-9]+")
+_REMOTE_DIR = re.compile(r"/[A-Za-z0-9_./+-]*sc2deploy-(profile|verify)\.[A-Za-z0-9]+")
 
 
 def parse_destination(destination: str) -> Tuple[Optional[str], str]:
@@ -232,6 +233,14 @@ def _check_inputs(bundle: Path, profile_args: Sequence[str], out: Path, remote_p
         if arg.split("=", 1)[0] in RESERVED_ARGS:
             raise UsageError(f"profile_args sets {arg!r}: profile_remote passes --images and -o "
                              "itself (the copied images and the fetched results file)")
+    if Path(out).is_dir():
+        raise UsageError(f"-o {out} is a folder: expected the results .json file to write")
+    return connection_inputs(remote_python, port, timeout, ssh_options)
+
+
+def connection_inputs(remote_python: str, port: Optional[int], timeout: float,
+                      ssh_options: Sequence[str]) -> List[str]:
+    """Check how the device is reached; ``--remote-python`` as an argv prefix."""
     if isinstance(ssh_options, str) or not all(isinstance(a, str) for a in ssh_options):
         raise UsageError(f"ssh_options must be a list of strings, got {ssh_options!r}")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int)
@@ -239,8 +248,6 @@ def _check_inputs(bundle: Path, profile_args: Sequence[str], out: Path, remote_p
         raise UsageError(f"SSH port {port!r} is invalid: expected an integer 1..65535")
     if not timeout > 0:
         raise UsageError(f"timeout {timeout!r} is invalid: expected seconds > 0")
-    if Path(out).is_dir():
-        raise UsageError(f"-o {out} is a folder: expected the results .json file to write")
     command = shlex.split(remote_python) if remote_python else []
     if not command or command[0].startswith("-"):
         raise UsageError(f"remote python {remote_python!r} is invalid: expected a command such "
@@ -267,7 +274,16 @@ def profile_remote(destination: str, bundle: Path, images: Path, profile_args: S
     python = _check_inputs(bundle, profile_args, out, remote_python, port, timeout, ssh_options)
     image_files = [p.resolve() for p in list_images(images)]
     remote = _Remote(destination, port, ssh_options, time.monotonic() + timeout, timeout)
+    check_sc2deploy(remote, python, remote_python)
+    remote_dir = make_remote_dir(remote, "profile", "images")
+    try:
+        return _run_in(remote, remote_dir, python, Path(bundle), image_files, profile_args, out)
+    finally:
+        _cleanup(remote, remote_dir)
 
+
+def check_sc2deploy(remote: _Remote, python: List[str], remote_python: str) -> None:
+    """RemoteError unless ``python`` on the device runs ``-m sc2deploy`` (connection, login)."""
     with step(f"checking sc2deploy on {remote.label}"):
         result = remote.run(remote.ssh_argv(shlex.join([*python, "-m", "sc2deploy", "--version"])),
                             "checking sc2deploy")
@@ -282,18 +298,29 @@ def profile_remote(destination: str, bundle: Path, images: Path, profile_args: S
             logger.warning("  the device has %s, this machine sc2deploy %s: results may differ "
                            "in format", version, __version__)
 
+
+def make_remote_dir(remote: _Remote, kind: str, subdir: str) -> str:
+    """A new ``$TMPDIR/sc2deploy-KIND.XXXXXX`` on the device (with ``subdir``); its path."""
     made = remote.check(remote.run(remote.ssh_argv(
-        'd=$(mktemp -d "${TMPDIR:-/tmp}/sc2deploy-profile.XXXXXX") && mkdir "$d/images" '
+        f'd=$(mktemp -d "${{TMPDIR:-/tmp}}/sc2deploy-{kind}.XXXXXX") && mkdir "$d/{subdir}" '
         '&& echo "$d"'), "creating a temporary folder"), "creating a temporary folder")
     lines = made.strip().splitlines()
     remote_dir = lines[-1].strip() if lines else ""
     if not _REMOTE_DIR.fullmatch(remote_dir):
         raise RemoteError(f"`mktemp -d` on {remote.label} printed {made.strip()!r}; expected "
                           "an absolute path with plain characters: check TMPDIR on the device")
-    try:
-        return _run_in(remote, remote_dir, python, Path(bundle), image_files, profile_args, out)
-    finally:
-        _cleanup(remote, remote_dir)
+    return remote_dir
+
+
+def interruptible(remote_dir: str, command: str) -> str:
+    """A remote script that runs ``command`` and SIGINTs it when the ssh connection ends."""
+    # The shell execs python under its own pid ($$). A watcher holding ssh's stdin (fd 3) sends
+    # it SIGINT when the connection ends (our timeout, Ctrl-C, a dropped link): the run then
+    # stops (profile: writes what it measured as partial results) and exits.
+    return (f"echo $$ > {remote_dir}/pid; exec 3<&0 </dev/null; "
+            "( cat <&3 >/dev/null 2>&1; kill -0 $$ 2>/dev/null && kill -INT $$ ) "
+            ">/dev/null 2>&1 & "
+            f"export PYTHONUNBUFFERED=1; exec {command} 3<&-")
 
 
 def _run_in(remote: _Remote, remote_dir: str, python: List[str], bundle: Path,
@@ -312,16 +339,10 @@ def _run_in(remote: _Remote, remote_dir: str, python: List[str], bundle: Path,
     command = shlex.join([*python, "-m", "sc2deploy", "profile", f"{remote_dir}/bundle",
                           "--images", f"{remote_dir}/images", "-o", f"{remote_dir}/results.json",
                           *profile_args])
-    # The shell execs python under its own pid ($$). A watcher holding ssh's stdin (fd 3) sends
-    # it SIGINT when the connection ends (our timeout, Ctrl-C, a dropped link): the run then
-    # writes what it measured as partial results and exits.
-    script = (f"echo $$ > {remote_dir}/pid; exec 3<&0 </dev/null; "
-              "( cat <&3 >/dev/null 2>&1; kill -0 $$ 2>/dev/null && kill -INT $$ ) "
-              ">/dev/null 2>&1 & "
-              f"export PYTHONUNBUFFERED=1; exec {command} 3<&-")
     logger.info("• running on %s: %s", remote.label, command)
     start = time.monotonic()
-    status, returncode, stderr = _stream(remote, remote.ssh_argv(script))
+    status, returncode, stderr = _stream(remote, remote.ssh_argv(interruptible(remote_dir,
+                                                                               command)))
     logger.info("  remote run ended after %.1f s (%s)", time.monotonic() - start,
                 status if status != "exited" else f"exit code {returncode}")
     if status != "exited":

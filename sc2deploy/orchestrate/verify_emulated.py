@@ -4,7 +4,7 @@ Only the head runs emulated; the reference, preprocessing and statistics stay on
 
     host (.venv): torch fp32 reference on the evaluation images ─ inputs.npy (float32) ─┐
     qemu-aarch64-static -cpu CPU: one python per CPU, every runnable artifact's runner   │
-        (onnxruntime, LiteRT; never TensorRT or host checks) on inputs.npy ─ TARGET.npy ◄┘
+        (onnxruntime, LiteRT; never TensorRT or host checks) on inputs.npy ─ I.npy ◄───┘
     host: fidelity_stats (agreement, ties, rate change, task) + the gate's verdict per
         artifact ─ bundle transaction ─ manifest["artifacts"][T]["fidelity_by_cpu"][KEY]
 
@@ -13,10 +13,11 @@ host's own measurement is recorded under its key too. Emulated latency means not
 it is recorded as null ("emulated: no timing"). Emulation costs ~2.5 s per 224 px head
 inference, so few images are used (default 4, picked evenly from the evaluation images).
 The emulated Python lives in the work folder (default ``build/arm``, shared with
-``make arm-check``: its setup is cached by stamps).
+``make arm-check``: its setup is cached by stamps). ``run_files`` (any staged file, by key)
+also serves ``build --search --emulate`` (``search_emulated``). The emulated python runs
+``device_snippet.DEVICE_SCRIPT`` (as the device of ``verify --host`` does), with no timing.
 """
 
-import json
 import platform
 import shutil
 import tempfile
@@ -35,46 +36,13 @@ from sc2deploy.bundle import Bundle
 from sc2deploy.errors import EmulationError, UsageError
 from sc2deploy.log import logger
 from sc2deploy.machine import core_name, fidelity_key, runtime_version
+from sc2deploy.orchestrate.device_snippet import DEVICE_SCRIPT, read_output, stage_job
 from sc2deploy.orchestrate.emulation import ROOT, Emulator
 
 DEFAULT_WORK = ROOT / "build" / "arm"
 DEFAULT_IMAGES = 4
 NO_TIMING = "emulated: no timing"
 EMULATED_MACHINE = "aarch64 (qemu-user)"
-
-# Run by the emulated python: every named artifact's runner on inputs.npy ([N, 1, C, H, W]
-# float32, preprocessed on the host); writes OUT/TARGET.npy (int32 symbols [N, 1, C', H', W'])
-# and OUT/result.json (runtime and version, seconds, or why an artifact was skipped).
-EMULATED_SNIPPET = r'''
-import importlib.metadata, json, sys, time
-from pathlib import Path
-import numpy as np
-from sc2deploy.bundle import Bundle
-from sc2deploy.targets import get_target, load_runner
-bundle_dir, inputs_file, out, *names = sys.argv[1:]
-bundle = Bundle.open(Path(bundle_dir))
-inputs = np.load(inputs_file, allow_pickle=False)
-dists = importlib.metadata.packages_distributions()
-result = {}
-for name in names:
-    spec = get_target(name)
-    missing = spec.missing("run")
-    if missing:
-        result[name] = {"skipped": f"cannot run on the emulated aarch64: {missing}"}
-        continue
-    module = spec.run_requires[0]
-    version = importlib.metadata.version(dists.get(module, [module])[0])
-    with load_runner(bundle, name, threads=1) as runner:
-        t0 = time.perf_counter()
-        symbols = np.stack([runner.infer(x) for x in inputs]).astype(np.int32)
-        seconds = time.perf_counter() - t0
-    np.save(Path(out) / f"{name}.npy", symbols, allow_pickle=False)
-    result[name] = {"runtime": spec.runtime, "version": version, "seconds": seconds}
-if "torch" in sys.modules:
-    sys.exit("the device runtime imported torch")
-(Path(out) / "result.json").write_text(json.dumps(result))
-'''
-
 
 @dataclass(frozen=True)
 class EmulateOptions:
@@ -85,7 +53,7 @@ class EmulateOptions:
 
     def __post_init__(self):
         if not self.cpus:
-            raise UsageError("verify --emulate: name at least one CPU (e.g. cortex-a76)")
+            raise UsageError("--emulate: name at least one CPU (e.g. cortex-a76)")
         if self.images < 1:
             raise UsageError(f"--emulate-images {self.images}: expected at least 1")
 
@@ -113,10 +81,12 @@ def emulation_indices(count: int, n: int) -> List[int]:
 
 
 def subset(reference, indices: Sequence[int]):
-    """The reference restricted to some of its images (inputs, symbols, ties, server)."""
+    """The reference restricted to some of its images (inputs, symbols, ties, the head's other
+    outputs the tail takes, server)."""
     pick = (lambda seq: None if seq is None else [seq[i] for i in indices])
     return SimpleNamespace(inputs=pick(reference.inputs), symbols=pick(reference.symbols),
                            pre_round=pick(reference.pre_round),
+                           side=pick(getattr(reference, "side", None)),
                            server={k: pick(v) for k, v in reference.server.items()})
 
 
@@ -142,29 +112,35 @@ def emulated_targets(bundle: Bundle) -> Tuple[List[str], Dict[str, str]]:
 def run_emulated(emu: Emulator, cpu: str, bundle: Bundle, names: Sequence[str],
                  inputs: Sequence[np.ndarray], timeout_s: Optional[float] = None) -> CpuRun:
     """One emulated python on ``cpu`` runs every artifact in ``names`` on ``inputs``."""
+    artifacts = bundle.manifest["artifacts"]
+    return run_files(emu, cpu, bundle, {n: (n, bundle.file(artifacts[n]["file"])) for n in names},
+                     inputs, timeout_s)
+
+
+def run_files(emu: Emulator, cpu: str, bundle: Bundle, runs: Dict[str, Tuple[str, Path]],
+              inputs: Sequence[np.ndarray], timeout_s: Optional[float] = None) -> CpuRun:
+    """One emulated python on ``cpu`` runs each ``runs[key] = (target, file)`` (an artifact of
+    ``bundle``, or a candidate staged in it) on ``inputs``; results by key."""
     tmp_root = emu.layout.tmp
     tmp_root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="verify-", dir=tmp_root))
     try:
-        np.save(folder / "inputs.npy", np.stack(inputs).astype(np.float32), allow_pickle=False)
+        stage_job(folder, bundle.model["input"],
+                  {k: (t, str(Path(f).resolve()), None) for k, (t, f) in runs.items()}, inputs,
+                  0, "the emulated aarch64")
         out = folder / "out"
         out.mkdir()
-        timeout = timeout_s or 300 + 60 * len(names) * len(inputs)
+        timeout = timeout_s or 300 + 60 * len(runs) * len(inputs)
         t0 = time.perf_counter()
-        proc = emu.run_python(cpu, ["-c", EMULATED_SNIPPET, bundle.path.resolve(),
-                                    folder / "inputs.npy", out, *names],
-                              cwd=folder, timeout=timeout)
+        proc = emu.run_python(cpu, ["-c", DEVICE_SCRIPT, folder / "job.json",
+                                    folder / "inputs.npy", out], cwd=folder, timeout=timeout)
         seconds = time.perf_counter() - t0
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-            raise EmulationError(f"{cpu}: the emulated verification failed with exit code "
+            raise EmulationError(f"{cpu}: the emulated run failed with exit code "
                                  f"{proc.returncode}:\n{tail}")
-        info = json.loads((out / "result.json").read_text())
-        run = CpuRun(cpu, info=info, seconds=seconds)
-        for name, entry in info.items():
-            if "skipped" not in entry:
-                run.symbols[name] = list(np.load(out / f"{name}.npy", allow_pickle=False))
-        return run
+        result, symbols = read_output(out)
+        return CpuRun(cpu, symbols=symbols, info=result["runs"], seconds=seconds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -173,6 +149,20 @@ def _entry(machine: str, cpu: str, emulated: bool, runtime: str, stats: Dict,
            verdict: Dict) -> Dict:
     return {"machine": machine, "cpu": cpu, "emulated": emulated, "runtime": runtime,
             "images": stats["images"], "stats": stats, "verdict": verdict}
+
+
+def emulated_entry(cpu: str, info: Dict, stats: Dict, verdict: Dict) -> Tuple[str, Dict]:
+    """(fidelity key, ``fidelity_by_cpu`` entry) of one emulated measurement (``info``: the
+    run's runtime and version)."""
+    key = fidelity_key("aarch64", cpu, info["runtime"], info["version"])
+    return key, _entry(EMULATED_MACHINE, cpu, True, f"{info['runtime']} {info['version']}",
+                       stats, verdict)
+
+
+def cost(run: CpuRun, images: int) -> Dict:
+    """What emulation cost on one CPU: the whole process, and per image."""
+    return {"process_s": round(run.seconds, 1), "images": images,
+            "s_per_image": round(run.seconds / images, 2)}
 
 
 def verify_emulated(bundle_path: Path, emulate: EmulateOptions,
@@ -238,22 +228,19 @@ def verify_emulated(bundle_path: Path, emulate: EmulateOptions,
                 continue
             stats = fidelity_stats(bundle, small, run.symbols[name])
             verdict = options.verdict(target.precision, stats)
-            key = fidelity_key("aarch64", cpu, info["runtime"], info["version"])
-            records.setdefault(name, {})[key] = _entry(
-                EMULATED_MACHINE, cpu, True, f"{info['runtime']} {info['version']}", stats,
-                verdict)
+            key, entry = emulated_entry(cpu, info, stats, verdict)
+            records.setdefault(name, {})[key] = entry
             rows.append({**verify_row(bundle, name, target, stats, verdict), "cpu": label,
                          "measured_on": key, "timing": NO_TIMING})
             per_image.append(f"{name} {info['seconds'] / len(indices):.2f}")
-        cost = {"process_s": round(run.seconds, 1), "images": len(indices),
-                "s_per_image": round(run.seconds / len(indices), 2)}
+        spent = cost(run, len(indices))
         logger.info("emulation cost on %s: %.1f s for %d images (%d artifacts, process start "
                     "included) = %.2f s per image; head inference alone, s per image: %s", cpu,
-                    run.seconds, len(indices), len(per_image), cost["s_per_image"],
+                    run.seconds, len(indices), len(per_image), spent["s_per_image"],
                     ", ".join(per_image))
         for row in rows:
             if row.get("cpu") == label and "agreement_pct" in row:
-                row["emulation"] = cost
+                row["emulation"] = spent
 
     if records:
         _record(bundle.path, records)

@@ -27,7 +27,9 @@ def describe(bundle: Bundle) -> str:
     tail = m.get("tail", {})
     if "file" in tail:
         check = tail.get("verification", {})
-        lines.append(f"tail       {tail['file']}: {tail['input']['shape']} symbols -> logits "
+        inputs = ", ".join(f"{i.get('name', 'symbols')} {i['shape']}"
+                           for i in tail.get("inputs", [tail["input"]]))
+        lines.append(f"tail       {tail['file']}: {inputs} -> logits "
                      f"{tail['output']['shape']} ({' -> '.join(tail.get('layers', []))}); "
                      f"top-1 identical to torch on {check.get('top1_identical')}/"
                      f"{check.get('images')} latents")

@@ -3,15 +3,23 @@
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from sc2deploy.measure.energy_models import PROFILES, host_name
 
 
 PARTIAL = "partial (interrupted)"
 NO_ENERGY = "no energy data"
-PLOTS = {"end_to_end": "latency_end_to_end.png", "stages": "latency_stages.png",
-         "energy": "energy_per_image.png", "pareto": "bytes_vs_latency.png"}
-STAGE_ORDER = ("load", "preprocess", "head", "code", "decode", "decoder")
-COLORS = {"device": "#4C72B0", "link": "#DD8452", "server": "#55A868"}
+# Figure key: file stem (each written as .png, .pdf and .svg).
+FIGURES = {"end_to_end": "latency_end_to_end", "cdf": "latency_cdf",
+           "stages": "latency_stages", "energy": "energy_per_image",
+           "pareto": "bytes_vs_latency", "rate_accuracy": "rate_accuracy",
+           "rate_agreement": "rate_agreement"}
+PLOTS = {key: f"{stem}.png" for key, stem in FIGURES.items()}
+STAGE_ORDER = ("load", "preprocess", "head", "code", "decode", "decoder", "encode",
+               "transfer", "server", "reply")
+COLORS = {"device": "#4C72B0", "link": "#DD8452", "server": "#55A868", "reply": "#8172B3",
+          "radio": "#DD8452"}
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3",
            "#8C8C8C", "#CCB974", "#64B5CD")
 DASH = "—"
@@ -70,10 +78,47 @@ def dig(doc: dict, *keys, default=None):
     return doc
 
 
+def has_stage(doc: dict, stage: str) -> bool:
+    """Whether the configuration has ``stage``: schema <= 2 server documents time a
+    "decoder" stage (~0 ms) even when the bundle has no decoder; it is not shown."""
+    if stage == "decoder" and dig(doc, "decoder", "present") is False:
+        return False
+    return stage in doc["latency_ms"]
+
+
 def stage_names(doc: dict) -> List[str]:
-    stages = [s for s in STAGE_ORDER if s in doc["latency_ms"]]
+    stages = [s for s in STAGE_ORDER if has_stage(doc, s)]
     stages += sorted(s for s in doc["latency_ms"] if s not in STAGE_ORDER and s != "total")
     return stages + ["total"]
+
+
+def samples_of(doc: dict, stage: str) -> Optional[np.ndarray]:
+    """The raw per-image times (ms) of ``stage``, or None (schema <= 2, or not sampled)."""
+    times = dig(doc, "samples", "latency_ms", stage)
+    return np.asarray(times, dtype=np.float64) if times else None
+
+
+def spread(doc: dict, stage: str = "total") -> Tuple[float, float, float]:
+    """(low, p50, high): the interquartile range of the samples, else p50 ± 0.53 (p90 − p50),
+    what the interquartile range is for a normal distribution (0.674 / 1.282 σ)."""
+    s = doc["latency_ms"][stage]
+    times = samples_of(doc, stage)
+    if times is not None:
+        q1, q3 = np.percentile(times, [25, 75])
+        return float(q1), s["p50"], float(q3)
+    half = 0.526 * (s["p90"] - s["p50"])
+    return s["p50"] - half, s["p50"], s["p50"] + half
+
+
+def radio_joules(doc: dict) -> Optional[float]:
+    """Modeled radio energy per image (the link model: TX power × airtime), or None."""
+    return dig(doc, "link", "radio_joules_per_image")
+
+
+def same_config(a: dict, b: dict) -> bool:
+    """Two documents of one bundle and target (e.g. a stream and a device result)."""
+    return (a["bundle"]["manifest_sha256"] == b["bundle"]["manifest_sha256"]
+            and a.get("target") == b.get("target"))
 
 
 def all_stages(docs: Sequence[dict]) -> List[str]:
@@ -162,6 +207,8 @@ class Bar:
     baseline: bool = False
     partial: bool = False
     context: str = ""  # baselines: link and device
+    reply: Optional[float] = None  # measured streams: the server's answer back
+    measured: bool = False  # a stream: every part measured (else the link is modeled)
 
     @property
     def has_server(self) -> bool:
@@ -174,6 +221,8 @@ class Bar:
     @property
     def notes(self) -> List[str]:
         notes = [self.context] if self.context else []
+        if self.measured:
+            return notes + ["measured end to end"]
         if not self.link_name and not self.baseline:
             notes.append("no link")
         if not self.has_server:
@@ -181,10 +230,23 @@ class Bar:
         return notes
 
 
+def _stream_bar(doc: dict, name: str) -> Bar:
+    """A measured split-pipeline run: the p50 of each stage it has."""
+    lat = doc["latency_ms"]
+    part = {s: dig(lat, s, "p50") for s in ("encode", "transfer", "server", "reply")}
+    return Bar(name, part["encode"] or 0.0, part["transfer"] or 0.0, part["server"] or 0.0,
+               dig(doc, "link", "name") or "measured link",
+               "measured" if part["server"] is not None else None, partial=not doc["complete"],
+               reply=part["reply"], measured=True)
+
+
 def end_to_end_bars(docs: Sequence[dict]) -> List[Bar]:
-    """Device results, then each distinct baseline (name, link, device) once."""
+    """Device results, each followed by the measured streams of its bundle and target, the
+    other streams, then each distinct baseline (name, link, device) once."""
     bars, seen = [], set()
-    for doc, name in zip(docs, names(docs)):
+    all_names = names(docs)
+    streams = [(d, n) for d, n in zip(docs, all_names) if d["kind"] == "stream"]
+    for doc, name in zip(docs, all_names):
         if doc["kind"] != "device":
             continue
         e2e = doc.get("end_to_end_ms") or {}
@@ -194,6 +256,10 @@ def end_to_end_bars(docs: Sequence[dict]) -> List[Bar]:
         bars.append(Bar(name, e2e.get("device", doc["latency_ms"]["total"]["p50"]),
                          e2e.get("link", 0.0) if link_name else 0.0, server or 0.0, link_name,
                          source, partial=not doc["complete"]))
+        mine = [(s, n) for s, n in streams if same_config(s, doc)]
+        bars += [_stream_bar(s, n) for s, n in mine]
+        streams = [(s, n) for s, n in streams if (s, n) not in mine]
+    bars += [_stream_bar(s, n) for s, n in streams]
     devices = {device_key(d) for d in docs if d.get("baselines")}
     for doc in docs:
         for base in doc.get("baselines") or []:

@@ -1,19 +1,19 @@
-"""Reports from profiling results: Markdown, self-contained HTML, CSV and PNG plots.
+"""Reports from results: HTML, Markdown, figures (PNG/PDF/SVG), tables (LaTeX/CSV).
 
 ::
 
-    results.json ... ─ validate ─┬─ tables ─┬─ report.md    (plots by relative path)
-                                 │          └─ report.html  (plots as data: URIs, inline CSS)
-                                 ├─ results.csv              (one row per results file)
-                                 └─ plots (matplotlib, Agg) ─ *.png
+    results.json ... ─ validate ─┬─ tables ─┬─ report.md    (figures by relative path)
+                                 │          ├─ report.html  (figures as data: URIs, inline CSS)
+                                 │          └─ tables/NAME.tex, tables/NAME.csv (booktabs)
+                                 ├─ results.csv              (one row per profiling result)
+                                 └─ figures (matplotlib, Agg) ─ NAME.png, NAME.pdf, NAME.svg
 
-Partial (interrupted) results are included and flagged wherever they appear;
-modeled energy is labeled "modeled" in every table and plot ("modeled, host-timed
-on CPU" when the time was measured on a machine other than the profile's device)
-and never shown with a confidence interval. matplotlib is
-imported only inside the plotting functions (``pip install 'sc2deploy[report]'``).
-Evaluation documents (``sc2deploy evaluate``) feed the Accuracy table only: no plot, no
-CSV row; a report of evaluations alone has just the overview line and that table.
+``formats`` chooses what is written (default: everything, :data:`FORMATS`). Partial
+(interrupted) results are included and flagged wherever they appear; modeled numbers are
+labeled "modeled" in every table and hatched in every figure ("modeled, host-timed on CPU"
+when the time was measured on a machine other than the profile's device) and never shown
+with a confidence interval. Evaluation documents (``sc2deploy evaluate``) give the Accuracy
+table and the rate–accuracy figures, and accuracy to the Pareto front.
 """
 
 import base64
@@ -23,42 +23,38 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple, Union
 
-from sc2deploy.atomic import ensure_writable, make_readable, swap_in
-from sc2deploy.errors import ResultsError
-from sc2deploy.report.data import (NO_ENERGY, PARTIAL, PLOTS, device_key,
-                                             end_to_end_bars, energy_kind_of, host_timed_on,
-                                             names)
-from sc2deploy.report.plots import (plot_bytes_latency, plot_end_to_end, plot_energy,
-                                              plot_stage_latency)
+from sc2deploy.atomic import (deferred_signals, ensure_writable, make_readable, replace_dir,
+                              swap_in)
+from sc2deploy.errors import ResultsError, UsageError
+from sc2deploy.report.captions import caption
+from sc2deploy.report.data import (FIGURES, NO_ENERGY, PARTIAL, PLOTS, device_key,
+                                   end_to_end_bars, energy_kind_of, host_timed_on, names)
+from sc2deploy.report.distributions import plot_latency_cdf, plot_stage_latency
+from sc2deploy.report.figure import FIGURE_FORMATS, save
+from sc2deploy.report.pareto import front
+from sc2deploy.report.plots import plot_bytes_latency, plot_end_to_end, plot_energy
+from sc2deploy.report.rate import plot_rate_accuracy, plot_rate_agreement
+from sc2deploy.report.table_files import to_csv, to_latex
 from sc2deploy.report.tables import (Table, accuracy_table, baselines_table, bytes_table,
-                                               device_conditions_table, end_to_end_table,
-                                               energy_table, latency_table, overview_table,
-                                               pareto_table, resources_table, run_conditions_table,
-                                               write_csv)
+                                     device_blocks, end_to_end_table, energy_table,
+                                     latency_table, overview_table, pareto_table,
+                                     resources_table, run_conditions_table, write_csv)
 from sc2deploy.results.schema import validate
 
+FORMATS = ("html", "md", "png", "pdf", "svg", "latex", "csv")
 
-CAPTIONS = {
-    "end_to_end": "End-to-end latency per image, stacked: device = p50 of the total device "
-                  "time (load + preprocess + head + code); link = delay of the mean payload on "
-                  "the result's link model; server = the measured or given server time, 0 where "
-                  "none was given (said next to the bar). Hatched bars: JPEG/WebP of the head's "
-                  "input image through the same link (device = encode p50 including load, "
-                  "resize and crop; server = the same server time as the result, assumed).",
-    "stages": "Per-stage latency from the stored summary statistics (no raw samples, so no "
-              "quartiles): box from p50 (thick line) to p90, whiskers from min to p99, "
-              "diamond = mean, x = max.",
-    "energy": "Energy per image (total board energy / images). Solid bars are measured (sensor "
-              "named in the legend); hatched bars are modeled (time × a device power profile; "
-              "not a measurement, so no error bars); \"host-timed on CPU\" marks a model "
-              "applied to the time of a machine other than the profile's device. Error bars: "
-              "95 % confidence interval over repeated windows (measured only); "
-              "| = dynamic energy (total − idle baseline).",
-    "pareto": "Mean bytes per image vs device latency p50 (total). The line is the Pareto "
-              "front of the results (lower left is better); grey markers are JPEG/WebP "
-              "baselines of the input image (encode p50), not included in the front. Hollow "
-              "markers: partial (interrupted) results.",
-}
+
+def parse_formats(text: str) -> Tuple[str, ...]:
+    """``"html,pdf"`` → ("html", "pdf"); "all" = every format. Unknown names are refused."""
+    chosen = [f.strip().lower() for f in text.split(",") if f.strip()]
+    if chosen == ["all"]:
+        return FORMATS
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise UsageError(f"--format {text!r}: expected a comma-separated list of "
+                         f"{', '.join(FORMATS)} (or all), got "
+                         f"{', '.join(map(repr, unknown)) or 'nothing'}")
+    return tuple(f for f in FORMATS if f in chosen)
 
 
 def _notes(docs: Sequence[dict]) -> List[str]:
@@ -94,43 +90,96 @@ def _notes(docs: Sequence[dict]) -> List[str]:
 
 
 def _split(docs: Sequence[dict]) -> Tuple[List[dict], List[dict]]:
-    """(profiling results: device and server, evaluations: ``sc2deploy evaluate``)."""
+    """(profiling results: device, server and stream, evaluations: ``sc2deploy evaluate``)."""
     return ([d for d in docs if d["kind"] != "evaluation"],
             [d for d in docs if d["kind"] == "evaluation"])
+
+
+def figure_keys(docs: Sequence[dict]) -> List[str]:
+    """The figures these results can fill (no empty figure is drawn)."""
+    profiles, evaluations = _split(docs)
+    kinds = {d["kind"] for d in profiles}
+    keys = []
+    if kinds & {"device", "stream"}:
+        keys.append("end_to_end")
+    if profiles:
+        keys.append("stages")
+        if any(d.get("samples") for d in profiles):
+            keys.append("cdf")
+    if "device" in kinds:
+        keys += ["pareto", "energy"]
+    if evaluations:
+        keys += ["rate_accuracy", "rate_agreement"]
+    return keys
+
+
+def _draw(key: str, profiles: Sequence[dict], evaluations: Sequence[dict]):
+    drawers = {"end_to_end": lambda: plot_end_to_end(profiles),
+               "stages": lambda: plot_stage_latency(profiles),
+               "cdf": lambda: plot_latency_cdf(profiles),
+               "pareto": lambda: plot_bytes_latency(profiles, evaluations),
+               "energy": lambda: plot_energy(profiles),
+               "rate_accuracy": lambda: plot_rate_accuracy(evaluations),
+               "rate_agreement": lambda: plot_rate_agreement(evaluations)}
+    return drawers[key]()
 
 
 ACCURACY_TEXT = ("Top-1/top-5 accuracy of each target's whole pipeline (head through its own "
                  "runtime, the real container, the tail) on the labeled images, with 95 % "
                  "Wilson intervals; mean bytes of the containers; how often its top-1 equals "
-                 "the fp32 pipeline's (head.onnx).")
+                 "the fp32 pipeline's (head.onnx). JPEG/WebP rows: the head's input compressed "
+                 "at that quality, decoded and classified by the teacher.")
+
+
+def _pareto_text(profiles: Sequence[dict], evaluations: Sequence[dict]) -> str:
+    used = front([d for d in profiles if d["kind"] == "device"], evaluations).objectives
+    return (f"Pareto front over {', '.join(used)} (accuracy only when every device result "
+            "has an evaluation of its bundle and target; energy only when every one has "
+            "energy). Ties inside the measurement noise are kept as ties (the rule is in the "
+            "figure's caption): \"tied with\" names the results no objective separates.")
 
 
 def _sections(docs: Sequence[dict]) -> List[Tuple[str, List[object]]]:
     """(title, blocks) where a block is a str paragraph, a Table or ("figure", key)."""
     profiles, evaluations = _split(docs)
-    accuracy = [("Accuracy", [ACCURACY_TEXT, accuracy_table(evaluations)])] if evaluations else []
-    device = [d for d in profiles if d["kind"] == "device"]
-    kinds = f"{len(device)} device, {len(profiles) - len(device)} server"
-    if evaluations:
-        kinds += f", {len(evaluations)} evaluation"
+    keys = figure_keys(docs)
+
+    def fig(*wanted):
+        return [("figure", k) for k in wanted if k in keys]
+
+    accuracy = ([("Accuracy", [ACCURACY_TEXT, *fig("rate_accuracy", "rate_agreement"),
+                               accuracy_table(evaluations)])] if evaluations else [])
+    counts = {k: sum(d["kind"] == k for d in docs) for k in ("device", "server", "stream",
+                                                            "evaluation")}
+    kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in ("device", "server"))
     overview = [f"{len(docs)} results ({kinds}).", ("notes",), overview_table(profiles)]
     if not profiles:
         return [("Overview", overview[:1])] + accuracy
+    device = [d for d in profiles if d["kind"] == "device"]
+    conditions: List[object] = ["One block per device: what its runs share (values that "
+                                "differed between runs are joined by \";\")."]
+    for name, block in device_blocks(profiles):
+        conditions += [f"Device: {name}", block]
+    conditions += ["Runs:", run_conditions_table(profiles)]
+    bytes_blocks = ([*fig("pareto"), _pareto_text(profiles, evaluations),
+                     pareto_table(profiles, evaluations), bytes_table(profiles),
+                     "Input-compression baselines (same images):", baselines_table(profiles)]
+                    if device else [])
     return [
         ("Overview", overview),
-        ("End-to-end latency", [("figure", "end_to_end"), end_to_end_table(profiles)]),
-        ("Latency per stage", [("figure", "stages"), latency_table(profiles),
+        *([("End-to-end latency", [*fig("end_to_end"), end_to_end_table(profiles)])]
+          if "end_to_end" in keys else []),
+        ("Latency per stage", [*fig("stages", "cdf"), latency_table(profiles),
                                resources_table(profiles)]),
-        ("Bytes per image", [("figure", "pareto"), "Pareto front across all results "
-                             "(fewer bytes and lower device latency are better):",
-                             pareto_table(profiles), bytes_table(profiles),
-                             "Input-compression baselines (same images):",
-                             baselines_table(profiles)]),
+        *([("Bytes per image", bytes_blocks)] if device else []),
         *accuracy,
-        ("Energy per image", [("figure", "energy"), energy_table(profiles)]),
-        ("Conditions", ["Device:", device_conditions_table(profiles), "Run and measurement:",
-                        run_conditions_table(profiles)]),
+        *([("Energy per image", [*fig("energy"), energy_table(profiles)])] if device else []),
+        ("Conditions", conditions),
     ]
+
+
+def _tables(sections) -> List[Table]:
+    return [b for _, blocks in sections for b in blocks if isinstance(b, Table)]
 
 
 def _md_cell(text: str) -> str:
@@ -138,6 +187,7 @@ def _md_cell(text: str) -> str:
 
 
 def render_markdown(docs: Sequence[dict]) -> str:
+    profiles, evaluations = _split(docs)
     out = ["# sc2deploy profiling report", ""]
     for title, blocks in _sections(docs):
         out += [f"## {title}", ""]
@@ -151,10 +201,11 @@ def render_markdown(docs: Sequence[dict]) -> str:
                 out += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in block.rows]
                 out.append("")
             elif block == ("notes",):
-                out += [f"- **Note:** {n}" for n in _notes(_split(docs)[0])] + [""]
+                out += [f"- **Note:** {n}" for n in _notes(profiles)] + [""]
             elif isinstance(block, tuple):
                 key = block[1]
-                out += [f"![{key}]({PLOTS[key]})", "", f"*{CAPTIONS[key]}*", ""]
+                out += [f"![{key}]({PLOTS[key]})", "",
+                        f"*{caption(key, profiles, evaluations)}*", ""]
             else:
                 out += [block, ""]
     return "\n".join(out)
@@ -185,8 +236,10 @@ def _is_number_cell(text: str) -> bool:
         return False
 
 
-def render_html(docs: Sequence[dict], plots: Dict[str, Path]) -> str:
-    """The report as one HTML file: inline CSS, plots as base64 data URIs, no external links."""
+def render_html(docs: Sequence[dict], pngs: Dict[str, Path]) -> str:
+    """The report as one HTML file: inline CSS, figures as base64 data URIs, no external
+    links."""
+    profiles, evaluations = _split(docs)
     e = html.escape
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -210,23 +263,25 @@ def render_html(docs: Sequence[dict], plots: Dict[str, Path]) -> str:
                                else f"<tr>{cells}</tr>")
                 out.append("</tbody></table></div>")
             elif block == ("notes",):
-                out += [f'<p class="note"><b>Note:</b> {e(n)}</p>'
-                        for n in _notes(_split(docs)[0])]
+                out += [f'<p class="note"><b>Note:</b> {e(n)}</p>' for n in _notes(profiles)]
             elif isinstance(block, tuple):
                 key = block[1]
-                data = base64.b64encode(Path(plots[key]).read_bytes()).decode("ascii")
+                data = base64.b64encode(Path(pngs[key]).read_bytes()).decode("ascii")
                 out.append(f'<figure><img alt="{e(key)}" src="data:image/png;base64,{data}">'
-                           f"<figcaption>{e(CAPTIONS[key])}</figcaption></figure>")
+                           f"<figcaption>{e(caption(key, profiles, evaluations))}"
+                           "</figcaption></figure>")
             else:
                 out.append(f"<p>{e(block)}</p>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def write_report(docs: Sequence[dict], out_dir: Union[str, Path]) -> Path:
-    """Write report.md, report.html, results.csv and the PNG plots into ``out_dir``.
+def write_report(docs: Sequence[dict], out_dir: Union[str, Path],
+                 formats: Sequence[str] = FORMATS) -> Path:
+    """Write the report in ``formats`` (:data:`FORMATS`) into ``out_dir``.
 
-    Returns the path of report.html. ``docs`` are results documents (validated again here).
+    Returns the path of report.html (of ``out_dir`` without "html"). ``docs`` are results
+    documents (validated again here). html embeds its figures; md links the PNG files.
     """
     docs = list(docs)
     if not docs:
@@ -234,23 +289,52 @@ def write_report(docs: Sequence[dict], out_dir: Union[str, Path]) -> Path:
     for i, doc in enumerate(docs):
         label = doc.get("label") if isinstance(doc, dict) else None
         validate(doc, f"result #{i + 1}" + (f" ({label!r})" if isinstance(label, str) else ""))
+    formats = set(formats)
     out = ensure_writable(out_dir, "the report folder")
-    drawers = {"end_to_end": plot_end_to_end, "stages": plot_stage_latency,
-               "energy": plot_energy, "pareto": plot_bytes_latency}
+    profiles, evaluations = _split(docs)
+    keep = [f for f in FIGURE_FORMATS if f in formats or (f == "png" and "md" in formats)]
+    draw = keep + (["png"] if "html" in formats and "png" not in keep else [])
     # Everything is drawn in a staging folder first, then moved in at once: Ctrl-C or a
     # failure leaves an earlier report in out_dir exactly as it was, and no partial file.
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     try:
-        profiles = _split(docs)[0]  # evaluations: the Accuracy table only (no plots, no CSV)
-        plots = {key: drawers[key](profiles, staging / PLOTS[key]) for key in PLOTS} \
-            if profiles else {}
-        (staging / "report.md").write_text(render_markdown(docs), encoding="utf-8")
-        write_csv(profiles, staging / "results.csv")
-        (staging / "report.html").write_text(render_html(docs, plots), encoding="utf-8")
-        files = sorted(p.name for p in staging.iterdir())
+        pngs = {}
+        for key in figure_keys(docs) if draw else []:
+            saved = save(_draw(key, profiles, evaluations), staging / FIGURES[key], draw)
+            pngs[key] = saved.get("png")
+        if "md" in formats:
+            (staging / "report.md").write_text(render_markdown(docs), encoding="utf-8")
+        if "csv" in formats and profiles:
+            write_csv(profiles, staging / "results.csv")
+        if "html" in formats:
+            (staging / "report.html").write_text(render_html(docs, pngs), encoding="utf-8")
+            if "png" not in keep:
+                for path in pngs.values():
+                    path.unlink()
+        if formats & {"latex", "csv"}:
+            _write_tables(_tables(_sections(docs)), staging / "tables", formats)
+        files = sorted(p.name for p in staging.iterdir() if p.is_file())
         for name in files:
             make_readable(staging / name)
-        swap_in([(staging / name, out / name) for name in files])
+        with deferred_signals():  # the files and tables/ together, or neither
+            swap_in([(staging / name, out / name) for name in files])
+            if (staging / "tables").is_dir():
+                replace_dir(staging / "tables", out / "tables")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return out / "report.html"
+    return out / "report.html" if "html" in formats else out
+
+
+def _write_tables(tables: Sequence[Table], folder: Path, formats) -> None:
+    """tables/NAME.tex (booktabs) and tables/NAME.csv of every non-empty table."""
+    folder.mkdir()
+    make_readable(folder, 0o755)
+    for table in tables:
+        if not table.rows:
+            continue
+        if "latex" in formats:
+            (folder / f"{table.name}.tex").write_text(to_latex(table), encoding="utf-8")
+        if "csv" in formats:
+            (folder / f"{table.name}.csv").write_text(to_csv(table), encoding="utf-8")
+    for path in folder.iterdir():
+        make_readable(path)

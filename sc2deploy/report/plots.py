@@ -1,210 +1,168 @@
-"""The report's PNG plots (matplotlib imported lazily, Agg canvas, no pyplot)."""
+"""The report's figures of end-to-end latency, energy and bytes vs latency (matplotlib, lazy).
 
-from pathlib import Path
-from typing import Dict, Sequence, Union
+Every drawer returns a Figure; :func:`sc2deploy.report.figure.save` writes it as PNG, PDF
+and SVG. Solid = measured, hatched = modeled, in every figure.
+"""
 
-from sc2deploy.errors import UsageError
-from sc2deploy.report.data import (COLORS, NO_ENERGY, PALETTE, PARTIAL, all_stages,
-                                             baseline_rows, dig, end_to_end_bars, energy_ci95,
-                                             energy_kind_of, energy_label_of, modeled_tag, names)
-from sc2deploy.results.schema import pareto_front
+from typing import Dict, List, Sequence
+
+from sc2deploy.report.data import (COLORS, NO_ENERGY, PALETTE, PARTIAL, baseline_rows, dig,
+                                   end_to_end_bars, energy_ci95, energy_kind_of, energy_label_of,
+                                   fmt_num, names, radio_joules, spread)
+from sc2deploy.report.figure import (flag_partial_ticks, log_scale, new_figure, styled,
+                                     wants_log)
+from sc2deploy.report.pareto import front
+
+HATCH = "///"
+COMPUTE = tuple(c for c in PALETTE if c != COLORS["radio"])  # radio keeps its own color
+PARTS = (("device", "device (p50)"), ("link", "link"), ("server", "server (p50)"),
+         ("reply", "reply (p50)"))
 
 
-def _figure(width: float, height: float):
-    """A matplotlib Figure on the Agg canvas (no pyplot, no global backend change)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UsageError("reports need matplotlib, which is not installed: "
-                         "pip install 'sc2deploy[report]'") from None
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+def _bar_label(bar) -> str:
+    return bar.short + (f"\n({'; '.join(bar.notes)})" if bar.notes else "")
+
+
+@styled
+def plot_end_to_end(docs: Sequence[dict]):
+    """One panel per part (device, link, server, reply when measured) and the total, each on
+    its own axis, so the device's milliseconds stay readable beside a slow link's seconds."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    bars = end_to_end_bars(docs)
+    parts = [(k, t) for k, t in PARTS if k != "reply" or any(b.reply is not None for b in bars)]
+    panels = parts + [("total", "total (sum)")]
+    fig = new_figure(1.3 + 0.34 * max(1, len(bars)))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (key, title) in zip(axes, panels):
+        values = []
+        for i, bar in enumerate(bars):
+            if key == "total":
+                value = bar.device + bar.link + bar.server + (bar.reply or 0.0)
+            elif key == "reply":
+                value = bar.reply
+            else:
+                value = getattr(bar, key)
+            missing = (value is None or (key == "link" and not bar.link_name)
+                       or (key == "server" and not bar.has_server))
+            if missing:
+                ax.text(0.03, i, "none", va="center", color="gray", style="italic",
+                        transform=ax.get_yaxis_transform())
+                continue
+            values.append(value)
+            modeled = key == "link" and not bar.measured  # the link model's delay
+            color = COLORS.get(key, "#555555")
+            ax.barh(i, value, height=0.62, color=color if not modeled else "white",
+                    edgecolor=color, hatch=HATCH if modeled else None, linewidth=0.8,
+                    alpha=0.6 if bar.baseline else 1.0)
+            if key == "total":
+                ax.text(value, i, f" {fmt_num(value)}", va="center", fontsize=6.5)
+        log = wants_log(values, 50)
+        room = 1.45 if key == "total" else 1.12  # the totals are written after the bars
+        if log:
+            log_scale(ax, "x", "decades")
+            ax.set_xlim(min(values) / 1.5, max(values) * room ** 3)
+        else:
+            ax.set_xlim(0, max(values + [1e-3]) * room)
+        if not log:
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.6g}"))
+        ax.set_title(title, loc="left")
+        ax.set_xlabel(f"ms per image{' (log)' if log else ''}")
+        ax.grid(axis="x", alpha=0.3, which="both")
+    axes[0].set_yticks(range(len(bars)), [_bar_label(b) for b in bars])
+    flag_partial_ticks(axes[0], [b.partial for b in bars])
+    axes[0].set_ylim(max(len(bars), 1) - 0.5, -0.5)
+    handles = [Patch(color=COLORS["device"], label="device: measured p50"),
+               Patch(facecolor="white", edgecolor=COLORS["link"], hatch=HATCH,
+                     label="link: modeled delay of the mean payload"),
+               Patch(color=COLORS["server"], label="server: measured or given p50")]
+    if any(b.measured for b in bars):
+        handles.insert(2, Patch(color=COLORS["link"], label="link: measured (stream) p50"))
+    if any(b.reply is not None for b in bars):
+        handles.append(Patch(color=COLORS["reply"], label="reply: measured p50"))
+    if any(b.baseline for b in bars):
+        handles.append(Patch(facecolor="#BBBBBB", alpha=0.6, label="pale: JPEG/WebP baseline"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
+    if not bars:
+        axes[0].text(0.5, 0.5, "no device results", transform=axes[0].transAxes, ha="center")
     return fig
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
-    return path
-
-
-def _flag_partial_ticks(ax, partial: Sequence[bool]) -> None:
-    for tick, flag in zip(ax.get_yticklabels(), partial):
-        if flag:
-            tick.set_color("#B22222")
-
-
-def _log_scale(ax, which: str) -> None:
-    """Log scale with plain-number ticks at 1, 2, 5 x 10^k."""
-    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
-
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(StrMethodFormatter("{x:,.6g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _wants_log(values: Sequence[float], ratio: float) -> bool:
-    positive = [v for v in values if v > 0]
-    return len(positive) > 1 and max(positive) / min(positive) > ratio
-
-
-def plot_end_to_end(docs: Sequence[dict], path: Union[str, Path]) -> Path:
-    """Stacked device / link / server bars per result, baselines hatched."""
-    from matplotlib.patches import Patch
-
-    bars = end_to_end_bars(docs)
-    fig = _figure(10, 1.6 + 0.5 * max(1, len(bars)))
-    ax = fig.add_subplot()
-    y = list(range(len(bars)))
-    left = [0.0] * len(bars)
-    for part in ("device", "link", "server"):
-        widths = [getattr(b, part) for b in bars]
-        for i, (bar, w) in enumerate(zip(bars, widths)):
-            ax.barh(i, w, left=left[i], height=0.62, color=COLORS[part],
-                    alpha=0.55 if bar.baseline else 1.0, hatch="///" if bar.baseline else None,
-                    edgecolor="#333333" if bar.baseline else "white", linewidth=0.4)
-        left = [a + w for a, w in zip(left, widths)]
-    right = max(left) if bars else 1.0
-    for i, bar in enumerate(bars):
-        ax.text(left[i] + right * 0.01, i, f"{left[i]:,.1f} ms", va="center", fontsize=8)
-    ax.set_yticks(y, [b.short + (f"\n({'; '.join(b.notes)})" if b.notes else "")
-                      for b in bars], fontsize=8)
-    _flag_partial_ticks(ax, [b.partial for b in bars])
-    ax.set_ylim(max(len(bars), 1) - 0.5, -0.5)
-    ax.set_xlim(0, (right or 1.0) * 1.15)
-    ax.set_xlabel("end-to-end latency per image (ms)")
-    ax.set_title("End-to-end latency: device (p50) + link (mean payload) + server")
-    ax.grid(axis="x", alpha=0.3)
-    handles = [Patch(color=COLORS["device"], label="device (p50 total / baseline encode p50)"),
-               Patch(color=COLORS["link"], label="link delay"),
-               Patch(color=COLORS["server"], label="server"),
-               Patch(facecolor="white", edgecolor="#333333", hatch="///",
-                     label="baseline: JPEG/WebP of the input")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    if not bars:
-        ax.text(0.5, 0.5, "no device results", transform=ax.transAxes, ha="center")
-    return _save(fig, Path(path))
-
-
-def _draw_box(ax, y: float, s: dict, color: str) -> None:
-    """Box p50..p90 (thick line at p50), whiskers min..p99, x = max, diamond = mean."""
-    from matplotlib.patches import Rectangle
-
-    h = 0.56
-    ax.add_patch(Rectangle((s["p50"], y - h / 2), max(s["p90"] - s["p50"], 0), h,
-                           facecolor=color, alpha=0.45, edgecolor=color, linewidth=1))
-    ax.plot([s["min"], s["p50"]], [y, y], color="#333333", linewidth=1)
-    ax.plot([s["p90"], s["p99"]], [y, y], color="#333333", linewidth=1)
-    for x in (s["min"], s["p99"]):
-        ax.plot([x, x], [y - h / 4, y + h / 4], color="#333333", linewidth=1)
-    ax.plot([s["p50"], s["p50"]], [y - h / 2, y + h / 2], color="black", linewidth=2.2)
-    ax.plot([s["mean"]], [y], marker="D", markersize=4, color="white",
-            markeredgecolor="black", linestyle="none")
-    ax.plot([s["max"]], [y], marker="x", markersize=5, color="#B22222", linestyle="none")
-
-
-def plot_stage_latency(docs: Sequence[dict], path: Union[str, Path]) -> Path:
-    """One panel per stage, one box per result, drawn from the stored percentiles."""
-    from matplotlib.lines import Line2D
-
-    all_names = names(docs)
-    stages = all_stages(docs)
-    rows = {s: [(n, d["latency_ms"][s], not d["complete"]) for d, n in zip(docs, all_names)
-                if s in d["latency_ms"]] for s in stages}
-    heights = [0.9 + 0.36 * len(rows[s]) for s in stages]
-    fig = _figure(10, sum(heights) + 0.8)
-    axes = fig.subplots(len(stages), 1, height_ratios=heights, squeeze=False)[:, 0]
-    for ax, stage in zip(axes, stages):
-        items = rows[stage]
-        for i, (_, stats, _) in enumerate(items):
-            if stats["n"] > 0:
-                _draw_box(ax, i, stats, PALETTE[0] if stage != "total" else PALETTE[3])
-            else:
-                ax.text(0.01, i, "no samples", va="center", fontsize=8, color="gray",
-                        transform=ax.get_yaxis_transform())
-        values = [v for _, s, _ in items if s["n"] > 0 for v in (s["min"], s["max"])]
-        log = _wants_log(values, 30) and min(values) > 0
-        if log:
-            _log_scale(ax, "x")
-        elif values:
-            ax.set_xlim(0, max(values) * 1.05 or 1.0)
-        ax.set_yticks(range(len(items)), [n for n, _, _ in items], fontsize=8)
-        _flag_partial_ticks(ax, [p for _, _, p in items])
-        ax.set_ylim(len(items) - 0.5, -0.5)
-        ax.set_title(f"stage: {stage}", fontsize=9, loc="left")
-        ax.set_xlabel(f"latency (ms{', log scale' if log else ''})", fontsize=8)
-        ax.tick_params(axis="x", labelsize=8)
-        ax.grid(axis="x", alpha=0.3, which="both")
-    handles = [Line2D([], [], color="black", linewidth=2.2, label="p50"),
-               Line2D([], [], color=PALETTE[0], linewidth=6, alpha=0.45, label="box: p50 to p90"),
-               Line2D([], [], color="#333333", label="whiskers: min to p99"),
-               Line2D([], [], marker="D", color="white", markeredgecolor="black",
-                      linestyle="none", label="mean"),
-               Line2D([], [], marker="x", color="#B22222", linestyle="none", label="max")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
-    return _save(fig, Path(path))
-
-
-def plot_energy(docs: Sequence[dict], path: Union[str, Path]) -> Path:
-    """Energy per image: measured solid with 95 % CI bars, modeled hatched without (a model
-    has no measurement precision), gaps named."""
+@styled
+def plot_energy(docs: Sequence[dict]):
+    """Energy per image of device results: compute (measured solid with its 95 % CI, modeled
+    hatched without) + radio (the link model's, hatched), stacked."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    docs = [d for d in docs if d["kind"] == "device"]
     all_names = names(docs)
     totals = [dig(d, "energy", "joules_per_image", "total") if energy_kind_of(d) != "none"
               else None for d in docs]
+    radios = [radio_joules(d) for d in docs]
     cis = [energy_ci95(d) for d in docs]
-    highs = [max([t] + list(ci or [])) for t, ci in zip(totals, cis) if t is not None]
+    highs = [max([t or 0.0] + list(ci or [])) + (r or 0.0) for t, r, ci in zip(totals, radios, cis)]
     scale, unit = (1e3, "mJ") if highs and max(highs) < 1 else (1.0, "J")
-    fig = _figure(10, 1.8 + 0.42 * max(1, len(docs)))
+    fig = new_figure(1.4 + 0.3 * max(1, len(docs)))
     ax = fig.add_subplot()
     colors, handles, labels = {}, {}, []
-    right = max(highs) * scale if highs else 1.0
-    for i, (doc, total, ci) in enumerate(zip(docs, totals, cis)):
-        if total is None:
-            ax.text(right * 0.01, i, NO_ENERGY, va="center", fontsize=8, color="gray",
-                    style="italic")
+    right = max(highs + [1e-9]) * scale
+    for i, (doc, total, radio, ci) in enumerate(zip(docs, totals, radios, cis)):
+        compute = (total or 0.0) * scale
+        if total is not None:
+            label = energy_label_of(doc)
+            color = colors.setdefault(label, COMPUTE[len(colors) % len(COMPUTE)])
+            modeled = energy_kind_of(doc) == "modeled"
+            ax.barh(i, compute, height=0.62, facecolor="white" if modeled else color,
+                    edgecolor=color, hatch=HATCH if modeled else None, linewidth=1)
+            handles.setdefault(label, Patch(facecolor="white" if modeled else color,
+                                            edgecolor=color, hatch=HATCH if modeled else None,
+                                            label=f"compute: {label}"))
+            if ci:
+                ax.errorbar(compute, i, xerr=[[max(total - ci[0], 0) * scale],
+                                              [max(ci[1] - total, 0) * scale]],
+                            color="black", capsize=3, linewidth=1)
+            dynamic = doc["energy"]["joules_per_image"].get("dynamic")
+            if dynamic is not None:
+                ax.plot([dynamic * scale], [i], marker="|", markersize=11, markeredgewidth=1.8,
+                        color="black", linestyle="none")
+                handles.setdefault("~dynamic", Line2D([], [], marker="|", markersize=10,
+                                                      markeredgewidth=1.8, color="black",
+                                                      linestyle="none",
+                                                      label="compute − idle baseline"))
+        if radio is not None:
+            ax.barh(i, radio * scale, left=compute, height=0.62, facecolor="white",
+                    edgecolor=COLORS["radio"], hatch="\\\\\\", linewidth=1)
+            handles.setdefault("~radio", Patch(facecolor="white", edgecolor=COLORS["radio"],
+                                               hatch="\\\\\\",
+                                               label="radio: modeled (link TX power × airtime)"))
+        if total is None and radio is None:
+            ax.text(right * 0.01, i, NO_ENERGY, va="center", color="gray", style="italic")
             continue
-        label = energy_label_of(doc)
-        color = colors.setdefault(label, PALETTE[len(colors) % len(PALETTE)])
-        modeled = energy_kind_of(doc) == "modeled"
-        ax.barh(i, total * scale, height=0.62, facecolor="white" if modeled else color,
-                edgecolor=color, hatch="///" if modeled else None, linewidth=1.2)
-        handles.setdefault(label, Patch(facecolor="white" if modeled else color, edgecolor=color,
-                                        hatch="///" if modeled else None, label=label))
-        joules = doc["energy"]["joules_per_image"]
+        text = f"{total * scale:.3g}" if total is not None else "no compute energy"
+        if radio is not None:
+            text += f" + {radio * scale:.3g}" + (f" = {(total + radio) * scale:.3g}"
+                                                 if total is not None else " (radio)")
+        end = compute + (radio or 0.0) * scale
         if ci:
-            lo, hi = ci
-            ax.errorbar(total * scale, i, xerr=[[max(total - lo, 0) * scale],
-                                                [max(hi - total, 0) * scale]],
-                        color="black", capsize=3, linewidth=1)
-        if joules.get("dynamic") is not None:
-            ax.plot([joules["dynamic"] * scale], [i], marker="|", markersize=14,
-                    markeredgewidth=2, color="black", linestyle="none")
-            handles.setdefault("dynamic", Line2D([], [], marker="|", markersize=12,
-                                                 markeredgewidth=2, color="black",
-                                                 linestyle="none",
-                                                 label="dynamic (total − idle)"))
-        top = max([total] + list(ci or [])) * scale
-        tag = f" ({modeled_tag(doc)})" if modeled else ""
-        labels.append(ax.text(top + right * 0.015, i, f"{total * scale:.3g} {unit}{tag}",
-                              va="center", fontsize=8))
-    ax.set_yticks(range(len(docs)), all_names, fontsize=8)
-    _flag_partial_ticks(ax, [not d["complete"] for d in docs])
-    ax.set_ylim(len(docs) - 0.5, -0.5)
-    ax.set_xlim(0, right * 1.3)
+            end = max(end, ci[1] * scale)
+        labels.append(ax.text(end + right * 0.015, i, f"{text} {unit}", va="center",
+                              fontsize=7))
+    ax.set_yticks(range(len(docs)), all_names)
+    flag_partial_ticks(ax, [not d["complete"] for d in docs])
+    ax.set_ylim(max(len(docs), 1) - 0.5, -0.5)
     ax.set_xlabel(f"energy per image ({unit})")
-    ax.set_title("Energy per image (total; error bars: 95 % CI over repeats, measured only)")
+    ax.set_title("Energy per image = compute + radio (error bars: 95 % CI, measured only)",
+                 loc="left")
     ax.grid(axis="x", alpha=0.3)
-    order = sorted(handles, key=lambda k: (k == "dynamic", k))
+    order = sorted(handles, key=lambda k: (k.startswith("~"), k))
     if order:
-        fig.legend(handles=[handles[k] for k in order], loc="outside lower center",
-                   ncol=min(3, len(order)), fontsize=8, frameon=False)
+        fig.legend(handles=[handles[k] for k in order], loc="outside lower center", ncol=2,
+                   frameon=False)
     ax.set_xlim(0, _room_for(fig, ax, labels, right * 1.3))
-    return _save(fig, Path(path))
+    return fig
 
 
 def _room_for(fig, ax, texts, limit: float) -> float:
@@ -224,75 +182,76 @@ def _room_for(fig, ax, texts, limit: float) -> float:
     return limit
 
 
-def plot_bytes_latency(docs: Sequence[dict], path: Union[str, Path]) -> Path:
-    """Bytes per image vs device latency p50, Pareto front of the results, baselines apart."""
-    points, point_names, partial, targets = [], [], [], []
-    for doc, name in zip(docs, names(docs)):
-        if doc["kind"] == "device":
-            points.append((doc["latency_ms"]["total"]["p50"], doc["bytes"]["mean"]))
-            point_names.append(name)
-            partial.append(not doc["complete"])
-            targets.append(doc.get("target", "?"))
-    bases = baseline_rows(docs)
-    fig = _figure(10, 6.5)
+@styled
+def plot_bytes_latency(docs: Sequence[dict], evaluations: Sequence[dict] = ()):
+    """Bytes per image vs device latency (p50, bars: interquartile range), rings on the
+    noise-aware Pareto front (see :mod:`sc2deploy.report.pareto`), baselines apart."""
+    device = [(d, n) for d, n in zip(docs, names(docs)) if d["kind"] == "device"]
+    result = front([d for d, _ in device], evaluations)
+    fig = new_figure(4.4)
     ax = fig.add_subplot()
     target_colors: Dict[str, str] = {}
-    for (x, y), part, target in zip(points, partial, targets):
+    xs: List[float] = []
+    ys: List[float] = []
+    for (doc, name), on in zip(device, result.on_front):
+        target = doc.get("target", "?")
         first = target not in target_colors
         color = target_colors.setdefault(target, PALETTE[len(target_colors) % len(PALETTE)])
-        ax.plot([x], [y], marker="o", markersize=8, linestyle="none", zorder=3,
-                color="white" if part else color, markeredgecolor=color, markeredgewidth=1.5,
-                label=f"target {target}" if first else None)
-    # Colors name the targets; labels are needed only when a target appears more than once.
-    # Neighbours (sorted by latency) get staggered label heights so labels do not overlap.
-    if len(set(targets)) < len(targets):
-        for k, i in enumerate(sorted(range(len(points)), key=lambda j: points[j][0])):
-            ax.annotate(point_names[i], points[i], xytext=(5, 4 + 10 * (k % 4)),
-                        textcoords="offset points", fontsize=7)
-    if any(partial):
-        ax.plot([], [], marker="o", markersize=8, linestyle="none", color="white",
-                markeredgecolor="#555555", label=f"hollow: {PARTIAL}")
-    front = pareto_front(points)
-    if front:
-        ax.plot([points[i][0] for i in front], [points[i][1] for i in front],
-                drawstyle="steps-post", color="black", linewidth=1.2, alpha=0.6, zorder=2,
-                label="Pareto front (results)")
-        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], marker="o",
-                markersize=13, linestyle="none", markerfacecolor="none", markeredgecolor="black",
-                markeredgewidth=0.8, zorder=2, label="on the front")
+        lo, x, hi = spread(doc)
+        y = doc["bytes"]["mean"]
+        xs += [lo, hi]
+        ys.append(y)
+        part = not doc["complete"]
+        ax.errorbar([x], [y], xerr=[[x - lo], [hi - x]], marker="o", markersize=6, zorder=3,
+                    color=color, markerfacecolor="white" if part else color, capsize=2,
+                    elinewidth=0.8, linestyle="none", label=f"target {target}" if first else None)
+        if on:
+            ax.plot([x], [y], marker="o", markersize=11, markerfacecolor="none",
+                    markeredgecolor="black", markeredgewidth=0.8, linestyle="none", zorder=2)
+    if len({d.get("target") for d, _ in device}) < len(device):
+        order = sorted(range(len(device)), key=lambda j: spread(device[j][0])[1])
+        for k, i in enumerate(order):
+            doc, name = device[i]
+            ax.annotate(name, (spread(doc)[1], doc["bytes"]["mean"]), xytext=(5, 4 + 9 * (k % 4)),
+                        textcoords="offset points", fontsize=6.5)
+    if any(result.on_front):
+        ax.plot([], [], marker="o", markersize=11, markerfacecolor="none", linestyle="none",
+                markeredgecolor="black", label="Pareto front: " + ", ".join(result.objectives)
+                + " (ties kept)")
+    if any(not d["complete"] for d, _ in device):
+        ax.plot([], [], marker="o", linestyle="none", color="white", markeredgecolor="#555555",
+                label=f"hollow: {PARTIAL}")
     markers = {"jpeg": ("s", "JPEG"), "webp": ("^", "WebP")}
     shown = set()
-    for base, doc, _ in bases:
+    for base, _, _ in baseline_rows(docs):
         family = base["name"].split("-")[0]
         marker, title = markers.get(family, ("P", family))
-        ax.plot([base["encode_ms_p50"]], [base["bytes_mean"]], marker=marker, markersize=8,
+        ax.plot([base["encode_ms_p50"]], [base["bytes_mean"]], marker=marker, markersize=6,
                 linestyle="none", color="#8C8C8C", markeredgecolor="black", zorder=3,
-                label=f"baseline {title} (encode p50)" if family not in shown else None)
+                label=f"baseline {title} (encode p50, not in the front)"
+                if family not in shown else None)
         shown.add(family)
-        ax.annotate(base["name"], (base["encode_ms_p50"], base["bytes_mean"]), xytext=(5, -10),
-                    textcoords="offset points", fontsize=7, color="#555555")
-    xs = [p[0] for p in points] + [b["encode_ms_p50"] for b, _, _ in bases]
-    ys = [p[1] for p in points] + [b["bytes_mean"] for b, _, _ in bases]
-    xlog, ylog = _wants_log(xs, 20) and min(xs) > 0, _wants_log(ys, 20) and min(ys) > 0
+        ax.annotate(base["name"], (base["encode_ms_p50"], base["bytes_mean"]),
+                    xytext=(5, -9), textcoords="offset points", fontsize=6.5, color="#555555")
+        xs.append(base["encode_ms_p50"])
+        ys.append(base["bytes_mean"])
+    xlog, ylog = wants_log(xs, 20), wants_log(ys, 20)
     if xlog:
-        _log_scale(ax, "x")
+        log_scale(ax, "x")
     else:
         ax.set_xlim(0, max(xs + [1.0]) * 1.15)
     if ylog:
-        _log_scale(ax, "y")
+        log_scale(ax, "y")
     else:
         ax.set_ylim(0, max(ys + [1.0]) * 1.15)
-    ax.set_xlabel(f"device latency per image, p50 total (ms{', log scale' if xlog else ''})")
+    ax.set_xlabel(f"device latency per image, total p50 (ms{', log scale' if xlog else ''}); "
+                  "bars: interquartile range")
     ax.set_ylabel(f"bytes per image, mean{' (log scale)' if ylog else ''}")
-    ax.set_title("Bytes vs device latency (lower left is better)")
+    ax.set_title("Bytes vs device latency (lower left is better)", loc="left")
     ax.grid(alpha=0.3, which="both")
-    if not points and not bases:
+    if not xs:
         ax.text(0.5, 0.5, "no device results", transform=ax.transAxes, ha="center")
     handles, labels = ax.get_legend_handles_labels()
     if handles:  # outside the axes: the lower left, where the best points are, stays clear
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(handles)),
-                   fontsize=8, frameon=False)
-    return _save(fig, Path(path))
-
-
-# ---------------------------------------------------------------- tables
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    return fig

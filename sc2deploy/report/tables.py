@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from sc2deploy.report.data import (DASH, PARTIAL, all_stages, baseline_rows, cell_text,
-                                             device_key, dig, end_to_end_bars, energy_ci95,
-                                             energy_kind_of, energy_label_of, fmt_int, fmt_num,
-                                             host_timed_on, modeled_tag, names, server_time_ms,
-                                             stage_names)
-from sc2deploy.results.schema import pareto_front
+                                   device_key, dig, end_to_end_bars, energy_ci95,
+                                   energy_kind_of, energy_label_of, fmt_int, fmt_num,
+                                   host_timed_on, modeled_tag, names, radio_joules,
+                                   server_time_ms, spread, stage_names)
+from sc2deploy.report.pareto import accuracy_of, front
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Table:
     headers: List[str]
     rows: List[List[str]] = field(default_factory=list)
     partial: List[bool] = field(default_factory=list)
+    name: str = ""  # file stem of its LaTeX and CSV files
 
     def add(self, cells: Sequence, partial: bool = False) -> None:
         self.rows.append([cell_text(c) for c in cells])
@@ -29,17 +30,19 @@ class Table:
 
 def overview_table(docs: Sequence[dict]) -> Table:
     t = Table(["configuration", "status", "kind", "model", "target", "precision", "coder",
-               "threads", "device", "images measured", "stopped by"])
+               "threads", "device", "images measured", "stopped by"], name="overview")
     for doc, name in zip(docs, names(docs)):
         t.add([name, "complete" if doc["complete"] else PARTIAL, doc["kind"],
-               doc["bundle"]["model"], doc.get("target"), doc.get("precision"), doc["coder"],
-               doc.get("threads", None) or "default", device_key(doc), doc["runs"]["measured"],
-               doc["runs"]["stop"]], not doc["complete"])
+               doc["bundle"]["model"], doc.get("target"), doc.get("precision"), doc.get("coder"),
+               doc.get("threads", None) or "default", device_key(doc),
+               dig(doc, "runs", "measured", default=doc.get("answered")),
+               dig(doc, "runs", "stop")], not doc["complete"])
     return t
 
 
 def latency_table(docs: Sequence[dict]) -> Table:
-    t = Table(["configuration", "stage", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "max ms"])
+    t = Table(["configuration", "stage", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "max ms"],
+              name="latency")
     for doc, name in zip(docs, names(docs)):
         for stage in stage_names(doc):
             s = doc["latency_ms"][stage]
@@ -50,7 +53,8 @@ def latency_table(docs: Sequence[dict]) -> Table:
 
 
 def resources_table(docs: Sequence[dict]) -> Table:
-    t = Table(["configuration", "throughput img/s", "CPU %", "peak RSS MB", "RSS growth MB"])
+    t = Table(["configuration", "throughput img/s", "CPU %", "peak RSS MB", "RSS growth MB"],
+              name="resources")
     for doc, name in zip(docs, names(docs)):
         memory = doc.get("memory") or {}
         t.add([name, fmt_num(doc.get("throughput_ips")), fmt_num(doc.get("cpu_percent")),
@@ -61,7 +65,7 @@ def resources_table(docs: Sequence[dict]) -> Table:
 
 def bytes_table(docs: Sequence[dict]) -> Table:
     t = Table(["configuration", "mean B", "p50 B", "p99 B", "min B", "max B", "latent shape",
-               "bits / latent element", "bits / input pixel"])
+               "bits / latent element", "bits / input pixel"], name="bytes")
     for doc, name in zip(docs, names(docs)):
         b = doc.get("bytes")
         if not b:
@@ -75,27 +79,42 @@ def bytes_table(docs: Sequence[dict]) -> Table:
     return t
 
 
-def pareto_table(docs: Sequence[dict]) -> Table:
-    """Every device result with its place relative to the bytes / device-latency front."""
-    t = Table(["configuration", "target", "device p50 ms", "mean B", "J / image",
-               "on the Pareto front"])
+def pareto_table(docs: Sequence[dict], evaluations: Sequence[dict] = ()) -> Table:
+    """Every device result with its place on the noise-aware Pareto front (report.pareto)."""
+    t = Table(["configuration", "target", "mean B", "device p50 ms [IQR]",
+               "J / image: compute + radio", "top-1 % [95 % CI]", "on the Pareto front"],
+              name="pareto")
     device = [(d, n) for d, n in zip(docs, names(docs)) if d["kind"] == "device"]
-    points = [(d["latency_ms"]["total"]["p50"], d["bytes"]["mean"]) for d, _ in device]
-    front = set(pareto_front(points))
-    order = sorted(range(len(device)), key=lambda i: (i not in front, points[i]))
+    result = front([d for d, _ in device], evaluations)
+    order = sorted(range(len(device)), key=lambda i: (not result.on_front[i],
+                                                      device[i][0]["bytes"]["mean"]))
     for i in order:
         doc, name = device[i]
         joules = dig(doc, "energy", "joules_per_image", "total")
         kind = energy_kind_of(doc)
         tag = modeled_tag(doc) if kind == "modeled" else kind
-        t.add([name, doc.get("target"), fmt_num(points[i][0]), fmt_int(points[i][1]),
-               _with(fmt_num(joules), f" ({tag})") if joules is not None else DASH,
-               "yes" if i in front else "no"], not doc["complete"])
+        radio = radio_joules(doc)
+        energy = (f"{fmt_num(joules)} ({tag})" if joules is not None else NO_COMPUTE) + (
+            f" + {fmt_num(radio)} (modeled) = {fmt_num((joules or 0.0) + radio)}"
+            if radio is not None else "")
+        lo, p50, hi = spread(doc)
+        top1 = accuracy_of(doc, evaluations)
+        ties = [device[j][1] for j in result.ties[i]]
+        place = ("yes" if result.on_front[i] else "no") + (
+            f", tied with {', '.join(ties)}" if ties else "")
+        t.add([name, doc.get("target"), fmt_int(doc["bytes"]["mean"]),
+               f"{fmt_num(p50)} [{fmt_num(lo)}, {fmt_num(hi)}]",
+               energy if joules is not None or radio is not None else DASH,
+               _pct_ci(top1) if top1 else None, place], not doc["complete"])
     return t
 
 
+NO_COMPUTE = "no compute energy"
+
+
 def baselines_table(docs: Sequence[dict]) -> Table:
-    t = Table(["baseline", "measured with", "mean B", "encode p50 ms", "link", "link ms"])
+    t = Table(["baseline", "measured with", "mean B", "encode p50 ms", "link", "link ms"],
+              name="baselines")
     for base, doc, name in baseline_rows(docs):
         t.add([base["name"], name, fmt_int(base["bytes_mean"]), fmt_num(base["encode_ms_p50"]),
                dig(doc, "link", "name") if base["link_ms"] is not None else None,
@@ -111,7 +130,7 @@ def energy_table(docs: Sequence[dict]) -> Table:
     """Modeled numbers carry their tag in every cell and never a confidence interval."""
     t = Table(["configuration", "energy", "J/image total", "J/image dynamic",
                "95 % CI (J, measured only)", "repeats", "mean W", "idle W",
-               "radio J/image (link model)"])
+               "radio J/image (link model)"], name="energy")
     for doc, name in zip(docs, names(docs)):
         kind = energy_kind_of(doc)
         j = dig(doc, "energy", "joules_per_image") or {}
@@ -134,13 +153,18 @@ def energy_table(docs: Sequence[dict]) -> Table:
 
 
 def end_to_end_table(docs: Sequence[dict]) -> Table:
-    t = Table(["configuration", "device ms", "link", "link ms", "server ms", "total ms"])
-    for bar in end_to_end_bars(docs):
+    bars = end_to_end_bars(docs)
+    reply = any(b.reply is not None for b in bars)
+    t = Table(["configuration", "breakdown", "device ms", "link", "link ms", "server ms"]
+              + (["reply ms"] if reply else []) + ["total ms"], name="end_to_end")
+    for bar in bars:
         server_text = (f"{fmt_num(bar.server)} ({bar.server_source})" if bar.has_server
                        else "0 (none given)")
-        t.add([bar.name, fmt_num(bar.device), bar.link_name or "no link",
-               fmt_num(bar.link) if bar.link_name else DASH, server_text,
-               fmt_num(bar.device + bar.link + bar.server)], bar.partial)
+        t.add([bar.name, "measured" if bar.measured else "modeled link",
+               fmt_num(bar.device), bar.link_name or "no link",
+               fmt_num(bar.link) if bar.link_name else DASH, server_text]
+              + ([fmt_num(bar.reply)] if reply else [])
+              + [fmt_num(bar.device + bar.link + bar.server + (bar.reply or 0.0))], bar.partial)
     return t
 
 
@@ -152,13 +176,18 @@ def _pct_ci(p: dict) -> str:
 def accuracy_table(docs: Sequence[dict]) -> Table:
     """One row per target of every evaluation document (``sc2deploy evaluate``)."""
     t = Table(["evaluation", "target", "precision", "images", "top-1 % [95 % CI]",
-               "top-5 % [95 % CI]", "mean B / image", "top-1 = fp32 pipeline [95 % CI]"])
+               "top-5 % [95 % CI]", "mean B / image", "top-1 = fp32 pipeline [95 % CI]"],
+              name="accuracy")
     for doc, name in zip(docs, names(docs)):
         for r in doc["targets"]:
             a = r["top1_agreement"]
             t.add([name, r["target"], r["precision"], r["images"], _pct_ci(r["top1"]),
                    _pct_ci(r["top5"]), fmt_int(r["bytes"]["mean"]),
                    f"{a['same']}/{r['images']} = {_pct_ci(a)} %"], not doc["complete"])
+        for b in doc.get("baselines") or []:  # JPEG/WebP of the input, classified by the teacher
+            t.add([name, f"{b['codec']} q{b['quality']} ({b.get('model', 'teacher')})", DASH,
+                   b["images"], _pct_ci(b["top1"]), _pct_ci(b["top5"]),
+                   fmt_int(b["bytes"]["mean"]), DASH], not doc["complete"])
     return t
 
 
@@ -170,39 +199,77 @@ def _temps(doc: dict, when: str) -> Optional[str]:
     return f"{max(values):.0f}" if values else None
 
 
-def device_conditions_table(docs: Sequence[dict]) -> Table:
-    t = Table(["configuration", "device model", "CPU", "machine", "cores", "governor",
-               "nvpmodel", "jetson_clocks", "throttled", "max °C before → after", "hostname"])
-    for doc, name in zip(docs, names(docs)):
-        c = doc.get("conditions") or {}
-        before, after = _temps(doc, "before"), _temps(doc, "after")
-        t.add([name, c.get("device_model"), c.get("cpu"), c.get("machine"), c.get("cores"),
-               c.get("governor"), c.get("nvpmodel"), c.get("jetson_clocks"), c.get("throttled"),
-               f"{before or DASH} → {after or DASH}" if before or after else None,
-               c.get("hostname")], not doc["complete"])
-    return t
+def _distinct(values) -> Optional[str]:
+    """The different non-empty values, in order, joined by "; " (None if there are none)."""
+    seen: List[str] = []
+    for v in values:
+        text = cell_text(v)
+        if text != DASH and text not in seen:
+            seen.append(text)
+    return "; ".join(seen) or None
+
+
+def _packages(docs: Sequence[dict]) -> Optional[str]:
+    """"name version, ...": each package once, its different versions joined by " / "."""
+    versions: Dict[str, List[str]] = {}
+    for doc in docs:
+        for name, version in dig(doc, "conditions", "packages", default={}).items():
+            if version not in versions.setdefault(name, []):
+                versions[name].append(version)
+    return ", ".join(f"{k} {' / '.join(v)}" for k, v in versions.items()) or None
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")[:40] or "device"
+
+
+def device_blocks(docs: Sequence[dict]) -> List[Tuple[str, Table]]:
+    """One conditions block per device (not per row): what every run there shares, and the
+    values that differed between runs joined by "; "."""
+    devices: Dict[str, List[dict]] = {}
+    for doc in docs:
+        devices.setdefault(device_key(doc), []).append(doc)
+    blocks = []
+    for device, group in devices.items():
+        t = Table(["condition", "value"], name=f"conditions_{_slug(device)}")
+        temps = [f"{_temps(d, 'before') or DASH} → {_temps(d, 'after') or DASH}" for d in group
+                 if _temps(d, "before") or _temps(d, "after")]
+        details = []
+        for d in group:
+            detail, rate = dig(d, "energy", "detail"), dig(d, "energy", "sample_rate_hz")
+            if detail:
+                details.append(f"{energy_label_of(d)}: {detail}"
+                               + (f" ({rate:.0f} Hz)" if rate else ""))
+        links = [f"{d['link']['name']}: {d['link']['source']}" for d in group if d.get("link")]
+        rows = [("results", ", ".join(n for d, n in zip(docs, names(docs)) if d in group))]
+        rows += [(label, _distinct(dig(d, "conditions", key) for d in group)) for label, key in (
+            ("device model", "device_model"), ("CPU", "cpu"), ("machine", "machine"),
+            ("cores", "cores"), ("governor", "governor"), ("nvpmodel", "nvpmodel"),
+            ("jetson_clocks", "jetson_clocks"), ("throttled", "throttled"),
+            ("hostname", "hostname"), ("Python", "python"))]
+        rows += [("max °C before → after", _distinct(temps)), ("packages", _packages(group)),
+                 ("energy source", _distinct(details)), ("link model", _distinct(links))]
+        for label, value in rows:
+            if value is not None:
+                t.add([label, value])
+        blocks.append((device, t))
+    return blocks
 
 
 def run_conditions_table(docs: Sequence[dict]) -> Table:
-    t = Table(["configuration", "runtime", "threads", "coder", "runs (warmup / measured / images)",
-               "energy source", "energy detail", "link (source)", "server time from",
-               "sc2deploy", "created (UTC)"])
+    t = Table(["configuration", "device", "runtime", "threads", "coder",
+               "runs (warmup / measured / images)", "energy", "link", "server time from",
+               "created (UTC)"], name="runs")
     for doc, name in zip(docs, names(docs)):
-        runs = doc["runs"]
-        energy = doc.get("energy") or {}
-        detail = energy.get("detail")
-        rate = energy.get("sample_rate_hz")
-        if rate:
-            detail = f"{detail or ''}; {rate:.0f} Hz".lstrip("; ")
-        link = doc.get("link")
+        runs = doc.get("runs") or {"measured": doc.get("answered"),  # a stream: no warmup
+                                    "image_files": doc.get("images")}
         server = doc.get("server_ms")
-        t.add([name, doc.get("runtime"), doc.get("threads") or "default", doc["coder"],
-               f"{runs['warmup']} / {runs['measured']} / {runs['image_files']}",
-               energy_label_of(doc), detail,
-               f"{link['name']} ({link['source']})" if link else None,
+        t.add([name, device_key(doc), doc.get("runtime"), doc.get("threads") or "default",
+               doc.get("coder"), " / ".join(cell_text(runs.get(k)) for k in
+                                            ("warmup", "measured", "image_files")),
+               energy_label_of(doc), dig(doc, "link", "name"),
                f"{server['source']}: {server['from']}" if server else None,
-               dig(doc, "conditions", "packages", "sc2deploy"), doc["created_utc"]],
-              not doc["complete"])
+               doc["created_utc"]], not doc["complete"])
     return t
 
 

@@ -1,9 +1,10 @@
-"""Profiling results documents: schema checks, loading, atomic writing, Pareto fronts.
+"""Profiling results documents: schema checks, loading, atomic writing.
 
 The schema is documented in docs/results.md. Validation names the file and the
 key path at fault, e.g. ``a.json: latency_ms.total.p99: expected a number, got 'x'``.
 Files of every version up to SCHEMA_VERSION are read (version 1: no
-``energy.host_timed_on``, modeled energy may carry a ``ci95``).
+``energy.host_timed_on``, modeled energy may carry a ``ci95``; versions 1 and 2: no
+``samples``).
 Standard library only (no numpy, no matplotlib).
 """
 
@@ -11,18 +12,21 @@ import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Union
 
 from sc2deploy import atomic
 from sc2deploy.errors import ResultsError
 
 SCHEMA = "sc2deploy-results"
-SCHEMA_VERSION = 2  # 2: energy.host_timed_on; modeled energy has no ci95
+SCHEMA_VERSION = 3  # 2: energy.host_timed_on, modeled energy has no ci95; 3: samples
 STAT_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 DEVICE_STAGES = ("load", "preprocess", "head", "code", "total")
-SERVER_STAGES = ("decode", "decoder", "total")
-KINDS = ("device", "server", "evaluation")
+SERVER_STAGES = ("decode", "decoder", "total")  # version 3: "decoder" only with a decoder
+KINDS = ("device", "server", "evaluation", "stream")
+STREAM_STAGES = ("encode", "transfer", "server", "total")  # sc2deploy stream (docs/results.md)
 ENERGY_KINDS = ("measured", "modeled", "none")
+SAMPLE_CAP = 10_000  # raw per-image samples kept per stage (docs/results.md)
+SAMPLE_SELECTIONS = ("all", "uniform")
 
 
 class _Invalid(Exception):
@@ -167,26 +171,86 @@ END_TO_END = _object({"device": NUM, "link": NUM, "server": _nullable(NUM), "tot
 BASELINE = _object({"name": STR, "bytes_mean": NUM, "encode_ms_p50": NUM,
                     "link_ms": _nullable(NUM)})
 
+_SAMPLES = _object({"cap": INT, "selection": _one_of(*SAMPLE_SELECTIONS),
+                    "latency_ms": _object({}, extra=_list(NUM))})
+
+
+def SAMPLES(value, path):  # noqa: N802 (a check, like the other constants)
+    """Raw per-image times: at most ``cap`` per stage, only stages the document has in
+    ``latency_ms`` (checked in :func:`_with_samples`)."""
+    _SAMPLES(value, path)
+    if not 1 <= value["cap"] <= SAMPLE_CAP:
+        raise _Invalid(_join(path, "cap"), f"expected an integer from 1 to {SAMPLE_CAP}, "
+                                           f"got {_show(value['cap'])}")
+    for stage, times in value["latency_ms"].items():
+        if len(times) > value["cap"]:
+            raise _Invalid(_join(path, f"latency_ms.{stage}"),
+                           f"expected at most cap = {value['cap']} samples, got {len(times)}")
+
+
+def _with_samples(check: Check) -> Check:
+    """``check``, then: every sampled stage is a ``latency_ms`` stage, with min(n, cap)
+    samples."""
+    def checked(doc, path):
+        check(doc, path)
+        for stage, times in (doc.get("samples") or {}).get("latency_ms", {}).items():
+            where = _join(path, f"samples.latency_ms.{stage}")
+            if stage not in doc["latency_ms"]:
+                raise _Invalid(where, f"expected a stage of latency_ms "
+                                      f"({', '.join(doc['latency_ms'])}), got {stage!r}")
+            expected = min(doc["latency_ms"][stage]["n"], doc["samples"]["cap"])
+            if len(times) != expected:
+                raise _Invalid(where, f"expected min(latency_ms.{stage}.n, cap) = {expected:g} "
+                                      f"samples, got {len(times)}")
+    return checked
+
 
 CI95 = _list(NUM, 2)
 PROPORTION = {"pct": NUM, "ci95": CI95}  # percent, 95 % Wilson interval in percent
+BYTE_STATS = _object({k: NUM for k in ("mean", "p50", "min", "max")})
 EVALUATED = _object({"target": STR, "precision": STR, "runtime": STR, "images": INT,
                      "top1": _object({"correct": INT, **PROPORTION}),
                      "top5": _object({"correct": INT, **PROPORTION}),
-                     "bytes": _object({k: NUM for k in ("mean", "p50", "min", "max")}),
+                     "bytes": BYTE_STATS,
                      "top1_agreement": _object({"same": INT, **PROPORTION})})
 DATASET = _object({"images_dir": STR, "labels": _one_of("folders", "file"), "images": INT,
                    "classes": INT, "labels_file": _nullable(STR),
                    "class_names": _nullable(_list(STR))})
+TEACHER = _object({"file": STR, "sha256": STR, "images": INT,
+                   "top1": _object({"correct": INT, **PROPORTION}),
+                   "top5": _object({"correct": INT, **PROPORTION})})
+CODEC_BASELINE = _object({"codec": _one_of("jpeg", "webp"), "quality": INT, "model": STR,
+                          "images": INT, "bytes": BYTE_STATS,
+                          "top1": _object({"correct": INT, **PROPORTION}),
+                          "top5": _object({"correct": INT, **PROPORTION})})
+# "uint8": BQ bundles' raw containers (scale, zero point, symbols), no range coder.
 EVALUATION = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
-                      "coder": _one_of("c", "constriction"), "top_k": INT, "dataset": DATASET,
-                      "reference": STR, "targets": _list(EVALUATED)})
+                      "coder": _one_of("c", "constriction", "uint8"), "top_k": INT,
+                      "dataset": DATASET, "reference": STR, "targets": _list(EVALUATED)},
+                     {"teacher": TEACHER, "baselines": _list(CODEC_BASELINE)})
+
+
+STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
+                  "target": STR, "coder": _one_of("c", "constriction"), "server": STR,
+                  **{k: INT for k in ("images", "answered", "refused", "duplicates", "retries",
+                                      "replayed")},
+                  "latency_ms": _object({s: STATS for s in STREAM_STAGES}, extra=STATS),
+                  "bytes": BYTES, "predictions": _list(_object({
+                      "image": STR, "request_id": STR, "bytes": INT, "status": _nullable(INT),
+                      "round_trip_ms": _nullable(NUM), "server_ms": _nullable(NUM),
+                      "attempts": INT, "outputs": _nullable(_list(_object({"task": STR})))}))},
+                 {"conditions": CONDITIONS, "samples": _nullable(SAMPLES),
+                  "link": _nullable(LINK)})
 
 
 def _top_level(kind: str, version: int) -> Check:
     if kind == "evaluation":
         return EVALUATION
+    if kind == "stream":
+        return _with_samples(STREAM)
     stages = DEVICE_STAGES if kind == "device" else SERVER_STAGES
+    if kind == "server" and version >= 3:
+        stages = tuple(s for s in stages if s != "decoder")
     required = {"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                 "coder": _one_of("c", "constriction"), "runs": RUNS,
                 "latency_ms": _object({s: STATS for s in stages}, extra=STATS)}
@@ -194,13 +258,16 @@ def _top_level(kind: str, version: int) -> Check:
                 "cpu_percent": _nullable(NUM), "conditions": CONDITIONS,
                 "link": _nullable(LINK), "server_ms": _nullable(SERVER_MS),
                 "end_to_end_ms": _nullable(END_TO_END), "baselines": _list(BASELINE)}
-    energy = ENERGY[version]
+    if version >= 3:
+        optional["samples"] = _nullable(SAMPLES)
+    energy = ENERGY[min(version, max(ENERGY))]  # ENERGY changed last in version 2
     device = {"target": STR, "precision": STR, "runtime": STR, "bytes": BYTES, "energy": energy}
     if kind == "device":
         required.update(device)
     else:  # a server result may still carry them
         optional.update(device, energy=_nullable(energy))
-    return _object(required, optional)
+    top = _object(required, optional)
+    return _with_samples(top) if version >= 3 else top
 
 
 def validate(doc, source: str = "<results>") -> dict:
@@ -291,19 +358,3 @@ def bundle_entry(bundle) -> dict:
             "manifest_sha256": bundle.manifest.get("manifest_sha256"),
             "input_shape": list(model["input"]["shape"]),
             "latent_shape": list(model["latent"]["shape"])}
-
-
-def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:
-    """Indices of the points no other point beats in both coordinates (both minimized).
-
-    Sorted by increasing x (then y). Equal points are all kept; points with a
-    non-finite coordinate are ignored.
-    """
-    order = sorted((float(x), float(y), i) for i, (x, y) in enumerate(points)
-                   if math.isfinite(x) and math.isfinite(y))
-    front, best_y, last = [], math.inf, None
-    for x, y, i in order:
-        if y < best_y or (x, y) == last:
-            front.append(i)
-            best_y, last = y, (x, y)
-    return front

@@ -20,7 +20,8 @@ from sc2deploy.targets.gate import PRECISIONS
 
 TARGET_MODULES = ("onnx", "tensorrt", "tflite")  # sc2deploy.targets.<name>, each with TARGETS
 BUILD_PLACES = ("host", "device")
-ACTIVATIONS = ("int8", "int16", "dynamic")  # int16: A16W8; dynamic: ranges at run time
+ACTIVATIONS = ("int8", "int16", "dynamic", "float")  # int16: A16W8; dynamic: ranges at run
+#                                      time; float: int8 weights only (W8), fp32 activations
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 LAST_CONV = "<last Conv>"  # keep_float entry the ONNX builders resolve to the last Conv node
 FIRST_CONV = "<first Conv>"  # ... to the first Conv node (ONNX fp16 builder)
@@ -41,8 +42,8 @@ class Int8Options:
 
     def __post_init__(self):
         if self.activations not in ACTIVATIONS:
-            raise UsageError(f"activations {self.activations!r}: expected int8, int16 or "
-                             "dynamic")
+            raise UsageError(f"activations {self.activations!r}: expected one of "
+                             f"{', '.join(ACTIVATIONS)}")
         if self.calibration not in CALIBRATIONS:
             raise UsageError(f"calibration {self.calibration!r}: expected minmax, entropy or "
                              "percentile")

@@ -24,9 +24,10 @@ TARGETS = (
            description="fp16 weights (LiteRT float casting)", **_LITERT),
     # keep_float names encoder layers of the torch head (indices), not ONNX nodes
     Target("tflite-int8", "int8", builder=f"{_BUILD}:build_int8", needs_calibration=True,
-           activations=("int8", "dynamic"),
+           activations=("int8", "dynamic", "float"),
            search=(Int8Options(), Int8Options(keep_float=("0", "4")),
-                   Int8Options(activations="dynamic")),
+                   Int8Options(activations="dynamic"),
+                   Int8Options(activations="float")),
            description="int8 via PT2E static quantization, calibrated", **_LITERT),
 )
 

@@ -58,7 +58,7 @@ def _snapshot(folder):
 
 
 def test_gate_removes_a_failing_artifact(bundle_copy):
-    strict = BuildOptions(latency_runs=1, min_agreement=100.0)
+    strict = BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0)
     before = _snapshot(bundle_copy)
     row, = build_targets(bundle_copy, ["onnx-fp16"], strict)
     assert row["passed"] is False
@@ -69,7 +69,8 @@ def test_gate_removes_a_failing_artifact(bundle_copy):
     assert _snapshot(bundle_copy) == before
     assert "onnx-fp16" not in Bundle.open(bundle_copy).manifest["artifacts"]
     rows = build_targets(bundle_copy, ["onnx-fp16"],
-                         BuildOptions(latency_runs=1, min_agreement=100.0, allow_low_fidelity=True))
+                         BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0,
+                                      allow_low_fidelity=True))
     assert rows[0]["passed"] is False
     assert Bundle.open(bundle_copy).manifest["artifacts"]["onnx-fp16"]["gate"]["passed"] is False
 
@@ -102,7 +103,7 @@ def test_int8_options_and_search(bundle_copy, caplog):
     found = build_targets(bundle_copy, ["onnx-int8"], BuildOptions(latency_runs=2, search=True))[0]
     assert found["passed"] and found["agreement_pct"] >= 99.0
     entry = Bundle.open(bundle_copy).manifest["artifacts"]["onnx-int8"]
-    assert len(entry["options"]["search"]) == 8
+    assert len(entry["options"]["search"]) == len(get_target("onnx-int8").search) == 13
     assert any(t["passed"] for t in entry["options"]["search"])
     assert any(not t["passed"] for t in entry["options"]["search"])
 
@@ -111,13 +112,13 @@ def test_failed_rebuild_leaves_a_passing_artifact_usable(bundle_copy):
     """The bug that bricked bundles: a refused rebuild deleted the earlier, passing file."""
     build_targets(bundle_copy, ["onnx-int8"], BuildOptions(latency_runs=1, search=True))
     entry = Bundle.open(bundle_copy).manifest["artifacts"]["onnx-int8"]
-    assert entry["quantization"] in ("A8W8", "A16W8")
+    assert entry["quantization"] in ("A8W8", "A16W8", "W8 only")
     before = _snapshot(bundle_copy)
-    failing = BuildOptions(latency_runs=1, min_agreement=100.0)
+    failing = BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0)
     row, = build_targets(bundle_copy, ["onnx-int8"], failing)
     assert not row["passed"] and "try --search" in row["error"]
-    row, = build_targets(bundle_copy, ["onnx-int8"], BuildOptions(latency_runs=1, search=True,
-                                                                   min_agreement=100.0))
+    row, = build_targets(bundle_copy, ["onnx-int8"], BuildOptions(
+        latency_runs=1, search=True, gate="symbols", min_agreement=100.0))
     assert not row["passed"] and "--search" not in row["error"]  # it was given already
     assert _snapshot(bundle_copy) == before
     with load_runner(Bundle.open(bundle_copy), "onnx-int8") as runner:
@@ -127,7 +128,7 @@ def test_failed_rebuild_leaves_a_passing_artifact_usable(bundle_copy):
 
 def test_each_target_is_gated_on_its_own(bundle_copy):
     rows = build_targets(bundle_copy, ["onnx-fp16", "onnx"],
-                         BuildOptions(latency_runs=1, min_agreement=100.0))
+                         BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0))
     by_name = {r["target"]: r for r in rows}
     assert not by_name["onnx-fp16"]["passed"] and by_name["onnx"]["passed"]
     onnx = Bundle.open(bundle_copy).manifest["artifacts"]
@@ -169,9 +170,10 @@ def test_undeclared_activations_are_refused_before_building(bundle_copy):
     from sc2deploy.builders.build import Int8Options
 
     before = _snapshot(bundle_copy)
-    with pytest.raises(UsageError, match=r"onnx-int8 accepts activations int8 or int16, not "
-                                         r"dynamic \(received --activations dynamic\); build "
-                                         r"onnx-int8 with --activations int8 or int16"):
+    with pytest.raises(UsageError, match=r"onnx-int8 accepts activations int8 or int16 or "
+                                         r"float, not dynamic \(received --activations "
+                                         r"dynamic\); build onnx-int8 with --activations int8 "
+                                         r"or int16 or float"):
         build_targets(bundle_copy, ["onnx", "onnx-int8"],
                       BuildOptions(int8=Int8Options(activations="dynamic")))
     assert _snapshot(bundle_copy) == before

@@ -62,13 +62,16 @@ def test_search_tries_each_configuration_and_records_the_float_nodes(bundle_copy
 
 def test_a_search_that_never_passes_fails_without_suggesting_search(bundle_copy):
     row, = build_targets(bundle_copy, ["onnx-fp16"],
-                         BuildOptions(latency_runs=1, search=True, min_agreement=100.0))
+                         BuildOptions(latency_runs=1, search=True, gate="symbols",
+                                      min_agreement=100.0))
     assert not row["passed"] and "--search" not in row["error"]
-    assert re.search(r"onnx-fp16: 99\.\d+ % of symbols .* below the 100\.0 % required; the new "
+    assert re.search(r"onnx-fp16: none of the 4 configurations tried passed the gate; the most "
+                     r"faithful \(.*\): 99\.\d+ % of symbols equal the torch fp32 reference on "
+                     r"[\w-]+/.*/onnxruntime-[\d.]+, below the 100\.0 % required; the new "
                      r"artifact was discarded", row["error"]), row["error"]
     assert "onnx-fp16" not in Bundle.open(bundle_copy).manifest["artifacts"]
-    row, = build_targets(bundle_copy, ["onnx-fp16"], BuildOptions(latency_runs=1,
-                                                                   min_agreement=100.0))
+    row, = build_targets(bundle_copy, ["onnx-fp16"], BuildOptions(
+        latency_runs=1, gate="symbols", min_agreement=100.0))
     assert "try --search to try other fp16 configurations" in row["error"]
 
 

@@ -4,25 +4,14 @@ import shutil
 
 import pytest
 
-from reference_models import classification_student, write_student
 from sc2deploy.builders.build import BuildOptions, build_targets, format_table, verify_bundle
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import FidelityError
-from sc2deploy.export import ExportOptions, export_bundle
-from sc2deploy.preprocess import sample_images
-
-
-@pytest.fixture(scope="module")
-def student_bundle(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("task")
-    write_student(folder / "s.pt", classification_student(), "sc2bench")
-    return export_bundle(ExportOptions(model="entropic_student", checkpoint=folder / "s.pt",
-                                       out=folder / "b", images=sample_images()[:2])).path
 
 
 @pytest.fixture()
 def bundle(student_bundle, tmp_path):
-    shutil.copytree(student_bundle, tmp_path / "b")
+    shutil.copytree(student_bundle.path, tmp_path / "b")
     return tmp_path / "b"
 
 

@@ -57,11 +57,12 @@ def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
     with load_runner(bundle, "tflite-int8") as runner:
         assert np.dtype(runner._input["dtype"]) == np.int8  # the runner quantizes the input
         assert runner.infer(np.zeros((1, 3, 224, 224), np.float32)).dtype == np.int32
-    dynamic = BuildOptions(latency_runs=1, int8=Int8Options(activations="dynamic"))
+    dynamic = BuildOptions(latency_runs=1, gate="symbols", int8=Int8Options(activations="dynamic"))
     row = build_targets(tflite_bundle, ["tflite-int8"], dynamic)[0]
     assert row["passed"] and row["agreement_pct"] >= 99.0
-    with pytest.raises(UsageError, match="tflite-int8 accepts activations int8 or dynamic, not "
-                                         "int16 .*; build tflite-int8 with --activations"):
+    with pytest.raises(UsageError, match="tflite-int8 accepts activations int8 or dynamic or "
+                                         "float, not int16 .*; build tflite-int8 with "
+                                         "--activations"):
         build_targets(tflite_bundle, ["tflite-int8"],
                       BuildOptions(int8=Int8Options(activations="int16")))
     entry = Bundle.open(tflite_bundle).manifest["artifacts"]["tflite-int8"]

@@ -53,5 +53,6 @@ def test_decoder_file_is_hashed(decoder_bundle):
         path.write_bytes(original)
 
 
-def test_head_only_checkpoint_has_no_decoder(demo_bundle):
-    assert "decoder" not in demo_bundle.manifest
+def test_head_only_checkpoint_has_no_decoder(head_only_bundle):
+    assert "decoder" not in head_only_bundle.manifest
+    assert "file" not in head_only_bundle.manifest["tail"]

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from reference_models import compressai_bottleneck, reference_symbols
+from reference_models import (bq_head_state, compressai_bottleneck, reference_symbols,
+                              torchdistill_quantize)
 from sc2deploy.errors import CheckpointError
 from sc2deploy.export.heads import build_head
 from sc2deploy.export.layers import GDN1, FoldedGDN1, effective_gdn_constants
@@ -39,40 +40,15 @@ def test_gdn_folding_matches_the_trainable_layer():
     assert float(beta.detach().min()) > 0
 
 
-def _torchdistill_quantize(x, num_bits=8):
-    """The published BQ quantizer, written from its description (min/max, uint8)."""
-    qmin, qmax = 0.0, 2.0 ** num_bits - 1.0
-    min_val, max_val = x.min(), x.max()
-    scale = (max_val - min_val) / (qmax - qmin)
-    initial = qmin - min_val / scale
-    zero_point = qmin if initial < qmin else qmax if initial > qmax else initial
-    zero_point = int(zero_point)
-    q = (zero_point + x / scale).clamp(qmin, qmax).round()
-    return q.byte(), scale, zero_point
-
-
-def _bq_state(channels, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    state = {"encoder.0.weight": torch.randn(64, 3, 7, 7, generator=gen) * 0.1,
-             "encoder.6.weight": torch.randn(channels, 64, 2, 2, generator=gen) * 0.2}
-    for bn in ("encoder.1", "encoder.4"):
-        state[f"{bn}.weight"] = 1 + 0.1 * torch.randn(64, generator=gen)
-        state[f"{bn}.bias"] = 0.1 * torch.randn(64, generator=gen)
-        state[f"{bn}.running_mean"] = 0.1 * torch.randn(64, generator=gen)
-        state[f"{bn}.running_var"] = 1 + torch.rand(64, generator=gen)
-        state[f"{bn}.num_batches_tracked"] = torch.tensor(100)
-    return state
-
-
 @pytest.mark.parametrize("name,channels", [("bq2", 2), ("bq12", 12)])
 def test_bq_quantizer_matches_published_formula(name, channels):
-    head = build_head(get_spec(name), _bq_state(channels))
+    head = build_head(get_spec(name), bq_head_state(channels))
     assert head.prior is None and head.output_names == ("symbols", "scale", "zero_point")
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         q, scale, zero_point = head.module(x)
         y = head.module.encoder(x)
-    ref_q, ref_scale, ref_zp = _torchdistill_quantize(y)
+    ref_q, ref_scale, ref_zp = torchdistill_quantize(y)
     assert q.shape == (1, channels, 29, 29)
     assert torch.equal(q, ref_q.float())
     assert float(scale) == float(ref_scale) and int(zero_point) == ref_zp
@@ -82,7 +58,7 @@ def test_bq_quantizer_matches_published_formula(name, channels):
 def test_bq_wrong_channel_count_is_reported():
     with pytest.raises(CheckpointError, match=r"encoder.6.weight has shape \[3, 64, 2, 2\], "
                                               r"expected \[6, 64, 2, 2\]"):
-        build_head(get_spec("bq6"), _bq_state(3))
+        build_head(get_spec("bq6"), bq_head_state(3))
 
 
 def test_fp_head_latent_channels_follow_the_checkpoint():
@@ -106,7 +82,7 @@ def test_bundle_head_state_rebuilds_the_reference(demo_bundle, few_images):
 def test_bq_head_state_roundtrip():
     from sc2deploy.export.heads import head_arrays, head_from_arrays
 
-    head = build_head(get_spec("bq3"), _bq_state(3))
+    head = build_head(get_spec("bq3"), bq_head_state(3))
     rebuilt = head_from_arrays("bq", head_arrays(head.module))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

@@ -6,14 +6,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from reference_models import (compressai_bottleneck, reference_pre_round, reference_symbols,
-                              write_checkpoint)
+from reference_models import (bq_head_state, compressai_bottleneck, reference_pre_round,
+                              reference_symbols, torchdistill_quantize, write_checkpoint)
 from symbols import assert_same_symbols
 from sc2deploy.errors import UsageError
 from sc2deploy.export import ExportOptions, export_bundle
 from sc2deploy.preprocess import sample_images
 
-from test_heads import _bq_state, _torchdistill_quantize
 
 
 def _ort_outputs(bundle, inputs):
@@ -93,7 +92,7 @@ def test_independent_reference_checkpoint(tmp_path, model, prefix, images, laten
 
 def test_bq_export(tmp_path, few_images):
     ckpt = tmp_path / "bq.pt"
-    torch.save({"model": {f"bottleneck.{k}": v for k, v in _bq_state(6).items()}}, ckpt)
+    torch.save({"model": {f"bottleneck.{k}": v for k, v in bq_head_state(6).items()}}, ckpt)
     bundle = export_bundle(ExportOptions(model="bq6", checkpoint=ckpt, out=tmp_path / "b",
                                          images=few_images))
     assert bundle.manifest["prior"]["kind"] == "uint8-minmax" and bundle.prior() is None
@@ -103,7 +102,7 @@ def test_bq_export(tmp_path, few_images):
     q, scale, zero_point = _ort_outputs(bundle, [x])[0]
     encoder = torch.nn.Sequential(*list(_rebuild_bq(tmp_path / "bq.pt")))
     with torch.no_grad():
-        ref_q, ref_scale, ref_zp = _torchdistill_quantize(encoder(torch.from_numpy(x)))
+        ref_q, ref_scale, ref_zp = torchdistill_quantize(encoder(torch.from_numpy(x)))
     np.testing.assert_array_equal(q, ref_q.numpy().astype(np.float32))
     assert int(zero_point[0]) == ref_zp
 

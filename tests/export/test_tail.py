@@ -29,6 +29,7 @@ def test_tail_onnx_gives_the_upstream_logits(tmp_path, student, layout, model):
     tail = bundle.manifest["tail"]
     assert tail["file"] == "tail.onnx" and len(tail["sha256"]) == 64
     assert tail["input"]["shape"] == [1, *bundle.model["latent"]["shape"]]
+    assert tail["inputs"] == [tail["input"]] and tail["input"]["name"] == "symbols"
     assert tail["output"] == {"name": "logits", "shape": [1, 10], "dtype": "float32"}
     assert tail["verification"]["top1_identical"] == tail["verification"]["images"] == 4
     head = ort.InferenceSession(str(bundle.file("head.onnx")), providers=["CPUExecutionProvider"])

@@ -7,26 +7,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from reference_models import classification_student, write_student
 from sc2deploy.cli import main
 from sc2deploy.errors import UsageError
-from sc2deploy.measure.evaluate import (evaluate, format_evaluation, image_folder, labels_file,
-                                        read_labeled)
+from sc2deploy.measure.evaluate import (evaluate, evaluate_baselines, format_baselines,
+                                        format_evaluation, image_folder, labels_file,
+                                        parse_baselines, read_labeled)
+from sc2deploy.orchestrate.demo import DEMO_TEACHER
 from sc2deploy.preprocess import sample_images
 from sc2deploy.results.schema import load_results, validate, write_results
 from sc2deploy.targets.encoding import encode_images
 
 N = 8  # images: the first half labeled with the fp32 pipeline's own top-1, the rest not
-
-
-@pytest.fixture(scope="module")
-def student_bundle(tmp_path_factory):
-    from sc2deploy.export import ExportOptions, export_bundle
-
-    tmp = tmp_path_factory.mktemp("student")
-    write_student(tmp / "student.pt", classification_student(), "sc2bench")
-    return export_bundle(ExportOptions(model="entropic_student", checkpoint=tmp / "student.pt",
-                                       out=tmp / "b", images=sample_images()[:2]))
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +133,12 @@ def test_the_cli_writes_results_and_report_reads_them(student_bundle, tmp_path, 
     assert "demo/onnx" in csv_text and "tiny/eval" not in csv_text
 
 
-def test_a_bundle_without_a_tail_says_how_to_get_one(demo_bundle, flat):
+def test_a_bundle_without_a_tail_says_how_to_get_one(flat, head_only_bundle):
+    bundle = head_only_bundle
     folder, labels = flat
     with pytest.raises(UsageError, match=r"has no tail \(tail.onnx\).*export a checkpoint "
                                          r"that has layer2-4 and fc"):
-        evaluate(demo_bundle.path, read_labeled(folder, labels), progress=False)
+        evaluate(bundle.path, read_labeled(folder, labels), progress=False)
 
 
 def test_a_label_beyond_the_classes_is_refused(student_bundle, flat):
@@ -192,9 +184,13 @@ def test_evaluate_runs_without_torch(student_bundle, flat, tmp_path):
     folder, labels = flat
     out = tmp_path / "e.json"
     result = run_cli_without_torch("evaluate", student_bundle.path, "--images", folder,
-                                   "--labels", labels, "--coder", "c", "-o", out)
+                                   "--labels", labels, "--coder", "c", "--teacher", DEMO_TEACHER,
+                                   "--baselines", "jpeg:10", "-o", out)
     assert result.returncode == 0, result.stderr
-    assert json.loads(out.read_text())["targets"][0]["top1"]["correct"] == N // 2
+    doc = json.loads(out.read_text())
+    assert doc["targets"][0]["top1"]["correct"] == N // 2
+    assert [(b["codec"], b["quality"], b["images"]) for b in doc["baselines"]] == [("jpeg", 10, N)]
+    assert "input-compression baselines (teacher demo_teacher.onnx" in result.stdout
 
 
 def test_each_target_runs_through_its_own_runtime(student_bundle, flat, tmp_path):
@@ -236,3 +232,88 @@ def test_the_schema_names_the_key_at_fault(student_bundle, flat):
     del doc["dataset"]
     with pytest.raises(ResultsError, match="e.json: missing required key 'dataset'"):
         validate(doc, "e.json")
+
+
+# ---------------------------------------------------------------- input-compression baselines
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """The demo's generated task, 2 images per class (held-out seed)."""
+    from sc2deploy.orchestrate.demo_data import EVAL_SEED, write_labeled_set
+
+    return read_labeled(write_labeled_set(tmp_path_factory.mktemp("gen") / "eval", 2, EVAL_SEED))
+
+
+def _teacher_top1(session, x):
+    return int(np.argmax(session.run(None, {"image": x})[0]))
+
+
+def test_baselines_compress_decode_and_classify_each_image(student_bundle, generated, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from sc2deploy.bundle import sha256_file
+    from sc2deploy.measure.baselines import image_bytes
+
+    points = parse_baselines(["jpeg:5,90", "webp:50"])
+    assert points == (("jpeg", 5), ("jpeg", 90), ("webp", 50))
+    extra = evaluate_baselines(student_bundle.path, generated, DEMO_TEACHER, points,
+                               progress=False)
+    n = len(generated.images)
+    teacher = ort.InferenceSession(str(DEMO_TEACHER), providers=["CPUExecutionProvider"])
+    pre = student_bundle.preprocessing()
+    clean = sum(_teacher_top1(teacher, pre(p)) == y
+                for p, y in zip(generated.images, generated.labels))
+    assert extra["teacher"] == {"file": str(DEMO_TEACHER), "sha256": sha256_file(DEMO_TEACHER),
+                                "images": n, "top1": {"correct": clean, **_proportion(clean, n)},
+                                "top5": extra["teacher"]["top5"]}
+    rows = {(r["codec"], r["quality"]): r for r in extra["baselines"]}
+    assert list(rows) == list(points)
+    for (codec, q), row in rows.items():  # an independent decode + teacher run
+        sizes, correct = [], 0
+        for p, y in zip(generated.images, generated.labels):
+            payload = image_bytes(p, pre, codec, q)
+            sizes.append(len(payload))
+            x = np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"), dtype=np.float32)
+            x = (x / 255 - np.float32(pre.mean)) / np.float32(pre.std)
+            correct += _teacher_top1(teacher, x.transpose(2, 0, 1)[None].astype(np.float32)) == y
+        assert row["model"] == "teacher" and row["images"] == n
+        assert row["bytes"] == {"mean": pytest.approx(np.mean(sizes)), "p50": np.median(sizes),
+                                "min": min(sizes), "max": max(sizes)}
+        assert row["top1"]["correct"] == correct
+        assert row["top1"]["ci95"] == pytest.approx(_wilson_pct(correct, n), abs=1e-9)
+        assert row["top1"]["correct"] <= row["top5"]["correct"] <= n
+    assert rows["jpeg", 5]["bytes"]["mean"] < rows["jpeg", 90]["bytes"]["mean"]
+    assert rows["jpeg", 5]["top1"]["correct"] < rows["jpeg", 90]["top1"]["correct"]
+    doc = {**evaluate(student_bundle.path, generated, ["onnx"], coder="c", progress=False),
+           **extra}
+    validate(doc)
+    text = format_baselines(doc)
+    assert f"teacher demo_teacher.onnx: top-1 {100 * clean / n:.1f} %" in text
+    assert "jpeg  q5" in text and "webp  q50" in text
+
+
+def _proportion(k, n):
+    return {"pct": 100 * k / n, "ci95": pytest.approx(_wilson_pct(k, n), abs=1e-9)}
+
+
+def test_bad_baselines_and_teachers_are_refused(student_bundle, generated, tmp_path, capsys):
+    for spec, match in (("png:10", r"--baselines 'png:10': expected CODEC:Q1,Q2,\.\.\. with "
+                                   r"CODEC one of jpeg, webp"),
+                        ("jpeg", r"--baselines 'jpeg': expected CODEC:Q1"),
+                        ("jpeg:0", r"--baselines 'jpeg:0': quality '0'; expected integers from "
+                                   r"1 to 100")):
+        with pytest.raises(UsageError, match=match):
+            parse_baselines([spec])
+    tail = student_bundle.file("tail.onnx")
+    with pytest.raises(UsageError, match=r"--teacher .*tail.onnx: its inputs are \[\('symbols'"
+                                         r".*one input of shape \[1, 3, 224, 224\]"):
+        evaluate_baselines(student_bundle.path, generated, tail, (("jpeg", 10),), False)
+    with pytest.raises(UsageError, match=r"--teacher .*nope.onnx: file not found"):
+        evaluate_baselines(student_bundle.path, generated, tmp_path / "nope.onnx", (), False)
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(student_bundle.path), "--images", str(generated.root),
+                 "--baselines", "jpeg:10", "-o", str(out)]) == 2
+    assert "--baselines needs --teacher ONNX" in capsys.readouterr().err
+    assert not out.exists()

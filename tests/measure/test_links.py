@@ -70,3 +70,40 @@ def test_unknown_link_names_the_builtins(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(UsageError, match="not valid JSON"):
         load_link(tmp_path / "bad.json")
+
+
+def test_eu868_duty_cycle_silences_the_radio_between_frames():
+    link = BUILTIN["lora-eu868-sf7"]
+    frame = LoRa(sf=7, bw_hz=125e3).frame_ms(255)
+    assert link.delay_ms(255) == pytest.approx(frame)  # one frame: no silence after the last
+    # three frames: 99 x the airtime of the first two frames is spent silent (1 % duty cycle)
+    last = LoRa(sf=7, bw_hz=125e3).frame_ms(10)
+    assert link.delay_ms(520) == pytest.approx(2 * frame + last + 2 * frame * 99)
+    assert link.radio_joules(520) == pytest.approx(0.1452 * (2 * frame + last) / 1e3)
+
+
+def test_frame_loss_resends_cost_airtime_energy_and_waits():
+    lossless = BUILTIN["lora-sx1276-20dbm"]
+    lossy = link_from_dict({"name": "lossy", "source": "a test", "tx_watts": 0.396,
+                            "lora": {"sf": 6, "bw_hz": 500e3, "implicit_header": True},
+                            "frame_loss": 0.2, "retry_wait_ms": 1000})
+    airtime = lossless.delay_ms(600)  # 3 frames
+    assert lossy.airtime_ms(600) == pytest.approx(airtime / 0.8)
+    assert lossy.delay_ms(600) == pytest.approx(airtime / 0.8 + 3 * 0.25 * 1000)
+    assert lossy.radio_joules(600) == pytest.approx(lossless.radio_joules(600) / 0.8)
+
+
+def test_loss_and_duty_cycle_together():
+    link = link_from_dict({"name": "both", "source": "a test", "rate_bps": 8000,
+                           "frame_payload_bytes": 100, "duty_cycle": 0.1, "frame_loss": 0.5})
+    # 200 B = 2 frames of 100 ms; 4 expected sends (400 ms); silent 9 x (400 - 100) ms
+    assert link.delay_ms(200) == pytest.approx(400 + 9 * 300)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("duty_cycle", 0, "duty_cycle must be a fraction"), ("duty_cycle", 1.5, "fraction"),
+    ("frame_loss", 1.0, "frame_loss must be a probability"), ("frame_loss", -0.1, "probability"),
+    ("retry_wait_ms", -1, "retry_wait_ms must be"), ("frame_loss", "x", "probability")])
+def test_link_limits_are_checked(key, value, match):
+    with pytest.raises(UsageError, match=match):
+        link_from_dict({"name": "x", "source": "a test", "rate_bps": 1000, key: value})

@@ -49,6 +49,12 @@ def test_stages_bytes_and_conditions(demo_bundle, images, tmp_path):
         sum(lat[s]["mean"] for s in ("load", "preprocess", "head", "code")))
     for s in lat.values():
         assert s["min"] <= s["p50"] <= s["p90"] <= s["p95"] <= s["p99"] <= s["max"]
+    samples = doc["samples"]  # every image's times, the same images in every stage
+    assert (samples["selection"], set(samples["latency_ms"])) == ("all", set(lat))
+    for stage, times in samples["latency_ms"].items():
+        assert len(times) == 6 and min(times) == pytest.approx(lat[stage]["min"], abs=1e-4)
+    assert np.sum([samples["latency_ms"][s] for s in ("load", "preprocess", "head", "code")],
+                  axis=0) == pytest.approx(samples["latency_ms"]["total"], abs=5e-4)
     expected = [len(d) for _, d in encode_images(demo_bundle, sorted(images.iterdir()))]
     assert doc["bytes"]["min"] == min(expected) and doc["bytes"]["max"] == max(expected)
     assert doc["bytes"]["mean"] == pytest.approx(np.mean(expected * 3))
@@ -63,6 +69,21 @@ def test_stages_bytes_and_conditions(demo_bundle, images, tmp_path):
     energy = doc["energy"]  # --energy none: no source tried, no energy, nothing modeled
     assert (energy["kind"], energy["source"], energy["unavailable"], energy["joules_per_image"],
             energy["host_timed_on"]) == ("none", None, {}, None, None)
+
+
+def test_profile_server_keeps_samples_and_no_decoder_stage_without_a_decoder(demo_bundle,
+                                                                             images):
+    from sc2deploy.measure.options import ServerOptions
+    from sc2deploy.measure.server import profile_server
+    from sc2deploy.results.schema import validate
+
+    doc = validate(profile_server(ServerOptions(bundle=demo_bundle.path, images=images, runs=4,
+                                                warmup=1, progress=False)))
+    has_decoder = "file" in demo_bundle.manifest.get("decoder", {})
+    stages = {"decode", "total"} | ({"decoder"} if has_decoder else set())
+    assert set(doc["latency_ms"]) == stages and doc["decoder"]["present"] == has_decoder
+    assert {s: len(t) for s, t in doc["samples"]["latency_ms"].items()} == dict.fromkeys(
+        stages, 4)
 
 
 @pytest.mark.parametrize("tree,watts", [

@@ -36,11 +36,11 @@ def test_reduced_run_profiles_and_reports(copy_export, tmp_path):
     out = tmp_path / "demo"
     printed = []
     result = demo.run(out, runs=2, targets=["onnx", "tensorrt-fp16", "tensorrt-fp16-engine"],
-                      echo=printed.append)
+                      echo=printed.append, eval_per_class=1)
     assert result.bundle == out / "demo-bundle" and (result.bundle / "manifest.json").is_file()
     assert result.report == out / "report" / "report.html" and result.report.is_file()
     # the host check is built, not profiled; the device-built engine is skipped and named
-    assert [p.name for p in result.results] == ["server.json", "onnx.json"]
+    assert [p.name for p in result.results] == ["server.json", "onnx.json", "evaluation.json"]
     assert printed[0] == "targets not buildable here (skipped): tensorrt-fp16-engine"
     assert "tensorrt-fp16" in Bundle.open(result.bundle).manifest["artifacts"]
     onnx = json.loads((out / "results" / "onnx.json").read_text())
@@ -48,7 +48,17 @@ def test_reduced_run_profiles_and_reports(copy_export, tmp_path):
     assert onnx["server_ms"]["source"] == "measured"
     assert onnx["energy"]["kind"] in ("measured", "modeled")
     assert copy_export and not copy_export[0].exists()  # staged beside, then moved
-    assert sorted(p.name for p in out.iterdir()) == ["demo-bundle", "report", "results"]
+    assert sorted(p.name for p in out.iterdir()) == ["demo-bundle", "eval", "report", "results"]
+    # the task: generated labeled images, every runnable target, the teacher's baselines
+    evaluation = json.loads((out / "results" / "evaluation.json").read_text())
+    assert evaluation["dataset"]["images"] == 10 and evaluation["dataset"]["classes"] == 10
+    assert [r["target"] for r in evaluation["targets"]] == ["onnx"]
+    assert evaluation["teacher"]["file"] == str(demo.DEMO_TEACHER)
+    assert [(b["codec"], b["quality"]) for b in evaluation["baselines"]] == [
+        (c, int(q)) for c, qs in (s.split(":") for s in demo.DEMO_BASELINES)
+        for q in qs.split(",")]
+    assert any("input-compression baselines" in text for text in printed)
+    assert "## Accuracy" in (out / "report" / "report.md").read_text()
 
 
 def test_a_folder_that_is_not_a_bundle_is_never_replaced(copy_export, tmp_path):
@@ -91,6 +101,39 @@ def test_interrupted_profile_keeps_results_and_writes_no_report(copy_export, tmp
     with pytest.raises(Interrupted, match=r"^interrupted while profiling onnx: the bundle .* "
                                           r"are kept \(onnx.json is PARTIAL\); no report "
                                           r"written$"):
-        demo.run(tmp_path, runs=2, targets=["onnx"], echo=lambda text: None)
+        demo.run(tmp_path, runs=2, targets=["onnx"], echo=lambda text: None, eval_per_class=1)
     assert (tmp_path / "results" / "onnx.json").is_file()
+    assert (tmp_path / "results" / "evaluation.json").is_file()
     assert not (tmp_path / "report").exists()
+
+
+def test_the_demo_exports_its_tail_and_tail_onnx_gives_the_torch_tails_top1(demo_bundle):
+    """The bundled student has a task: tail.onnx, fed with the head's symbols, ranks as the
+    torch tail rebuilt from the checkpoint (independently of the export's own check)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from sc2deploy.export.checkpoint import bottleneck_state, load_state_dict
+    from sc2deploy.export.decoder import build_decoder
+    from sc2deploy.export.pipeline import DEMO_CHECKPOINT
+    from sc2deploy.export.tail import build_tail
+    from sc2deploy.orchestrate.demo_data import CLASSES
+
+    tail = demo_bundle.manifest["tail"]
+    assert tail["output"]["shape"] == [1, len(CLASSES)] and "file" in tail
+    assert tail["verification"]["top1_identical"] == tail["verification"]["images"]
+    raw = load_state_dict(DEMO_CHECKPOINT)
+    state, prefix = bottleneck_state(raw, "fp")
+    medians = np.load(demo_bundle.file("prior.npz"))["medians"]
+    torch_tail = build_tail(raw, prefix, build_decoder(state, medians))
+    session = ort.InferenceSession(str(demo_bundle.file("tail.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    with np.load(demo_bundle.file(demo_bundle.manifest["reference"]["file"])) as ref:
+        symbols = ref["symbols"][:8].astype(np.float32)
+    for s in symbols:
+        got = session.run(None, {"symbols": s[None]})[0]
+        with torch.no_grad():
+            want = torch_tail(torch.from_numpy(s[None])).numpy()
+        assert np.argmax(got) == np.argmax(want)
+        assert np.max(np.abs(got - want)) <= 1e-4 * np.max(np.abs(want))

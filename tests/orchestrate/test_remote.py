@@ -1,8 +1,8 @@
 """Remote profiling over a real OpenSSH server on 127.0.0.1 (no mocks of ssh).
 
-The fixture starts ``sshd -D`` with its own host key, user key and config in a temporary folder;
-the "device" is this machine, its Python is this venv's (or a stub that behaves like a broken
-or slow device). Skipped, with the reason, when sshd is missing or cannot start.
+The ``device`` fixture (conftest.py) starts ``sshd -D`` with its own keys and config in a
+temporary folder; the "device" is this machine, its Python is this venv's (or a stub that
+behaves like a broken or slow device). Skipped, with the reason, when sshd cannot start.
 """
 
 import json
@@ -19,8 +19,6 @@ import pytest
 
 from sc2deploy.errors import RemoteError, UsageError
 from sc2deploy.orchestrate.remote import parse_destination, profile_remote
-
-SSHD = "/usr/sbin/sshd"
 
 # A stand-in for the device's Python: real `--version`, and a `profile` whose behavior the
 # test picks with `--stub MODE` (complete, incomplete, partial, fail, sleep).
@@ -60,18 +58,6 @@ elif mode == "sleep":
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sc2deploy-test",
-                    "-f", str(path)], check=True, capture_output=True)
-    return path
-
-
 def _stopped(pid: int, wait_s: float = 10) -> bool:
     """Whether ``pid`` is gone or a zombie (the container's init may reap it late)."""
     deadline = time.monotonic() + wait_s
@@ -84,81 +70,6 @@ def _stopped(pid: int, wait_s: float = 10) -> bool:
             return True
         time.sleep(0.1)
     return False
-
-
-class Device:
-    """What the tests need to reach the sshd fixture."""
-
-    def __init__(self, root: Path, port: int, key: Path):
-        self.root, self.port, self.key = root, port, key
-        self.tmp = root / "remote-tmp"  # the device's TMPDIR: mktemp folders appear here
-        self.user = os.environ.get("USER") or __import__("getpass").getuser()
-        self.destination = f"{self.user}@127.0.0.1"
-
-    def options(self, key: Path = None):
-        return ["-F", str(self.root / "ssh_config"), "-i", str(key or self.key),
-                "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={self.root / 'known_hosts'}",
-                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=accept-new",
-                "-o", f"SetEnv=TMPDIR={self.tmp}",
-                "-o", "KexAlgorithms=curve25519-sha256"]  # faster than the default on 2 busy cores
-
-    def leftovers(self):
-        """profile_remote's folders still on the device (login scripts may add other files)."""
-        return sorted(p.name for p in self.tmp.glob("sc2deploy-profile.*"))
-
-
-@pytest.fixture(scope="module")
-def device(tmp_path_factory):
-    if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
-        pytest.skip(f"{SSHD} or ssh-keygen is missing: apt-get install openssh-server")
-    root = tmp_path_factory.mktemp("sshd")
-    host_key, user_key = _keygen(root / "host_ed25519"), _keygen(root / "user_ed25519")
-    (root / "authorized_keys").write_text((root / "user_ed25519.pub").read_text())
-    (root / "ssh_config").write_text("")
-    (root / "remote-tmp").mkdir()
-    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-    port = _free_port()
-    lines = [f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-             f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {root / 'authorized_keys'}",
-             "PubkeyAuthentication yes", "PasswordAuthentication no",
-             "KbdInteractiveAuthentication no", "PermitRootLogin yes", "StrictModes no",
-             "UsePAM no", "AcceptEnv TMPDIR", "Subsystem sftp internal-sftp",
-             "PerSourcePenalties no"]  # OpenSSH >= 9.8 would block 127.0.0.1 after a bad key
-    config = root / "sshd_config"
-    config.write_text("\n".join(lines) + "\n")
-    test = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
-    if "PerSourcePenalties" in test.stderr:  # older sshd: the option does not exist
-        config.write_text("\n".join(lines[:-1]) + "\n")
-        test = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
-    if test.returncode != 0:
-        pytest.skip(f"sshd rejects the test config: {test.stderr.strip()}")
-    log = open(root / "sshd.log", "w")
-    # SIGINT as on a real device: not ignored, even when pytest runs as a background job
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 10
-    while True:
-        if proc.poll() is not None:
-            log.close()
-            pytest.skip(f"sshd exited with code {proc.returncode}: "
-                        f"{(root / 'sshd.log').read_text().strip()[-500:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.skip("sshd did not accept connections within 10 s")
-            time.sleep(0.05)
-    yield Device(root, port, user_key)
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
 
 
 @pytest.fixture
@@ -307,11 +218,11 @@ def test_ctrl_c_stops_the_remote_run_and_keeps_partial_results(device, demo_bund
 def test_connection_refused(device, demo_bundle, images, tmp_path):
     with pytest.raises(RemoteError, match="connection refused.*--port"):
         profile_remote(f"{device.user}@127.0.0.1", demo_bundle.path, images, [],
-                       tmp_path / "r.json", port=_free_port(), ssh_options=device.options())
+                       tmp_path / "r.json", port=device.free_port(), ssh_options=device.options())
 
 
 def test_wrong_key_is_an_authentication_failure(device, demo_bundle, images, tmp_path):
-    other = _keygen(tmp_path / "other_key")
+    other = device.keygen(tmp_path / "other_key")
     with pytest.raises(RemoteError, match="authentication failed.*Permission denied"):
         run(device, demo_bundle, images, [], tmp_path / "r.json",
             ssh_options=device.options(key=other))

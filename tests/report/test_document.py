@@ -7,9 +7,10 @@ import struct
 
 import pytest
 
-from results_factory import make_result
+from results_factory import make_evaluation, make_result
 from sc2deploy.errors import ResultsError
-from sc2deploy.report.document import PLOTS, end_to_end_bars, names, write_report
+from sc2deploy.report.data import FIGURES
+from sc2deploy.report.document import PLOTS, end_to_end_bars, figure_keys, names, write_report
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib (pip install .[report])")
 
@@ -27,6 +28,7 @@ def sample_docs():
         make_result("bq6/onnx", head_ms=30.0, bytes_mean=5000.0, link=False,
                     device_model="Jetson Orin Nano", energy_source="jetson"),
         make_result("server/decoder", kind="server"),
+        make_evaluation(),
     ]
 
 
@@ -41,8 +43,10 @@ def report(tmp_path_factory):
 def test_writes_every_file(report):
     _, out, html_path = report
     assert html_path == out / "report.html"
-    expected = {"report.md", "report.html", "results.csv", *PLOTS.values()}
-    assert expected <= {p.name for p in out.iterdir()}
+    assert set(figure_keys(sample_docs())) == set(FIGURES)  # every figure has something to draw
+    expected = {"report.md", "report.html", "results.csv", "tables"} | {
+        f"{stem}.{fmt}" for stem in FIGURES.values() for fmt in ("png", "pdf", "svg")}
+    assert expected == {p.name for p in out.iterdir()}  # and nothing else (no staging left)
 
 
 def _png_size(data: bytes):
@@ -55,7 +59,7 @@ def test_plots_are_real_pngs(report, key):
     _, out, _ = report
     data = (out / PLOTS[key]).read_bytes()
     width, height = _png_size(data)
-    assert width >= 600 and height >= 300
+    assert width == 1400 and height >= 500  # 7 in at 200 dpi
     assert len(data) > 15_000  # a drawn plot, not an empty canvas
     assert data.rstrip()[-8:] == b"IEND\xaeB`\x82"
 
@@ -107,7 +111,7 @@ def test_partial_results_are_flagged_everywhere(report):
     assert len(md_lines) >= 8  # overview, end-to-end, stages, bytes, energy, conditions...
     assert all("partial (interrupted)" in line for line in md_lines)
     html_rows = [r for r in re.findall(r"<tr[^>]*>.*?</tr>", html_path.read_text())
-                 if "ladon/onnx" in r]
+                 if "ladon/onnx" in r and not r.startswith("<tr><td>results</td>")]
     assert html_rows and all('class="partial"' in r and "partial (interrupted)" in r
                              for r in html_rows)
     rows = {r["label"]: r for r in csv.DictReader((out / "results.csv").open(newline=""))}
@@ -120,6 +124,7 @@ def test_csv_has_one_row_per_result_with_the_right_values(report):
     docs, out, _ = report
     with (out / "results.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
+    docs = [d for d in docs if d["kind"] != "evaluation"]  # evaluations have no CSV row
     assert [r["label"] for r in rows] == [d["label"] for d in docs]
     for row, doc in zip(rows, docs):
         assert row["kind"] == doc["kind"]
@@ -182,11 +187,17 @@ def test_duplicate_labels_get_unique_names():
 
 def test_minimal_reports_render(tmp_path):
     lone = make_result("lone", energy="none", link=False, server_ms=None, baselines=False)
-    write_report([lone], tmp_path / "one")
+    write_report([lone], tmp_path / "one", ("md", "latex"))
     md = (tmp_path / "one" / "report.md").read_text()
     assert "no energy data" in md and "0 (none given)" in md
-    write_report([make_result("srv", kind="server")], tmp_path / "server")
-    assert (tmp_path / "server" / PLOTS["pareto"]).read_bytes()[:8] == PNG_MAGIC
+    assert {p.name for p in (tmp_path / "one").glob("*.png")} == {
+        PLOTS[k] for k in ("end_to_end", "stages", "cdf", "pareto", "energy")}
+    write_report([make_result("srv", kind="server", decoder=False)], tmp_path / "server",
+                 ("html",))
+    # a server alone: its stages (no decoder: the bundle has none) and CDF; html only
+    assert sorted(p.name for p in (tmp_path / "server").iterdir()) == ["report.html"]
+    html = (tmp_path / "server" / "report.html").read_text()
+    assert html.count("<img ") == 2 and "<td>decoder</td>" not in html
 
 
 def test_refuses_nothing_and_invalid_documents(tmp_path):
@@ -220,7 +231,7 @@ def test_host_timed_and_version_1_modeled_energy_are_labeled_and_have_no_ci(tmp_
                         version=1),
             make_result("old-pi4/onnx", energy="modeled", version=1)]
     out = tmp_path / "rep"
-    html = write_report(docs, out).read_text()
+    assert write_report(docs, out, ("md", "csv")) == out  # no html: the folder
     md = (out / "report.md").read_text()
     rows = _energy_rows(md)
     label = f"modeled (rpi4, host-timed on {XEON})"
@@ -233,7 +244,7 @@ def test_host_timed_and_version_1_modeled_energy_are_labeled_and_have_no_ci(tmp_
     m_lo, m_hi = docs[0]["energy"]["joules_per_image"]["ci95"]
     assert f"{m_lo:.4g} – {m_hi:.4g}" in rows["pi4/onnx"]
     assert f"x86/onnx: modeled energy host-timed on {XEON}" in md
-    assert f"{label}" in _section(md, "Conditions") and label in html
+    assert f"{label}" in _section(md, "Conditions")
     pareto = next(l for l in _section(md, "Bytes per image").splitlines()
                   if l.startswith("| x86/onnx |"))
     assert f"(modeled, host-timed on {XEON})" in pareto
@@ -247,37 +258,41 @@ def test_host_timed_and_version_1_modeled_energy_are_labeled_and_have_no_ci(tmp_
     assert float(rows["pi4/onnx"]["energy_j_per_image_ci95_hi"]) == pytest.approx(m_hi)
 
 
-def test_energy_plot_draws_error_bars_on_measured_bars_only(tmp_path, monkeypatch):
+def test_energy_plot_stacks_radio_and_draws_error_bars_on_measured_compute_only(monkeypatch):
     from matplotlib.axes import Axes
-    from matplotlib.patches import Rectangle
 
-    from sc2deploy.report import plots as report_plots
+    from sc2deploy.report.plots import plot_energy
 
-    error_rows, drawn, errorbar = [], {}, Axes.errorbar
+    error_rows, errorbar = [], Axes.errorbar
 
     def count_errorbar(ax, x, y, **kwargs):
         error_rows.append(y)
         return errorbar(ax, x, y, **kwargs)
 
-    def keep_figure(fig, path):
-        ax = fig.axes[0]
-        drawn["hatches"] = [p.get_hatch() for p in ax.patches if isinstance(p, Rectangle)]
-        drawn["bar labels"] = [t.get_text() for t in ax.texts]
-        drawn["legend"] = [t.get_text() for t in fig.legends[0].get_texts()]
-        return path
-
     monkeypatch.setattr(Axes, "errorbar", count_errorbar)
-    monkeypatch.setattr(report_plots, "_save", keep_figure)
     docs = [make_result("measured"), make_result("modeled", energy="modeled"),
             make_result("host", energy="modeled", host_timed_on=XEON),
-            make_result("old", energy="modeled", version=1)]  # version 1 stored a ci95
-    report_plots.plot_energy(docs, tmp_path / "e.png")
-    assert error_rows == [0]  # one error bar: row 0, the measured result
-    assert drawn["hatches"] == [None, "///", "///", "///"]
-    assert drawn["bar labels"][1].endswith(" (modeled)")
-    assert drawn["bar labels"][2].endswith(f" (modeled, host-timed on {XEON})")
-    assert f"modeled (rpi4, host-timed on {XEON})" in drawn["legend"]
-    assert "modeled (rpi4)" in drawn["legend"]
+            make_result("old", energy="modeled", version=1),  # version 1 stored a ci95
+            make_result("no radio", link=False)]
+    fig = plot_energy(docs)
+    ax = fig.axes[0]
+    assert error_rows == [0, 4]  # the measured results only
+    bars = [(p.get_y(), p.get_x(), p.get_width(), p.get_hatch()) for p in ax.patches]
+    compute = [b for b in bars if b[1] == 0]
+    radio = [b for b in bars if b[1] > 0]
+    assert [b[3] for b in compute] == [None, "///", "///", "///", None]
+    assert len(radio) == 4 and all(b[3] == "\\\\\\" for b in radio)  # modeled, stacked
+    for (_, left, width, _), doc in zip(radio, docs):  # after compute, the link's energy
+        assert left == pytest.approx(doc["energy"]["joules_per_image"]["total"] * 1e3)
+        assert width == pytest.approx(doc["link"]["radio_joules_per_image"] * 1e3)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert f"compute: modeled (rpi4, host-timed on {XEON})" in legend
+    assert "compute: modeled (rpi4)" in legend and "compute: measured (ina2xx)" in legend
+    assert "radio: modeled (link TX power × airtime)" in legend
+    total = docs[0]["energy"]["joules_per_image"]["total"] + docs[0]["link"][
+        "radio_joules_per_image"]
+    assert ax.texts[0].get_text().endswith(f"= {total * 1e3:.3g} mJ")
+    assert ax.get_xlabel() == "energy per image (mJ)"
 
 
 def test_cli_summary_says_host_timed_and_prints_no_ci():
@@ -289,3 +304,25 @@ def test_cli_summary_says_host_timed_and_prints_no_ci():
     line = next(l for l in format_profile(make_result(energy="modeled")).splitlines()
                 if l.strip().startswith("energy"))
     assert line.endswith("(modeled, model:rpi4)")
+
+
+def test_formats_choose_what_is_written(tmp_path):
+    from sc2deploy.errors import UsageError
+    from sc2deploy.report.document import FORMATS, parse_formats
+
+    assert parse_formats("all") == FORMATS and parse_formats(" SVG, html") == ("html", "svg")
+    with pytest.raises(UsageError, match=r"--format 'html,gif': expected a comma-separated "
+                                         r"list of html, md, png.*got 'gif'"):
+        parse_formats("html,gif")
+    with pytest.raises(UsageError, match="got nothing"):
+        parse_formats(",")
+    doc = make_result("srv", kind="server")
+    write_report([doc], tmp_path / "a", ("svg", "csv"))
+    out = tmp_path / "a"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "latency_cdf.svg", "latency_stages.svg", "results.csv",
+        "tables/conditions_raspberry_pi_4_model_b_rev_1_5.csv", "tables/latency.csv",
+        "tables/overview.csv", "tables/resources.csv", "tables/runs.csv"]
+    write_report([doc], out, ("html",))  # a second report replaces files, keeps the others
+    assert (out / "report.html").is_file() and (out / "latency_cdf.svg").is_file()
+    assert not list(out.glob("*.png")) and not list(out.glob(".report-*"))

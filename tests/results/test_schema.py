@@ -1,4 +1,4 @@
-"""Results documents: schema validation, loading, atomic writing and Pareto fronts."""
+"""Results documents: schema validation, loading, atomic writing, raw samples."""
 
 import copy
 import json
@@ -8,19 +8,21 @@ import stat
 
 import re
 
+import numpy as np
 import pytest
 
 from results_factory import make_result
 from sc2deploy.errors import ResultsError
 from sc2deploy.results.schema import (SCHEMA, SCHEMA_VERSION, STAT_KEYS, load_results,
-                                         pareto_front, validate, write_results)
+                                         validate, write_results)
 
 
 @pytest.mark.parametrize("kwargs", [
     {}, {"energy": "modeled"}, {"energy": "none", "link": False, "server_ms": None},
     {"complete": False}, {"baselines": False}, {"kind": "server"},
     {"energy": "modeled", "host_timed_on": "Intel(R) Xeon(R) Processor"},
-    {"version": 1}, {"version": 1, "energy": "modeled"}])
+    {"version": 1}, {"version": 1, "energy": "modeled"}, {"version": 2},
+    {"kind": "server", "decoder": False}, {"samples": False}])
 def test_factory_documents_are_valid(kwargs):
     doc = make_result(**kwargs)
     assert validate(doc, "x.json") is doc
@@ -74,7 +76,8 @@ def _broken(edit):
      r"latency_ms\.total\.p99: expected a finite number, got nan"),
     (lambda d: d.update(complete="yes"), r"complete: expected true or false, got 'yes'"),
     (lambda d: d.update(threads=True), r"threads: expected null or an integer, got True"),
-    (lambda d: d.update(kind="edge"), r"kind: expected one of 'device', 'server', 'evaluation', got 'edge'"),
+    (lambda d: d.update(kind="edge"),
+     r"kind: expected one of 'device', 'server', 'evaluation'.*, got 'edge'"),
     (lambda d: d["energy"].update(kind="guessed"), r"energy\.kind: expected one of"),
     (lambda d: d.update(energy=None), r"energy: expected an object, got None"),
     (lambda d: d["energy"]["joules_per_image"].update(ci95=[1, 2, 3]),
@@ -115,7 +118,7 @@ def test_device_needs_target_but_server_does_not():
 def test_newer_schema_version_says_to_upgrade():
     doc = make_result()
     doc["schema_version"] = SCHEMA_VERSION + 1
-    with pytest.raises(ResultsError, match=r"a\.json: schema_version 3 is newer .*up to 2\)"
+    with pytest.raises(ResultsError, match=r"a\.json: schema_version 4 is newer .*up to 3\)"
                                            r".*upgrade sc2deploy"):
         validate(doc, "a.json")
 
@@ -214,9 +217,54 @@ def test_version_1_files_stay_readable(tmp_path):
     path = tmp_path / "v1.json"
     path.write_text(json.dumps(doc))
     assert load_results([path]) == [doc]
-    doc["schema_version"] = 2  # the same content is not a valid version 2 file
+    doc["schema_version"] = 2  # the same content is not a valid version 2 (or 3) file
     with pytest.raises(ResultsError, match="missing required key 'host_timed_on'"):
         validate(doc, "v1.json")
+
+
+def test_version_2_files_stay_readable_without_samples(tmp_path):
+    doc = make_result(version=2)
+    server = make_result(kind="server", version=2)
+    assert "samples" not in doc and "decoder" in server["latency_ms"]
+    for i, d in enumerate((doc, server)):
+        (tmp_path / f"v2-{i}.json").write_text(json.dumps(d))
+    assert load_results(sorted(tmp_path.iterdir())) == [doc, server]
+    del server["latency_ms"]["decoder"]  # version 2 servers always had a decoder stage
+    with pytest.raises(ResultsError, match="latency_ms: missing required key 'decoder'"):
+        validate(server, "v2.json")
+
+
+def test_version_3_samples_are_bounded_and_match_the_stages():
+    from sc2deploy.measure.stats import samples_entry
+
+    times = {"head": np.arange(12_345, dtype=float) / 7, "total": np.arange(12_345) / 3}
+    entry = samples_entry(times, cap=1000)
+    assert entry["selection"] == "uniform" and len(entry["latency_ms"]["head"]) == 1000
+    head, total = (np.asarray(entry["latency_ms"][s]) for s in ("head", "total"))
+    assert np.all(np.diff(head) > 0)  # measurement order kept
+    assert np.allclose(head * 7, total * 3, atol=1e-3)  # the same images in every stage
+    assert samples_entry({"head": [1.23456789]})["latency_ms"]["head"] == [1.2346]
+    assert samples_entry({"head": [1.0]})["selection"] == "all"
+    doc = make_result()
+    assert len(doc["samples"]["latency_ms"]["head"]) == doc["latency_ms"]["head"]["n"]
+    for edit, message in [
+            (lambda d: d["samples"]["latency_ms"]["head"].pop(),
+             r"samples\.latency_ms\.head: expected min\(latency_ms\.head\.n, cap\) = 50 "
+             r"samples, got 49"),
+            (lambda d: d["samples"]["latency_ms"].update(decoder=[1.0]),
+             r"samples\.latency_ms\.decoder: expected a stage of latency_ms \(load, "),
+            (lambda d: d["samples"].update(cap=10_001),
+             r"samples\.cap: expected an integer from 1 to 10000, got 10001"),
+            (lambda d: d["samples"].update(cap=10),
+             r"samples\.latency_ms\.load: expected at most cap = 10 samples, got 50"),
+            (lambda d: d["samples"]["latency_ms"]["code"].append("x"),
+             r"samples\.latency_ms\.code\[50\]: expected a number, got 'x'"),
+            (lambda d: d["samples"].update(selection="first"),
+             r"samples\.selection: expected one of 'all', 'uniform', got 'first'")]:
+        broken = copy.deepcopy(doc)
+        edit(broken)
+        with pytest.raises(ResultsError, match=message):
+            validate(broken, "a.json")
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o644), (0o077, 0o600)])
@@ -232,17 +280,7 @@ def test_results_files_are_0644_less_the_umask(tmp_path, umask, mode):
 
 
 def test_schema_constants():
-    assert (SCHEMA, SCHEMA_VERSION) == ("sc2deploy-results", 2)
+    assert (SCHEMA, SCHEMA_VERSION) == ("sc2deploy-results", 3)
     doc = copy.deepcopy(make_result())
     assert doc["schema"] == SCHEMA
 
-
-def test_pareto_front_known_points():
-    points = [(1, 5), (2, 3), (3, 4), (4, 1), (2, 3), (5, 5), (math.nan, 0), (4, 2)]
-    # (3,4), (5,5), (4,2) are dominated; equal points (2,3) are both kept; NaN is ignored
-    assert pareto_front(points) == [0, 1, 4, 3]
-    assert pareto_front([]) == []
-    assert pareto_front([(7.0, 7.0)]) == [0]
-    assert pareto_front([(1, 2), (1, 1), (0.5, 3)]) == [2, 1]
-    assert pareto_front([(1, 1), (2, 2), (3, 3)]) == [0]
-    assert pareto_front([(3, 1), (2, 2), (1, 3)]) == [2, 1, 0]

@@ -19,14 +19,15 @@ def test_capabilities_are_declared():
     known = targets()
     assert list(known)[:3] == ["onnx", "onnx-fp16", "onnx-int8"]
     int8 = {n: t.activations for n, t in known.items() if t.activations}
-    assert int8 == {"onnx-int8": ("int8", "int16"), "tflite-int8": ("int8", "dynamic"),
+    assert int8 == {"onnx-int8": ("int8", "int16", "float"),
+                    "tflite-int8": ("int8", "dynamic", "float"),
                     "tensorrt-int8": ("int8",)}
     assert {n for n, t in known.items() if t.needs_calibration} == set(int8)
     assert {n for n, t in known.items() if t.host_check} == {"tensorrt-fp16", "tensorrt-int8"}
     assert {n for n, t in known.items() if t.build_on == "device"} == {
         "tensorrt-fp16-engine", "tensorrt-int8-engine"}
     assert all(t.builder is None for t in known.values() if t.build_on == "device")
-    assert {n: len(known[n].search) for n in int8} == {"onnx-int8": 8, "tflite-int8": 3,
+    assert {n: len(known[n].search) for n in int8} == {"onnx-int8": 13, "tflite-int8": 4,
                                                         "tensorrt-int8": 2}
     assert Int8Options(keep_float=(LAST_CONV,)) in known["onnx-int8"].search
     assert {n for n, t in known.items() if t.search} == set(int8) | {"onnx-fp16"}

@@ -23,7 +23,7 @@ def test_garbage_from_the_runtime_is_a_device_error(values, match):
     assert issubclass(DeviceError, Sc2DeployError) and not issubclass(DeviceError, UsageError)
 
 
-def test_server_runner_returns_the_models_float_output(tmp_path):
+def test_server_runner_returns_the_models_float_output(tmp_path, head_only_bundle):
     """decoder.onnx / tail.onnx run through the same contract, float32 in and out."""
     import shutil
 
@@ -43,13 +43,7 @@ def test_server_runner_returns_the_models_float_output(tmp_path):
         with pytest.raises(UsageError, match=r"Input tensor: symbols \| Received incompatible"):
             tail.infer(np.zeros((1, 8, 3, 3), np.float32))
     with pytest.raises(UsageError, match="has no 'tail' model; it has: none"):
-        load_server_runner(_head_only_bundle(tmp_path), "tail")
+        load_server_runner(head_only_bundle, "tail")
     shutil.rmtree(tmp_path / "b")
 
 
-def _head_only_bundle(tmp_path):
-    from sc2deploy.export import ExportOptions, export_bundle
-    from sc2deploy.preprocess import sample_images
-
-    return export_bundle(ExportOptions(model="demo", out=tmp_path / "demo",
-                                       images=sample_images()[:1]))

@@ -1,0 +1,65 @@
+"""The report's tables as LaTeX (booktabs) and CSV files, one of each per table.
+
+A ``.tex`` file is a bare ``tabular`` (no float, no caption) to ``\\input`` into a paper's
+own ``table`` environment; it needs ``\\usepackage{booktabs}`` (and a UTF-8 document, the
+default since LaTeX 2018). Partial (interrupted) rows end with a dagger and a note. The CSV
+holds the same cells as the HTML report.
+"""
+
+import csv
+import io
+
+from sc2deploy.report.data import PARTIAL
+
+_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+            "^": r"\textasciicircum{}", "—": "---", "–": "--", "−": "$-$", "×": r"$\times$",
+            "→": r"$\rightarrow$", "±": r"$\pm$", "≤": r"$\leq$", "≥": r"$\geq$",
+            "µ": r"\textmu{}", "°": r"\textdegree{}", "…": r"\ldots{}", "≈": r"$\approx$",
+            "·": r"$\cdot$", "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Plain text as LaTeX: specials escaped, symbols the report uses as math or commands."""
+    return "".join(_ESCAPES.get(c, c) for c in str(text))
+
+
+def _align(table) -> str:
+    """Right-align columns whose cells (after the first column) all start with a number."""
+    def numeric(cell: str) -> bool:
+        head = cell.split(" ")[0].replace(",", "")
+        try:
+            float(head)
+            return True
+        except ValueError:
+            return cell == "—"
+    cols = []
+    for i in range(len(table.headers)):
+        cells = [r[i] for r in table.rows]
+        cols.append("r" if i and cells and all(numeric(c) for c in cells) else "l")
+    return "".join(cols)
+
+
+def to_latex(table) -> str:
+    """A booktabs ``tabular`` of ``table`` (a report Table)."""
+    lines = [f"\\begin{{tabular}}{{{_align(table)}}}", r"\toprule",
+             " & ".join(latex_escape(h) for h in table.headers) + r" \\", r"\midrule"]
+    for row, partial in zip(table.rows, table.partial):
+        cells = [latex_escape(c) for c in row]
+        if partial:
+            cells[0] += r"$^\dagger$"
+        lines.append(" & ".join(cells) + r" \\")
+    lines.append(r"\bottomrule")
+    lines.append(r"\end{tabular}")
+    if any(table.partial):
+        lines.append(f"\\\\[2pt]{{\\footnotesize $^\\dagger$ {latex_escape(PARTIAL)}: stopped "
+                     "early, numbers cover the images measured before.}")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.headers)
+    writer.writerows(table.rows)
+    return out.getvalue()

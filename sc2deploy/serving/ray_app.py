@@ -1,0 +1,101 @@
+"""The Ray Serve deployment of :class:`~sc2deploy.serving.service.Service`.
+
+Each replica checks and decodes a request as it arrives (refusals never wait for a
+batch), then ``@serve.batch`` gathers up to ``max_batch`` decoded requests for at most
+``batch_wait_ms`` and runs the tasks on them. Replicas scale out over the Ray cluster.
+Ray is imported only here (``pip install sc2deploy[serve]``).
+"""
+
+import asyncio
+import json
+from typing import Dict, List
+
+from sc2deploy.errors import Refused, UsageError
+from sc2deploy.log import logger
+from sc2deploy.measure.stream import INFER_PATH, INFO_PATH, REQUEST_ID_HEADER
+from sc2deploy.serving.service import Pending, ServeOptions, Service, refusal_body
+
+try:
+    import ray
+    from ray import serve
+    from starlette.responses import Response
+except ImportError as exc:  # pragma: no cover - the serve extra is part of dev
+    raise UsageError(f"sc2deploy serve needs Ray Serve ({exc}): pip install 'sc2deploy[serve]'"
+                     ) from None
+
+APP = "sc2deploy"
+
+
+def _json(status: int, body: dict) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(json.dumps(body), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+@serve.deployment
+class SplitServer:
+    """One replica: a Service behind Ray Serve's HTTP proxy."""
+
+    def __init__(self, options: ServeOptions, token: str):
+        self.service = Service(options, token)
+        self.answer.set_max_batch_size(options.max_batch)
+        self.answer.set_batch_wait_timeout_s(options.batch_wait_ms / 1e3)
+        self._inflight: Dict[str, asyncio.Future] = {}
+
+    async def __call__(self, request) -> Response:
+        request_id = request.headers.get(REQUEST_ID_HEADER, "")
+        try:
+            self.service.check_auth(request.headers)
+            if request.url.path == INFO_PATH and request.method == "GET":
+                return _json(200, self.service.info())
+            if request.url.path != INFER_PATH or request.method != "POST":
+                raise Refused(404, f"{request.method} {request.url.path}: expected POST "
+                                   f"{INFER_PATH} (or GET {INFO_PATH})")
+            declared = request.headers.get("content-length")
+            self.service.check_size(int(declared) if declared and declared.isdigit() else None)
+            body = await request.body()
+            if request_id in self._inflight:  # the same id resent while its first is running
+                return _json(200, {**await asyncio.shield(self._inflight[request_id]),
+                                   "replayed": True})
+            pending = self.service.prepare(request.headers, body)
+        except Refused as exc:
+            return _json(exc.status, refusal_body(exc, request_id))
+        if pending.answer is not None:
+            return _json(200, pending.answer)
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[pending.request_id] = future
+        try:
+            answer = await self.answer(pending)
+            future.set_result(answer)
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a waiting replay re-raises it, else it is dropped
+            logger.exception("request %s failed", pending.request_id)
+            return _json(500, {"error": f"server error: {exc}", "status": 500,
+                               "request_id": pending.request_id})
+        finally:
+            del self._inflight[pending.request_id]
+        return _json(200, answer)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def answer(self, batch: List[Pending]) -> List[dict]:
+        return self.service.run_batch(batch)
+
+
+def start(options: ServeOptions, token: str) -> str:
+    """Start (or join) a local Ray cluster and serve the bundle; returns the server's URL."""
+    if not ray.is_initialized():
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    serve.start(http_options={"host": options.host, "port": options.port})
+    app = SplitServer.options(num_replicas=options.replicas,
+                              max_ongoing_requests=options.max_ongoing).bind(options, token)
+    serve.run(app, name=APP, route_prefix="/")
+    return f"http://{options.host}:{options.port}"
+
+
+def stop(shutdown_ray: bool = False) -> None:
+    """Stop serving (and the Ray cluster this process started, if asked)."""
+    serve.shutdown()
+    if shutdown_ray and ray.is_initialized():
+        ray.shutdown()

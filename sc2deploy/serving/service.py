@@ -1,0 +1,211 @@
+"""What the server does with a request, engine-free: refuse, decode, run the tasks, remember.
+
+::
+
+    headers, body ─ token? 401 ─ size? 413 ─ request id? 400 ─ replay? cached answer
+                  ─ bundle / prior digest? 409 ─ container, decoding? 400 (CodecError's text)
+                  ─ Pending ─ run_batch: every task (tail.onnx | decoder.onnx | decode) ─ answer
+
+A refusal decodes nothing and leaves the service as it was: the next request is served.
+"""
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from sc2deploy.bundle import Bundle
+from sc2deploy.codec import container
+from sc2deploy.errors import CodecError, Refused, UsageError
+from sc2deploy.measure.stream import BUNDLE_HEADER, PROTOCOL, REQUEST_ID, REQUEST_ID_HEADER
+from sc2deploy.serving.auth import authorized
+from sc2deploy.targets import load_server_runner
+from sc2deploy.targets.encoding import latent_codec
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``sc2deploy serve`` serves a bundle."""
+
+    bundle: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    replicas: int = 1
+    max_batch: int = 8  # 1: no batching
+    batch_wait_ms: float = 5.0
+    max_ongoing: int = 64  # requests a replica holds at once (Ray Serve's default is 5)
+    max_bytes: int = 1 << 20  # larger bodies: 413
+    top_k: int = 5
+    coder: Optional[str] = None
+    threads: Optional[int] = 1  # onnxruntime threads per replica
+    cache_size: int = 4096  # answers kept per replica for replayed request ids
+
+    def __post_init__(self):
+        checks = {"--port": 0 <= self.port <= 65535, "--replicas": self.replicas >= 1,
+                  "--max-batch": self.max_batch >= 1,
+                  "--max-ongoing": self.max_ongoing >= self.max_batch,
+                  "--batch-wait-ms": self.batch_wait_ms >= 0,
+                  "--max-bytes": self.max_bytes >= container.HEADER_SIZE,
+                  "--top-k": self.top_k >= 1, "cache_size": self.cache_size >= 1}
+        bad = [flag for flag, ok in checks.items() if not ok]
+        if bad:
+            raise UsageError(f"invalid serve options {', '.join(bad)} in {self}: expected a port "
+                             "0-65535, replicas/max-batch/top-k >= 1, max ongoing >= max batch, "
+                             "batch wait >= 0 ms, "
+                             f"max bytes >= {container.HEADER_SIZE}")
+
+
+@dataclass
+class Pending:
+    """A decoded request waiting for its batch."""
+
+    request_id: str
+    body_sha256: str
+    latent: np.ndarray
+    decode_ms: float
+    answer: Optional[dict] = field(default=None)  # set for a replayed request id
+
+
+class ReplayCache:
+    """Answers by request id, oldest forgotten first (bounded)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._answers: "OrderedDict[str, tuple]" = OrderedDict()
+
+    def get(self, request_id: str, body_sha256: str) -> Optional[dict]:
+        if request_id not in self._answers:
+            return None
+        sha, answer = self._answers[request_id]
+        if sha != body_sha256:
+            raise Refused(409, f"request id {request_id!r} was already used for another "
+                               "container: give every image its own request id")
+        self._answers.move_to_end(request_id)
+        return {**answer, "replayed": True}
+
+    def put(self, request_id: str, body_sha256: str, answer: dict) -> None:
+        self._answers[request_id] = (body_sha256, answer)
+        while len(self._answers) > self.size:
+            self._answers.popitem(last=False)
+
+
+class Service:
+    """One replica's state: the bundle's codec, its server-side runners, the replay cache."""
+
+    def __init__(self, options: ServeOptions, token: str):
+        bundle = Bundle.open(options.bundle)
+        self.options, self.token = options, token
+        self.digest = bundle.manifest["manifest_sha256"]
+        self.codec = latent_codec(bundle, options.coder)
+        self.prior16 = container.prior_digest16(self.codec.prior.digest())
+        self.shape = tuple(bundle.model["latent"]["shape"])
+        self.cache = ReplayCache(options.cache_size)
+        self.decoded = 0  # requests decoded (not replayed), for tests and logs
+        self._stack = ExitStack()
+        self.tasks = {part: self._stack.enter_context(load_server_runner(bundle, part,
+                                                                         options.threads))
+                      for part in _tasks(bundle)}
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def info(self) -> dict:
+        return {"protocol": PROTOCOL, "bundle": self.digest,
+                "tasks": list(self.tasks) or ["decode"], "latent_shape": list(self.shape),
+                "coder": self.codec.coder, "max_bytes": self.options.max_bytes}
+
+    def check_auth(self, headers: Mapping[str, str]) -> None:
+        if not authorized(headers.get("authorization"), self.token):
+            raise Refused(401, "missing or wrong bearer token: send 'Authorization: Bearer "
+                               "TOKEN' with the token `sc2deploy serve` printed or wrote")
+
+    def check_size(self, declared: Optional[int]) -> None:
+        if declared is not None and declared > self.options.max_bytes:
+            raise Refused(413, f"request body of {declared} bytes; this server accepts at most "
+                               f"{self.options.max_bytes} (sc2deploy serve --max-bytes)")
+
+    def prepare(self, headers: Mapping[str, str], body: bytes) -> Pending:
+        """Check and decode one request (headers with lower-case names); raises Refused."""
+        self.check_auth(headers)
+        self.check_size(len(body))
+        request_id = headers.get(REQUEST_ID_HEADER.lower(), "")
+        if not REQUEST_ID.fullmatch(request_id):
+            raise Refused(400, f"{REQUEST_ID_HEADER} {request_id[:80]!r}: expected 1-64 "
+                               "characters of A-Z a-z 0-9 . _ : -")
+        sha = hashlib.sha256(body).hexdigest()
+        cached = self.cache.get(request_id, sha)
+        if cached is not None:
+            return Pending(request_id, sha, np.zeros(0), 0.0, cached)
+        bundle = headers.get(BUNDLE_HEADER.lower(), "")
+        if bundle != self.digest:
+            raise Refused(409, f"{BUNDLE_HEADER} {bundle[:80]!r}: this server serves bundle "
+                               f"{self.digest}; encode with that bundle")
+        t0 = time.perf_counter_ns()
+        try:
+            head, _ = container.unpack(body)
+            if head.prior_digest != self.prior16:
+                raise Refused(409, f"container coded with prior {head.prior_digest:04x}, this "
+                                   f"server's prior is {self.prior16:04x}: encode with the "
+                                   "server's bundle")
+            latent = self.codec.decode(body, self.shape)
+        except CodecError as exc:
+            raise Refused(400, f"invalid container: {exc}") from None
+        self.decoded += 1
+        return Pending(request_id, sha, latent, (time.perf_counter_ns() - t0) / 1e6)
+
+    def run_batch(self, batch: Sequence[Pending]) -> List[dict]:
+        """Answers of a batch, in order; new answers are remembered for replays."""
+        answers = []
+        for item in batch:
+            if item.answer is not None:
+                answers.append(item.answer)
+                continue
+            outputs, task_ms = self._run(item.latent)
+            answer = {"protocol": PROTOCOL, "request_id": item.request_id, "bundle": self.digest,
+                      "outputs": outputs, "batch_size": len(batch), "replayed": False,
+                      "server_ms": {"decode": item.decode_ms, **task_ms,
+                                    "total": item.decode_ms + sum(task_ms.values())}}
+            self.cache.put(item.request_id, item.body_sha256, answer)
+            answers.append(answer)
+        return answers
+
+    def _run(self, latent: np.ndarray):
+        if not self.tasks:
+            return [{"task": "decode", "latent_shape": list(latent.shape)}], {}
+        x = latent[None].astype(np.float32)
+        outputs, task_ms = [], {}
+        for part, runner in self.tasks.items():
+            t0 = time.perf_counter_ns()
+            y = runner.infer(x)
+            task_ms[part] = (time.perf_counter_ns() - t0) / 1e6
+            outputs.append(_output(part, y, self.options.top_k))
+        return outputs, task_ms
+
+
+def _tasks(bundle: Bundle) -> List[str]:
+    """The tail when the bundle has one, else its decoder, else nothing (decoding alone)."""
+    for part in ("tail", "decoder"):
+        if "file" in bundle.manifest.get(part, {}):
+            return [part]
+    return []
+
+
+def _output(part: str, y: np.ndarray, top_k: int) -> dict:
+    if part != "tail":
+        return {"task": part, "shape": list(y.shape)}
+    logits = y.reshape(-1).astype(np.float64)
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")[:top_k]
+    return {"task": "tail", "top_k": [{"class": int(c), "probability": float(p[c])}
+                                      for c in order if math.isfinite(p[c])]}
+
+
+def refusal_body(exc: Refused, request_id: str = "") -> Dict[str, object]:
+    return {"error": str(exc), "status": exc.status, "request_id": request_id}
