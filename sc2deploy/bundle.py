@@ -10,6 +10,7 @@ Layout::
       head_state.npz   the folded fp32 head's weights, to rebuild the torch reference on a host
       decoder.onnx     server side: symbols -> decoder features (when the checkpoint has one)
       tail.onnx        server side: symbols -> logits (classification students with their tail)
+      tail-NAME.onnx   more tasks' tails behind the same head (`sc2deploy add-tail`)
 
 Opening a bundle verifies every hash and the manifest's own digest, and names
 the first file that is missing or was modified. Writers change a bundle only
@@ -73,6 +74,8 @@ def file_entries(manifest: dict) -> Iterator[Tuple[str, dict]]:
         entry = manifest.get(key)
         if isinstance(entry, dict) and "file" in entry:
             yield key, entry
+    for name, entry in sorted(manifest.get("tails", {}).items()):
+        yield f"tail {name}", entry
     for name, entry in manifest.get("artifacts", {}).items():
         yield f"artifact {name}", entry
 

@@ -114,6 +114,17 @@ def _export(args) -> int:
     return 0
 
 
+def _add_tail(args) -> int:
+    from sc2deploy.export.extra_tail import AddTailOptions, add_tail
+
+    bundle = add_tail(AddTailOptions(bundle=args.bundle, name=args.name,
+                                     checkpoint=args.checkpoint, replace=args.replace))
+    entry = bundle.manifest["tails"][args.name]
+    print(f"tail {args.name!r} added: {bundle.file(entry['file'])}\n"
+          f"next: sc2deploy serve {bundle.path}  (answers every tail in one request)")
+    return 0
+
+
 def _info(args) -> int:
     from sc2deploy.report.bundle_info import describe
 
@@ -388,6 +399,14 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
                  "matrices.{i} -> compressai-1.2.6)"),
         switch("--exif-transpose", "preprocessing applies the images' EXIF orientation "
                                    "(default: ignored, as by the training loaders)")),
+    "add-tail": (
+        "add another task's tail, trained behind the bundle's head, to the bundle", _add_tail,
+        BUNDLE, arg("--name", required=True, metavar="NAME",
+                    help="the tail's name: 1-32 of a-z 0-9 _ - (not 'tail' or 'default'); "
+                         "the file is tail-NAME.onnx"),
+        arg("--checkpoint", type=Path, required=True, metavar="CKPT",
+            help="full student checkpoint whose head equals the bundle's (refused otherwise)"),
+        switch("--replace", "replace an existing tail of that name")),
     "info": ("verify a bundle and describe it", _info, BUNDLE,
              switch("--json", "print the manifest as JSON")),
     "build": (

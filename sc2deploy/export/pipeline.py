@@ -19,7 +19,7 @@ from sc2deploy.export.checkpoint import (bottleneck_state, entropy_naming, load_
                                          strip_data_parallel)
 from sc2deploy.export.decoder import build_decoder, write_decoder
 from sc2deploy.export.bq_tail import bq_no_tail_reason, build_bq_tail
-from sc2deploy.export.tail import build_tail, no_tail_reason, write_tail
+from sc2deploy.export.tail import build_tail, no_tail_reason, reference_samples, write_tail
 from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
 from sc2deploy.export.tables import AUTO, choose_formula
@@ -171,9 +171,8 @@ def _write_tail(work: Path, tail, manifest: Dict) -> Dict:
     """tail.onnx, verified on the stored reference outputs of the head (all of its inputs)."""
     with step(f"exporting the tail (server side: {', '.join(tail.layers)}) to ONNX"):
         with np.load(work / manifest["reference"]["file"], allow_pickle=False) as data:
-            arrays = [data[name][:TAIL_CHECKS].astype(np.float32) for name, _ in tail.inputs]
-        return write_tail(work, tail, [[a[i:i + 1] for a in arrays]
-                                       for i in range(len(arrays[0]))])
+            samples = reference_samples(data, tail, TAIL_CHECKS)
+        return write_tail(work, tail, samples)
 
 
 def _latent_meaning(spec: HeadSpec) -> Dict:

@@ -17,7 +17,7 @@ BQ students' tails (three inputs: symbols, scale, zero point) are ``bq_tail``.
 import re
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -171,14 +171,23 @@ def _preview(state: Dict[str, Tensor], root: str) -> str:
     return ", ".join(keys) or "no such keys"
 
 
-def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarray]]) -> Dict:
-    """Export ``tail.onnx`` and check onnxruntime against the torch tail on real head outputs.
+def reference_samples(reference: Mapping[str, np.ndarray], tail: nn.Module,
+                      count: int) -> List[List[np.ndarray]]:
+    """Per image (at most ``count``), the head's stored outputs that ``tail`` takes, float32."""
+    arrays = [np.asarray(reference[name][:count], np.float32) for name, _ in tail.inputs]
+    return [[a[i:i + 1] for a in arrays] for i in range(len(arrays[0]))]
+
+
+def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarray]],
+               file_name: str = "tail.onnx") -> Dict:
+    """Export ``work/file_name`` and check onnxruntime against the torch tail on real head
+    outputs.
 
     ``samples``: per image, the arrays of ``tail.inputs`` in order (head.onnx's outputs).
     """
     import onnxruntime as ort
 
-    path = work / "tail.onnx"
+    path = work / file_name
     names = [name for name, _ in tail.inputs]
     shapes = {name: [1, *a.shape[1:]] for name, a in zip(names, samples[0])}
     _export(tail, shapes, path)
@@ -195,7 +204,7 @@ def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarra
             k = min(5, classes)
             top5_overlap.append(len(set(np.argsort(-ref[0])[:k]) & set(np.argsort(-got[0])[:k])))
     if worst > MAX_RELATIVE_DIFF or top1_same != len(samples):
-        raise ExportError(f"tail.onnx differs from the torch tail: max relative difference "
+        raise ExportError(f"{path.name} differs from the torch tail: max relative difference "
                           f"{worst:.2e} (expected <= {MAX_RELATIVE_DIFF:g}), top-1 identical on "
                           f"{top1_same} of {len(samples)} images; the bundle was not written")
     logger.info("  tail: onnxruntime vs torch max relative difference %.1e, top-1 identical on "

@@ -26,15 +26,11 @@ def describe(bundle: Bundle) -> str:
         lines.append(f"prior      {prior.get('kind', 'none')}")
     tail = m.get("tail", {})
     if "file" in tail:
-        check = tail.get("verification", {})
-        inputs = ", ".join(f"{i.get('name', 'symbols')} {i['shape']}"
-                           for i in tail.get("inputs", [tail["input"]]))
-        lines.append(f"tail       {tail['file']}: {inputs} -> logits "
-                     f"{tail['output']['shape']} ({' -> '.join(tail.get('layers', []))}); "
-                     f"top-1 identical to torch on {check.get('top1_identical')}/"
-                     f"{check.get('images')} latents")
+        lines.append(f"tail       {_tail_line(tail)}")
     else:
         lines.append(f"tail       none: {tail.get('reason', 'exported before tails existed')}")
+    for name, entry in sorted(m.get("tails", {}).items()):
+        lines.append(f"tail {name}  {_tail_line(entry)}")
     lines.append("artifacts")
     for name, art in sorted(m.get("artifacts", {}).items()):
         size = bundle.file(art["file"]).stat().st_size
@@ -51,3 +47,12 @@ def describe(bundle: Bundle) -> str:
     count = sum(1 for _ in file_entries(m))
     lines.append(f"verified   manifest digest and {count} file hashes OK")
     return "\n".join(lines)
+
+
+def _tail_line(tail: dict) -> str:
+    check = tail.get("verification", {})
+    inputs = ", ".join(f"{i.get('name', 'symbols')} {i['shape']}"
+                       for i in tail.get("inputs", [tail["input"]]))
+    return (f"{tail['file']}: {inputs} -> logits {tail['output']['shape']} "
+            f"({' -> '.join(tail.get('layers', []))}); top-1 identical to torch on "
+            f"{check.get('top1_identical')}/{check.get('images')} latents")

@@ -4,7 +4,8 @@
 
     headers, body ─ token? 401 ─ size? 413 ─ request id? 400 ─ replay? cached answer
                   ─ bundle / prior digest? 409 ─ container, decoding? 400 (CodecError's text)
-                  ─ Pending ─ run_batch: every task (tail.onnx | decoder.onnx | decode) ─ answer
+                  ─ Pending ─ run_batch: every task ─ answer
+    tasks: tail.onnx, then every tail-NAME.onnx | else decoder.onnx | else decoding alone
 
 A refusal decodes nothing and leaves the service as it was: the next request is served.
 """
@@ -25,7 +26,7 @@ from sc2deploy.codec import container
 from sc2deploy.errors import CodecError, Refused, UsageError
 from sc2deploy.measure.stream import BUNDLE_HEADER, PROTOCOL, REQUEST_ID, REQUEST_ID_HEADER
 from sc2deploy.serving.auth import authorized
-from sc2deploy.targets import load_server_runner
+from sc2deploy.targets import NAMED_TAIL, load_server_runner, server_parts
 from sc2deploy.targets.encoding import latent_codec
 
 
@@ -189,22 +190,22 @@ class Service:
 
 
 def _tasks(bundle: Bundle) -> List[str]:
-    """The tail when the bundle has one, else its decoder, else nothing (decoding alone)."""
-    for part in ("tail", "decoder"):
-        if "file" in bundle.manifest.get(part, {}):
-            return [part]
-    return []
+    """The main tail then every named tail; with no tail the decoder, else nothing (decoding
+    alone)."""
+    tails = [p for p in server_parts(bundle) if p == "tail" or p.startswith(NAMED_TAIL)]
+    return tails or [p for p in server_parts(bundle) if p == "decoder"]
 
 
 def _output(part: str, y: np.ndarray, top_k: int) -> dict:
-    if part != "tail":
+    if part != "tail" and not part.startswith(NAMED_TAIL):
         return {"task": part, "shape": list(y.shape)}
     logits = y.reshape(-1).astype(np.float64)
     p = np.exp(logits - logits.max())
     p /= p.sum()
     order = np.argsort(-p, kind="stable")[:top_k]
-    return {"task": "tail", "top_k": [{"class": int(c), "probability": float(p[c])}
-                                      for c in order if math.isfinite(p[c])]}
+    return {"task": "tail", "name": part[len(NAMED_TAIL):] if part != "tail" else "default",
+            "top_k": [{"class": int(c), "probability": float(p[c])}
+                      for c in order if math.isfinite(p[c])]}
 
 
 def refusal_body(exc: Refused, request_id: str = "") -> Dict[str, object]:

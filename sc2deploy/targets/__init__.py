@@ -6,7 +6,7 @@ Each module of ``registry.TARGET_MODULES`` declares its :class:`Target` records
 May import: core, ``codec``.
 """
 
-from typing import Optional
+from typing import List, Optional
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
@@ -30,20 +30,30 @@ def load_runner(bundle: Bundle, target: str = "onnx", threads: Optional[int] = N
 
 
 SERVER_PARTS = ("decoder", "tail")  # server-side models a bundle may carry
+NAMED_TAIL = "tail:"  # part "tail:NAME": manifest["tails"][NAME] (sc2deploy add-tail)
+
+
+def server_parts(bundle: Bundle) -> List[str]:
+    """The server-side parts ``bundle`` carries: decoder, tail, then tail:NAME by name."""
+    present = [p for p in SERVER_PARTS if "file" in bundle.manifest.get(p, {})]
+    return present + [NAMED_TAIL + name for name in sorted(bundle.manifest.get("tails", {}))]
 
 
 def load_server_runner(bundle: Bundle, part: str, threads: Optional[int] = None) -> Runner:
-    """A runner of the bundle's server-side ``part`` (decoder.onnx or tail.onnx)."""
+    """A runner of the bundle's server-side ``part`` (decoder.onnx, tail.onnx or, for
+    ``tail:NAME``, tail-NAME.onnx)."""
     from sc2deploy.targets.onnx import ServerRunner
 
-    entry = bundle.manifest.get(part, {})
-    if part not in SERVER_PARTS or "file" not in entry:
-        present = [p for p in SERVER_PARTS if "file" in bundle.manifest.get(p, {})]
+    if part.startswith(NAMED_TAIL):
+        entry = bundle.manifest.get("tails", {}).get(part[len(NAMED_TAIL):], {})
+    else:
+        entry = bundle.manifest.get(part, {}) if part in SERVER_PARTS else {}
+    if "file" not in entry:
         raise UsageError(f"bundle {bundle.path} has no {part!r} model; it has: "
-                         f"{', '.join(present) or 'none'}")
+                         f"{', '.join(server_parts(bundle)) or 'none'}")
     return ServerRunner(bundle.file(entry["file"]), entry["input"]["shape"],
                         entry["input"]["name"], threads)
 
 
-__all__ = ["Runner", "SERVER_PARTS", "Target", "get_target", "load_runner",
-           "load_server_runner", "targets"]
+__all__ = ["NAMED_TAIL", "Runner", "SERVER_PARTS", "Target", "get_target", "load_runner",
+           "load_server_runner", "server_parts", "targets"]

@@ -117,3 +117,37 @@ def test_a_head_only_bundle_answers_with_decoding_alone(head_only_bundle, few_im
 def test_options_are_checked():
     with pytest.raises(Exception, match="--replicas, --max-batch"):
         ServeOptions(bundle="b", replicas=0, max_batch=0)
+
+
+def test_one_request_answers_every_tail_of_the_bundle(split_bundle, streams, tmp_path):
+    import copy
+    import shutil
+
+    from reference_models import classification_student, write_student
+    from sc2deploy.export.extra_tail import AddTailOptions, add_tail
+
+    first, second = classification_student(), classification_student(seed=11)
+    second.encoder = copy.deepcopy(first.encoder)  # the same head, another task's tail
+    second.entropy_bottleneck = copy.deepcopy(first.entropy_bottleneck)
+    write_student(tmp_path / "second.pt", second, "sc2bench")
+    shutil.copytree(split_bundle.path, tmp_path / "b")
+    bundle = add_tail(AddTailOptions(tmp_path / "b", "second", tmp_path / "second.pt"))
+    sessions = {name: ort.InferenceSession(str(bundle.file(file)),
+                                           providers=["CPUExecutionProvider"])
+                for name, file in (("default", "tail.onnx"), ("second", "tail-second.onnx"))}
+    s = Service(ServeOptions(bundle=bundle.path), TOKEN)
+    try:
+        assert s.info()["tasks"] == ["tail", "tail:second"]
+        item = s.prepare(headers(bundle, "both"), streams[0])
+        (answer,) = s.run_batch([item])
+    finally:
+        s.close()
+    assert [(o["task"], o["name"]) for o in answer["outputs"]] == [("tail", "default"),
+                                                                    ("tail", "second")]
+    x = item.latent[None].astype(np.float32)
+    for out in answer["outputs"]:
+        logits = sessions[out["name"]].run(None, {"symbols": x})[0][0]
+        assert out["top_k"][0]["class"] == int(np.argmax(logits))
+    ms = answer["server_ms"]
+    assert ms["tail"] > 0 and ms["tail:second"] > 0
+    assert ms["total"] == pytest.approx(ms["decode"] + ms["tail"] + ms["tail:second"])
