@@ -109,6 +109,7 @@ def test_a_lora_shaped_link_delays_containers_as_its_arithmetic(namespaces, demo
     print(f"p50: transfer {ms['transfer']:.0f} ms measured vs {link_ms:.0f} ms modeled; end to "
           f"end {ms['total']:.0f} ms measured vs {ms['encode'] + link_ms + ms['server']:.0f} ms "
           "(encode + modeled link + server)")
+    ratios = []
     for p in doc["predictions"]:
         arithmetic = modeled.delay_ms(p["bytes"])  # bytes x 8 / 37,500
         (output,) = p["outputs"]  # the demo's tail: its top-5 classes
@@ -117,6 +118,10 @@ def test_a_lora_shaped_link_delays_containers_as_its_arithmetic(namespaces, demo
         print(f"{p['image']}: {p['bytes']} B, transfer {transfer:.0f} ms, bytes x 8 / 37,500 "
               f"= {arithmetic:.0f} ms, ratio {transfer / arithmetic:.3f}; LoRa SF6 frames "
               f"{BUILTIN['lora-sx1276-20dbm'].delay_ms(p['bytes']):.0f} ms")
-        # HTTP headers (~250 B) and TCP/IP headers (40 B per 1448 B segment) ride the link too
-        assert 0.95 < transfer / arithmetic < 1.3
+        # HTTP headers (~250 B) and TCP/IP headers (40 B per 1448 B segment) ride the link too;
+        # an image may also wait out one TCP retransmission timeout (1 s on a fresh connection)
+        # when tbf's queue drops part of a window: seen once in CI (ratio 1.46)
+        assert 0.95 < transfer / arithmetic and transfer - arithmetic < 1500
+        ratios.append(transfer / arithmetic)
+    assert 0.95 < sorted(ratios)[len(ratios) // 2] < 1.3  # the median image: the arithmetic
 
