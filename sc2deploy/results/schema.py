@@ -207,6 +207,7 @@ def _with_samples(check: Check) -> Check:
 
 CI95 = _list(NUM, 2)
 PROPORTION = {"pct": NUM, "ci95": CI95}  # percent, 95 % Wilson interval in percent
+# evaluate's bytes per image: BYTES without p99
 BYTE_STATS = _object({k: NUM for k in ("mean", "p50", "min", "max")})
 EVALUATED = _object({"target": STR, "precision": STR, "runtime": STR, "images": INT,
                      "top1": _object({"correct": INT, **PROPORTION}),

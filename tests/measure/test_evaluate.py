@@ -134,11 +134,10 @@ def test_the_cli_writes_results_and_report_reads_them(student_bundle, tmp_path, 
 
 
 def test_a_bundle_without_a_tail_says_how_to_get_one(flat, head_only_bundle):
-    bundle = head_only_bundle
     folder, labels = flat
     with pytest.raises(UsageError, match=r"has no tail \(tail.onnx\).*export a checkpoint "
                                          r"that has layer2-4 and fc"):
-        evaluate(bundle.path, read_labeled(folder, labels), progress=False)
+        evaluate(head_only_bundle.path, read_labeled(folder, labels), progress=False)
 
 
 def test_a_label_beyond_the_classes_is_refused(student_bundle, flat):
