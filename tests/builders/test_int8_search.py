@@ -38,12 +38,14 @@ def test_high_rate_int8_search_rests_on_the_task_and_names_the_cpu(student_bundl
     assert row["measured_on"] == cpu
     task = row["task"]
     assert row["passed"] == (task["top1_agree"] == 16 and task["kl_mean"] <= 0.01)
-    if row["passed"]:  # measured on x86_64 (2026-12): only A16W8, percentile, first and last
-        #                Conv float passes (98.34 % of symbols, top-1 16/16, KL 9.8e-3)
+    if row["passed"]:  # on an Intel Xeon (2026-12) only A16W8, percentile, first and last Conv
+        # float passed (98.34 % of symbols, top-1 16/16, KL 9.8e-3); which one passes first is
+        # the CPU's float kernels' to decide, so only the evidence is checked here
         entry = Bundle.open(bundle).manifest["artifacts"]["onnx-int8"]
         assert list(entry["fidelity_by_cpu"]) == [cpu] and entry["gate"]["cpu"] == cpu
-        assert entry["quantization"] == "A16W8" and len(entry["options"]["keep_float"]) == 2
-        assert sum(t["passed"] for t in entry["options"]["search"]) >= 1
+        kept = [t for t in entry["options"]["search"] if t["passed"]]
+        assert kept and all(t["task"]["top1_agree"] == 16 and t["task"]["kl_mean"] <= 0.01
+                            for t in kept)
         return
     error = row["error"]
     assert "onnx-int8: none of the 13 configurations tried passed the gate; the most " \
