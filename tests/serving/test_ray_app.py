@@ -112,7 +112,8 @@ def test_a_server_restart_mid_stream_loses_and_duplicates_nothing(server, split_
     queue = tmp_path / "queue.json"
     run = StreamOptions(bundle=split_bundle.path, server=url, token=TOKEN, queue=queue,
                         images=images, interval_s=0.15, backoff_s=0.1, max_backoff_s=1.0,
-                        max_retries=60, progress=False)
+                        max_retries=300, progress=False)  # ~5 min: a restart on a loaded CI
+                        # machine once outlasted 60 retries (~1 min)
     result = {}
     client = threading.Thread(target=lambda: result.update(doc=stream(run)))
     client.start()
