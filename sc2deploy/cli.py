@@ -99,6 +99,16 @@ def emulate_options(args):
                           **({"work": args.emulate_work} if args.emulate_work else {}))
 
 
+def _frame_size(text: str):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w > 0 and h > 0:
+            return w, h
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 640x480")
+
+
 def images(help_text: str):
     return arg("--images", type=Path, metavar="DIR", help=help_text)
 
@@ -366,12 +376,21 @@ def _stream(args) -> int:
         bundle=args.bundle, server=args.server, token=read_token(args.token_file),
         queue=queue, images=args.images, target=args.target, coder=args.coder,
         max_retries=args.max_retries, interval_s=args.interval_ms / 1e3, link=args.link,
-        label=args.label))
+        label=args.label, camera=args.camera, camera_command=args.camera_command,
+        camera_size=args.camera_size, camera_format=args.camera_format, frames=args.frames))
     write_results(doc, args.out)
     ms = doc["latency_ms"]
     if doc["link"]:
         print(f"link model {doc['link']['name']}: p50 {doc['link']['delay_ms']['p50']:.1f} ms "
               f"(measured transfer p50 {doc['latency_ms']['transfer']['p50']:.1f} ms)")
+    camera = doc.get("camera")
+    if camera:
+        f = camera["frames"]
+        print(f"camera {camera['source']} ({camera['format']}): {f['captured']} frames captured, "
+              f"{f['taken']} encoded, {f['skipped']} skipped while the link was busy, "
+              f"{camera['cut_frames']} cut, {camera['undecodable']} undecodable; frame age at "
+              f"encoding p50 {camera['frame_age_ms']['p50']:.1f} ms"
+              + (f"\ncamera ended early: {camera['ended']}" if camera["ended"] else ""))
     print(f"{doc['answered']}/{doc['images']} images answered, {doc['refused']} refused, "
           f"{doc['retries']} retries, {doc['duplicates']} duplicates; p50 ms: encode "
           f"{ms['encode']['p50']:.1f}, transfer {ms['transfer']['p50']:.1f}, server "
@@ -529,6 +548,16 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             help="send at most one image per MS (a camera's frame period; default: 0)"),
         arg("--link", metavar="NAME|FILE", help="a link model to record next to the measured "
             "transfer (as profile's --link), e.g. lora-ideal-37.5k"),
+        arg("--camera", metavar="DEVICE|-", help="send camera frames instead of images: a V4L2 "
+            "device (/dev/video0; MJPEG, YUYV, RGB3 or GREY) or '-' for MJPEG on stdin"),
+        arg("--camera-command", metavar="CMD", help="send the MJPEG frames CMD writes to its "
+            "stdout (a Pi CSI camera: rpicam-vid writing MJPEG to '-', see the README)"),
+        arg("--camera-size", type=_frame_size, metavar="WxH",
+            help="V4L2 frame size to ask for (the driver may adjust it)"),
+        arg("--camera-format", metavar="FOURCC", help="V4L2 pixel format (default: MJPG, then "
+            "YUYV, RGB3, GREY, as offered)"),
+        arg("--frames", type=int, metavar="N", help="with a camera: frames to send (a rerun "
+            "sends the queue's pending frames, then captures the rest)"),
         arg("--label", metavar="NAME", help="name in reports"),
         out("RESULTS.json", "results file (kind: stream)")),
 }

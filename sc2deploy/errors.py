@@ -20,6 +20,15 @@ class DeviceError(Sc2DeployError):
     sensor that stopped sampling, a TensorRT or CUDA call that failed."""
 
 
+class CameraError(DeviceError):
+    """A camera failed: it cannot be opened or set up, stopped sending frames, or sent a frame
+    that does not decode (bad input from the user is a UsageError)."""
+
+
+class CameraEnded(CameraError):
+    """The camera's stream ended (its command exited, end of input) before the frames asked."""
+
+
 class RegistryError(Sc2DeployError):
     """A target record is invalid or registered twice (a defect of a target module)."""
 

@@ -20,24 +20,25 @@ import sc2deploy
 CORE = {"sc2deploy", "sc2deploy.errors", "sc2deploy.log", "sc2deploy.atomic", "sc2deploy.bundle",
         "sc2deploy.prior", "sc2deploy.images", "sc2deploy.preprocess", "sc2deploy.specs",
         "sc2deploy.config_files", "sc2deploy.machine"}
-PACKAGES = ("codec", "targets", "results", "measure", "report", "export", "builders",
+PACKAGES = ("camera", "codec", "targets", "results", "measure", "report", "export", "builders",
             "orchestrate", "serving")
 MAY_IMPORT = {
     "core": set(),
+    "camera": {"core"},
     "codec": {"core"},
     "targets": {"core", "codec"},
     "results": {"core"},
-    "measure": {"core", "codec", "targets", "results"},
+    "measure": {"core", "camera", "codec", "targets", "results"},
     "report": {"core", "results", "measure"},
     "export": {"core", "targets"},
     "builders": {"core", "codec", "targets", "export"},
-    "orchestrate": {"core", "codec", "targets", "results", "measure", "report", "export",
+    "orchestrate": {"core", "camera", "codec", "targets", "results", "measure", "report", "export",
                     "builders", "serving"},
     "serving": {"core", "codec", "targets", "results", "measure"},
-    "cli": {"core", "codec", "targets", "results", "measure", "report", "export", "builders",
+    "cli": {"core", "camera", "codec", "targets", "results", "measure", "report", "export", "builders",
             "orchestrate", "serving"},
 }
-DEVICE_ROOMS = ("core", "codec", "targets", "results", "measure")
+DEVICE_ROOMS = ("core", "camera", "codec", "targets", "results", "measure")
 HOST_ONLY_PACKAGES = ("torch", "torchao", "onnx", "matplotlib", "litert_torch", "compressai")
 
 

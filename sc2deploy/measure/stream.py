@@ -14,10 +14,16 @@ The wire format (one definition, used by :mod:`sc2deploy.serving` too)::
     200 → JSON {protocol, request_id, bundle, outputs: [{task, ...}], server_ms, batch_size,
                 replayed}
     4xx → JSON {error, status, request_id}: refused, never retried
-    5xx, 503, a dropped connection → retried with exponential backoff, same request id
+    5xx, 429, a 4xx in another format (a proxy before the app is up), a dropped connection
+        → retried with exponential backoff, same request id
 
 The queue file holds every encoded container until its answer is in: a restarted
 server or a dropped link loses nothing, and the request id makes a resent image count once.
+
+From a camera (``camera``/``camera_command``), each image is the newest frame when the
+previous one is answered (frames in between are skipped and counted, see
+:mod:`sc2deploy.camera.source`); its age at encoding is measured. ``frames`` counts the
+queue's frames, so a rerun sends what is pending and then captures the rest.
 """
 
 import base64
@@ -36,7 +42,8 @@ import numpy as np
 
 from sc2deploy import atomic
 from sc2deploy.bundle import Bundle
-from sc2deploy.errors import UsageError
+from sc2deploy.camera.source import open_camera
+from sc2deploy.errors import CameraEnded, CameraError, UsageError
 from sc2deploy.log import logger
 from sc2deploy.measure import conditions
 from sc2deploy.measure.links import load_link
@@ -77,6 +84,16 @@ class StreamOptions:
     link: Optional[str] = None  # a link model (name or file) to set next to the measured transfer
     label: Optional[str] = None
     progress: bool = True
+    camera: Optional[str] = None  # a V4L2 device (/dev/video0) or "-" (MJPEG on stdin)
+    camera_command: Optional[str] = None  # a command writing MJPEG to its stdout
+    camera_size: Optional[Tuple[int, int]] = None  # V4L2 only (the driver may adjust it)
+    camera_format: Optional[str] = None  # V4L2 fourcc, e.g. MJPG, YUYV (default: see pixels)
+    frames: Optional[int] = None  # with a camera: the frames to send, counting the queue's
+    camera_stall_s: float = 10.0  # no frame for this long: the camera failed
+
+    @property
+    def uses_camera(self) -> bool:
+        return self.camera is not None or self.camera_command is not None
 
     def __post_init__(self):
         split = urlsplit(self.server)
@@ -87,6 +104,14 @@ class StreamOptions:
                 or self.timeout_s <= 0 or self.interval_s < 0:
             raise UsageError("retries must be >= 0 and 0 < backoff <= max backoff, timeout > 0, "
                              f"interval >= 0; got {self}")
+        if self.camera is not None and self.camera_command is not None:
+            raise UsageError("give --camera or --camera-command, not both")
+        if self.uses_camera and self.images is not None:
+            raise UsageError("give --images or a camera, not both")
+        if self.uses_camera and (self.frames is None or self.frames < 1):
+            raise UsageError(f"with a camera, give --frames N (N >= 1); got {self.frames}")
+        if not self.uses_camera and self.frames is not None:
+            raise UsageError("--frames is for a camera; with --images every image is sent")
 
 
 def read_token(token_file: Optional[Path]) -> str:
@@ -121,10 +146,10 @@ class Queue:
             self.run, self.entries = data["run"], data["entries"]
         self.bundle = bundle_digest
 
-    def add(self, image: str, container: bytes, encode_ms: float) -> dict:
+    def add(self, image: str, container: bytes, encode_ms: float, **extra) -> dict:
         entry = {"request_id": f"{self.run}-{len(self.entries):06d}", "encode_ms": encode_ms,
                  "bytes": len(container), "container": base64.b64encode(container).decode(),
-                 "answer": None, "round_trip_ms": None, "status": None, "attempts": 0}
+                 "answer": None, "round_trip_ms": None, "status": None, "attempts": 0, **extra}
         self.entries[image] = entry
         self.save()
         return entry
@@ -184,7 +209,7 @@ def send(client: Client, entry: dict, options: StreamOptions) -> int:
         if status == 200 and reply.get("request_id") == entry["request_id"]:
             entry.update(answer=reply, round_trip_ms=elapsed_ms, status=200)
             return retries
-        if status is not None and 400 <= status < 500 and status != 429:
+        if _refusal(status, reply):
             entry.update(status=status, answer={"error": reply.get("error", "")})
             logger.error("request %s refused with %d: %s", entry["request_id"], status,
                          reply.get("error", ""))
@@ -204,42 +229,120 @@ def stream(options: StreamOptions) -> dict:
     created = utc_now()
     bundle = Bundle.open(options.bundle)
     digest = bundle.manifest["manifest_sha256"]
-    images = list_images(options.images) if options.images else sample_images()
+    images = None
+    if not options.uses_camera:
+        images = list_images(options.images) if options.images else sample_images()
     codec = latent_codec(bundle, options.coder)
     pre = bundle.preprocessing()
     link = load_link(options.link) if options.link else None
     queue = Queue(options.queue, digest)
     client = Client(options, digest)
-    progress = Progress("stream", len(images), enabled=options.progress)
-    retries = 0
+    total = options.frames if options.uses_camera else len(images)
+    progress = Progress("stream", total, enabled=options.progress)
+    sender = _Sender(client, queue, options, progress)
+    camera = None
     try:
         with load_runner(bundle, options.target) as runner:
-            for i, path in enumerate(images):
-                started = time.monotonic()
-                entry = queue.entries.get(path.name)
-                if entry is None:
-                    t0 = time.perf_counter_ns()
-                    data = codec.encode(runner.infer(pre(path))[0])
-                    entry = queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6)
-                if entry["status"] != 200 and not _refused(entry):
-                    retries += send(client, entry, options)
-                    queue.save()
-                progress.update(i + 1)
-                time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
+            if options.uses_camera:
+                names, camera = _from_camera(options, sender, queue, runner, codec, pre)
+            else:
+                names = [p.name for p in images]
+                for path in images:
+                    started = time.monotonic()
+                    if path.name not in queue.entries:
+                        t0 = time.perf_counter_ns()
+                        data = codec.encode(runner.infer(pre(path))[0])
+                        queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6)
+                    sender.send(path.name)
+                    time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
     finally:
         progress.close()
         client.close()
-    doc = _document(options, bundle, created, images, queue, retries, codec.coder)
+    doc = _document(options, bundle, created, names, queue, sender.retries, codec.coder)
     doc["link"] = link.summary([p["bytes"] for p in doc["predictions"]]) if link else None
+    if camera is not None:
+        doc["camera"] = camera
+        doc["complete"] = doc["complete"] and len(names) >= options.frames
     return doc
+
+
+class _Sender:
+    """Sends a queued image unless it is answered or refused; counts retries and progress."""
+
+    def __init__(self, client: Client, queue: Queue, options: StreamOptions, progress):
+        self.client, self.queue, self.options, self.progress = client, queue, options, progress
+        self.retries = self.done = 0
+
+    def send(self, name: str) -> None:
+        entry = self.queue.entries[name]
+        if entry["status"] != 200 and not _refused(entry):
+            self.retries += send(self.client, entry, self.options)
+            self.queue.save()
+        self.done += 1
+        self.progress.update(self.done)
+
+
+MAX_UNDECODABLE = 10  # frames in a row that do not decode: the camera is broken
+
+
+def _from_camera(options: StreamOptions, sender: _Sender, queue: Queue, runner, codec, pre):
+    """Send the queue's pending frames, then capture the rest; (frame names, camera summary)."""
+    names = [n for n, e in queue.entries.items() if "frame_age_ms" in e]
+    for name in names:
+        sender.send(name)
+    undecodable = in_a_row = 0
+    ended = None
+    with open_camera(options.camera, options.camera_command, options.camera_size,
+                     options.camera_format, options.camera_stall_s) as capture:
+        while len(names) < options.frames:
+            started = time.monotonic()
+            try:
+                frame = capture.next()
+            except CameraEnded as exc:
+                ended = str(exc)
+                logger.error("camera: %s after %d of %d frames; the results say so", exc,
+                             len(names), options.frames)
+                break
+            t0 = time.perf_counter_ns()
+            age_ms = (time.monotonic_ns() - frame.captured_ns) / 1e6
+            try:
+                image = capture.decode(frame.data)
+            except CameraError as exc:
+                undecodable, in_a_row = undecodable + 1, in_a_row + 1
+                logger.warning("camera frame %d skipped: %s", frame.sequence, exc)
+                if in_a_row >= MAX_UNDECODABLE:
+                    raise CameraError(f"{in_a_row} camera frames in a row did not decode; "
+                                      f"the last: {exc}") from None
+                continue
+            in_a_row = 0
+            data = codec.encode(runner.infer(pre.transform(image))[0])
+            name = f"frame-{len(queue.entries):06d}"
+            queue.add(name, data, (time.perf_counter_ns() - t0) / 1e6, frame_age_ms=age_ms,
+                      frame=frame.sequence, captured_utc=utc_now())
+            names.append(name)
+            sender.send(name)
+            time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
+        summary = capture.summary()
+    ages = [queue.entries[n]["frame_age_ms"] for n in names]
+    summary.update(ended=ended or summary["ended"], undecodable=undecodable,
+                   frame_age_ms=summarize(ages))
+    return names, summary
+
+
+def _refusal(status: Optional[int], reply: dict) -> bool:
+    """A final answer: a 4xx (not 429) in sc2deploy's own refusal format. Other 4xx come from
+    something in front of it (Ray's proxy answers 404 while the app is still deploying):
+    retried, like 5xx."""
+    return status is not None and 400 <= status < 500 and status != 429 \
+        and reply.get("status") == status and "request_id" in reply
 
 
 def _refused(entry: dict) -> bool:
     return entry["status"] is not None and 400 <= entry["status"] < 500
 
 
-def _document(options, bundle, created, images, queue: Queue, retries: int, coder: str) -> dict:
-    entries = [queue.entries[p.name] for p in images]
+def _document(options, bundle, created, names, queue: Queue, retries: int, coder: str) -> dict:
+    entries = [queue.entries[n] for n in names]
     answered = [e for e in entries if e["status"] == 200]
     ids = [e["answer"]["request_id"] for e in answered]
     encode = [e["encode_ms"] for e in answered]
@@ -263,17 +366,18 @@ def _document(options, bundle, created, images, queue: Queue, retries: int, code
         "bytes": {"mean": float(sizes.mean()), "p50": float(np.percentile(sizes, 50)),
                   "p99": float(np.percentile(sizes, 99)), "min": float(sizes.min()),
                   "max": float(sizes.max())},
-        "predictions": [_prediction(p.name, queue.entries[p.name]) for p in images],
+        "predictions": [_prediction(n, queue.entries[n]) for n in names],
         "conditions": conditions.collect(),
     }
 
 
 def _prediction(image: str, entry: dict) -> dict:
     answer = entry["answer"] or {}
+    camera = {k: entry[k] for k in ("frame", "frame_age_ms", "captured_utc") if k in entry}
     return {"image": image, "request_id": entry["request_id"], "bytes": entry["bytes"],
             "status": entry["status"], "round_trip_ms": entry["round_trip_ms"],
             "server_ms": (answer.get("server_ms") or {}).get("total"),
-            "attempts": entry["attempts"], "outputs": answer.get("outputs")}
+            "attempts": entry["attempts"], "outputs": answer.get("outputs"), **camera}
 
 
 def answered_top1(doc: dict) -> List[Optional[int]]:

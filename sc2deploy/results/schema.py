@@ -231,6 +231,11 @@ EVALUATION = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundl
                      {"teacher": TEACHER, "baselines": _list(CODEC_BASELINE)})
 
 
+CAMERA = _object({"source": STR, "kind": _one_of("v4l2", "command", "stdin"), "format": STR,
+                  "frames": _object({k: INT for k in ("captured", "skipped", "taken")}),
+                  "cut_frames": INT, "undecodable": INT, "ended": _nullable(STR),
+                  "frame_age_ms": STATS}, {"card": STR, "width": INT, "height": INT})
+
 STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                   "target": STR, "coder": _one_of("c", "constriction"), "server": STR,
                   **{k: INT for k in ("images", "answered", "refused", "duplicates", "retries",
@@ -239,9 +244,10 @@ STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": 
                   "bytes": BYTES, "predictions": _list(_object({
                       "image": STR, "request_id": STR, "bytes": INT, "status": _nullable(INT),
                       "round_trip_ms": _nullable(NUM), "server_ms": _nullable(NUM),
-                      "attempts": INT, "outputs": _nullable(_list(_object({"task": STR})))}))},
+                      "attempts": INT, "outputs": _nullable(_list(_object({"task": STR})))},
+                      {"frame": INT, "frame_age_ms": NUM, "captured_utc": STR}))},
                  {"conditions": CONDITIONS, "samples": _nullable(SAMPLES),
-                  "link": _nullable(LINK)})
+                  "link": _nullable(LINK), "camera": CAMERA})
 
 
 def _top_level(kind: str, version: int) -> Check:

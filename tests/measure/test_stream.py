@@ -3,9 +3,13 @@ logic (sc2deploy.serving.service) behind the standard library's HTTP server (the
 front is tested in tests/serving/test_ray_app.py)."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +32,8 @@ def images(tmp_path_factory):
 
 class Front:
     """Service behind http.server; ``faults`` lists what happens to the next requests:
-    "drop" (answered, then the connection is closed before the reply), "503"."""
+    "drop" (answered, then the connection is closed before the reply), "503", "404" (not
+    sc2deploy's: a proxy's, in plain text)."""
 
     def __init__(self, bundle):
         self.service = Service(ServeOptions(bundle=bundle.path), TOKEN)
@@ -42,6 +47,8 @@ class Front:
                 front.seen.append(self.headers["X-Request-Id"])
                 if fault == "503":
                     return self._reply(503, {"error": "restarting"})
+                if fault == "404":  # as Ray's proxy answers before the app is deployed
+                    return self._reply(404, "Path '/v1/infer' not found.")
                 try:
                     pending = front.service.prepare(
                         {k.lower(): v for k, v in self.headers.items()}, body)
@@ -54,7 +61,7 @@ class Front:
                 self._reply(status, reply)
 
             def _reply(self, status, reply):
-                data = json.dumps(reply).encode()
+                data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -109,6 +116,14 @@ def test_lost_replies_and_503s_are_retried_without_duplicates(split_bundle, fron
     assert len(front.seen) == 6 + 6 + 4
 
 
+def test_a_404_that_is_not_a_refusal_of_sc2deploy_is_retried(split_bundle, front, images,
+                                                              tmp_path):
+    front.faults = ["404", "404"]
+    doc = stream(options(split_bundle, front.url, tmp_path, images))
+    assert doc["complete"] and doc["answered"] == 6 and doc["refused"] == 0
+    assert doc["retries"] == 2 and len(front.seen) == 8
+
+
 def test_a_stopped_server_loses_nothing_and_a_rerun_resumes_the_queue(split_bundle, front,
                                                                       images, tmp_path):
     down = "http://127.0.0.1:9"  # discard port: connection refused
@@ -146,3 +161,81 @@ def test_the_stream_document_is_written_and_reported(split_bundle, front, images
     path = write_results(doc, tmp_path / "stream.json")
     report = write_report(load_results([path]), tmp_path / "report")
     assert "split/stream" in (tmp_path / "report" / "report.md").read_text(), report
+
+
+# ---- frames from a camera (a real camera command on a pipe: tests/camera/mjpeg_camera.py)
+
+CAMERA_SCRIPT = Path(__file__).parents[1] / "camera" / "mjpeg_camera.py"
+CAMERA = f"{sys.executable} {CAMERA_SCRIPT}"
+
+
+def camera_options(bundle, url, tmp_path, **kw):
+    kw.setdefault("camera_command", f"{CAMERA} 30 10000 --no-dht")
+    return options(bundle, url, tmp_path, None, **kw)
+
+
+def test_camera_frames_are_encoded_fresh_sent_once_and_counted(split_bundle, front, tmp_path):
+    doc = validate(stream(camera_options(split_bundle, front.url, tmp_path, frames=4,
+                                         interval_s=0.2)))
+    assert doc["complete"] and (doc["images"], doc["answered"], doc["duplicates"]) == (4, 4, 0)
+    cam = doc["camera"]
+    assert (cam["kind"], cam["format"], cam["ended"], cam["undecodable"]) == \
+        ("command", "MJPG", None, 0)
+    frames = [p["frame"] for p in doc["predictions"]]
+    assert frames == sorted(set(frames)) and frames[-1] >= 6  # ~6 frames per 200 ms
+    assert cam["frames"]["taken"] == 4 and cam["frames"]["skipped"] >= frames[-1] - 3
+    assert cam["frame_age_ms"]["n"] == 4 and cam["frame_age_ms"]["max"] < 1000
+    assert all(p["image"].startswith("frame-") and p["captured_utc"] for p in doc["predictions"])
+    assert all(isinstance(c, int) for c in answered_top1(doc))
+
+
+def test_a_camera_rerun_sends_the_pending_frames_then_captures_the_rest(split_bundle, front,
+                                                                        tmp_path):
+    down = "http://127.0.0.1:9"
+    doc = stream(camera_options(split_bundle, down, tmp_path, frames=3, max_retries=0))
+    assert not doc["complete"] and doc["answered"] == 0 and doc["images"] == 3
+    pending = list(json.loads((tmp_path / "queue.json").read_text())["entries"].values())
+    doc = validate(stream(camera_options(split_bundle, front.url, tmp_path, frames=5)))
+    assert doc["complete"] and (doc["images"], doc["answered"], doc["duplicates"]) == (5, 5, 0)
+    assert front.seen[:3] == [e["request_id"] for e in pending]  # the queue goes first
+    assert doc["camera"]["frames"]["taken"] == 2 and len(set(front.seen)) == 5
+
+
+def test_a_camera_that_ends_early_keeps_what_was_sent_and_says_so(split_bundle, front, tmp_path):
+    doc = validate(stream(camera_options(split_bundle, front.url, tmp_path, frames=5,
+                                         camera_command=f"{CAMERA} 100 2 --then fail")))
+    assert not doc["complete"] and 1 <= doc["answered"] == doc["images"] <= 2
+    assert "exited with code 3" in doc["camera"]["ended"]
+
+
+def test_camera_options_are_checked(split_bundle, tmp_path, images):
+    def make(**kw):
+        return StreamOptions(bundle=split_bundle.path, server="http://127.0.0.1:1", token=TOKEN,
+                             queue=tmp_path / "q", **kw)
+
+    with pytest.raises(UsageError, match="give --images or a camera, not both"):
+        make(images=images, camera="-", frames=1)
+    with pytest.raises(UsageError, match="with a camera, give --frames N"):
+        make(camera="/dev/video0")
+    with pytest.raises(UsageError, match="--frames is for a camera"):
+        make(frames=3)
+    with pytest.raises(UsageError, match="--camera or --camera-command, not both"):
+        make(camera="-", camera_command="x", frames=1)
+
+
+def test_the_cli_streams_mjpeg_from_stdin(split_bundle, front, tmp_path):
+    producer = subprocess.Popen([sys.executable, str(CAMERA_SCRIPT), "30", "10000"],
+                                stdout=subprocess.PIPE)
+    env = dict(os.environ, SC2DEPLOY_TOKEN=TOKEN)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "sc2deploy", "stream", str(split_bundle.path),
+                               "--server", front.url, "--camera", "-", "--frames", "3",
+                               "-o", str(tmp_path / "cam.json")], stdin=producer.stdout,
+                              capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        producer.kill()
+        producer.wait()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "camera - (MJPG):" in proc.stdout and "3/3 images answered" in proc.stdout
+    doc = json.loads((tmp_path / "cam.json").read_text())
+    assert doc["camera"]["kind"] == "stdin" and doc["answered"] == 3
