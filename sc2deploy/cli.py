@@ -345,7 +345,7 @@ def _serve(args) -> int:
                            replicas=args.replicas, max_batch=args.max_batch,
                            batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing,
                            max_bytes=args.max_bytes,
-                           coder=args.coder, threads=args.threads)
+                           coder=args.coder, threads=args.threads, ray_address=args.ray_address)
     Bundle.open(options.bundle)
     token, where = server_token(args.token_file)
     from sc2deploy.serving import ray_app
@@ -363,7 +363,7 @@ def _serve(args) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        ray_app.stop(shutdown_ray=True)
+        ray_app.stop(shutdown_ray=True, joined=options.ray_address is not None)
 
 
 def _stream(args) -> int:
@@ -533,7 +533,10 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--max-bytes", type=int, default=1 << 20, metavar="N",
             help="larger requests are refused with 413 (default: 1 MiB)"),
         arg("--threads", type=int, default=1, metavar="N",
-            help="onnxruntime threads per replica (default: 1)"), CODER),
+            help="onnxruntime threads per replica (default: 1)"),
+        arg("--ray-address", metavar="HOST:PORT", help="join this existing Ray cluster (see the "
+            "README: Several machines): replicas and proxies spread over its nodes (default: a "
+            "local cluster)"), CODER),
     "stream": (
         "encode images, send them to `sc2deploy serve` and measure end to end", _stream,
         BUNDLE, arg("--server", required=True, metavar="URL", help="http://HOST:PORT"),

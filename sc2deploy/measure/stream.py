@@ -12,7 +12,7 @@ The wire format (one definition, used by :mod:`sc2deploy.serving` too)::
     Authorization: Bearer TOKEN          X-Request-Id: [A-Za-z0-9._:-]{1,64}
     X-Sc2deploy-Bundle: the bundle's manifest_sha256
     200 → JSON {protocol, request_id, bundle, outputs: [{task, ...}], server_ms, batch_size,
-                replayed}
+                replayed, served_by: {node, replica}}
     4xx → JSON {error, status, request_id}: refused, never retried
     5xx, 429, a 4xx in another format (a proxy before the app is up), a dropped connection
         → retried with exponential backoff, same request id
@@ -373,11 +373,13 @@ def _document(options, bundle, created, names, queue: Queue, retries: int, coder
 
 def _prediction(image: str, entry: dict) -> dict:
     answer = entry["answer"] or {}
-    camera = {k: entry[k] for k in ("frame", "frame_age_ms", "captured_utc") if k in entry}
+    extra = {k: entry[k] for k in ("frame", "frame_age_ms", "captured_utc") if k in entry}
+    if answer.get("served_by"):
+        extra["served_by"] = answer["served_by"]
     return {"image": image, "request_id": entry["request_id"], "bytes": entry["bytes"],
             "status": entry["status"], "round_trip_ms": entry["round_trip_ms"],
             "server_ms": (answer.get("server_ms") or {}).get("total"),
-            "attempts": entry["attempts"], "outputs": answer.get("outputs"), **camera}
+            "attempts": entry["attempts"], "outputs": answer.get("outputs"), **extra}
 
 
 def answered_top1(doc: dict) -> List[Optional[int]]:

@@ -245,7 +245,8 @@ STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": 
                       "image": STR, "request_id": STR, "bytes": INT, "status": _nullable(INT),
                       "round_trip_ms": _nullable(NUM), "server_ms": _nullable(NUM),
                       "attempts": INT, "outputs": _nullable(_list(_object({"task": STR})))},
-                      {"frame": INT, "frame_age_ms": NUM, "captured_utc": STR}))},
+                      {"frame": INT, "frame_age_ms": NUM, "captured_utc": STR,
+                       "served_by": _object({"node": STR, "replica": STR})}))},
                  {"conditions": CONDITIONS, "samples": _nullable(SAMPLES),
                   "link": _nullable(LINK), "camera": CAMERA})
 

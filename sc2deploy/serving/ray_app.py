@@ -2,12 +2,19 @@
 
 Each replica checks and decodes a request as it arrives (refusals never wait for a
 batch), then ``@serve.batch`` gathers up to ``max_batch`` decoded requests for at most
-``batch_wait_ms`` and runs the tasks on them. Replicas scale out over the Ray cluster.
+``batch_wait_ms`` and runs the tasks on them. Replicas scale out over the Ray cluster:
+``ray_address`` joins an existing one (``ray start --head`` here, ``ray start --address``
+on the other machines), whose every node then runs a proxy and may hold replicas. The
+bundle travels with the deployment (its files, re-verified by hash on the replica's node),
+so no other machine needs a copy. Answers name the node and replica that computed them.
 Ray is imported only here (``pip install sc2deploy[serve]``).
 """
 
 import asyncio
 import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 from typing import Dict, List
 
 from sc2deploy.errors import Refused, UsageError
@@ -24,6 +31,30 @@ except ImportError as exc:  # pragma: no cover - the serve extra is part of dev
                      ) from None
 
 APP = "sc2deploy"
+MAX_BUNDLE_BYTES = 1 << 30  # what a deployment carries to its replicas
+
+
+def bundle_files(folder: Path) -> Dict[str, bytes]:
+    """Every file of the bundle, by path inside it (the replicas re-verify them)."""
+    folder = Path(folder)
+    files = {str(p.relative_to(folder)): p.read_bytes()
+             for p in sorted(folder.rglob("*")) if p.is_file()}
+    size = sum(map(len, files.values()))
+    if size > MAX_BUNDLE_BYTES:
+        raise UsageError(f"bundle {folder} holds {size:,} bytes, more than the "
+                         f"{MAX_BUNDLE_BYTES:,} a deployment carries to its replicas")
+    return files
+
+
+def _unpack(files: Dict[str, bytes]) -> tempfile.TemporaryDirectory:
+    folder = tempfile.TemporaryDirectory(prefix="sc2deploy-bundle-")
+    for name, data in files.items():
+        path = Path(folder.name, name)
+        if Path(folder.name) not in path.resolve().parents:
+            raise UsageError(f"bundle file {name!r} points outside the bundle")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return folder
 
 
 def _json(status: int, body: dict) -> Response:
@@ -36,8 +67,14 @@ def _json(status: int, body: dict) -> Response:
 class SplitServer:
     """One replica: a Service behind Ray Serve's HTTP proxy."""
 
-    def __init__(self, options: ServeOptions, token: str):
-        self.service = Service(options, token)
+    def __init__(self, options: ServeOptions, token: str, files: Dict[str, bytes], digest: str):
+        self._bundle = _unpack(files)
+        self.service = Service(replace(options, bundle=Path(self._bundle.name)), token)
+        if self.service.digest != digest:
+            raise UsageError(f"the bundle arrived as {self.service.digest}, not {digest}")
+        context = serve.get_replica_context()
+        self.identity = {"node": ray.get_runtime_context().get_node_id()[:12],
+                         "replica": context.replica_id.unique_id}
         self.answer.set_max_batch_size(options.max_batch)
         self.answer.set_batch_wait_timeout_s(options.batch_wait_ms / 1e3)
         self._inflight: Dict[str, asyncio.Future] = {}
@@ -61,7 +98,7 @@ class SplitServer:
         except Refused as exc:
             return _json(exc.status, refusal_body(exc, request_id))
         if pending.answer is not None:
-            return _json(200, pending.answer)
+            return _json(200, {**pending.answer, "served_by": self.identity})
         future = asyncio.get_running_loop().create_future()
         self._inflight[pending.request_id] = future
         try:
@@ -75,7 +112,7 @@ class SplitServer:
                                "request_id": pending.request_id})
         finally:
             del self._inflight[pending.request_id]
-        return _json(200, answer)
+        return _json(200, {**answer, "served_by": self.identity})
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def answer(self, batch: List[Pending]) -> List[dict]:
@@ -83,19 +120,34 @@ class SplitServer:
 
 
 def start(options: ServeOptions, token: str) -> str:
-    """Start (or join) a local Ray cluster and serve the bundle; returns the server's URL."""
+    """Start a local Ray cluster, or join ``options.ray_address``, and serve the bundle;
+    returns the server's URL."""
+    from sc2deploy.bundle import Bundle
+
+    digest = Bundle.open(options.bundle).manifest["manifest_sha256"]
+    files = bundle_files(options.bundle)
     if not ray.is_initialized():
-        ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        try:
+            ray.init(address=options.ray_address or "local", include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError) as exc:
+            raise UsageError(f"cannot join the Ray cluster at {options.ray_address}: {exc} "
+                             "(start it with `ray start --head`; with token auth, set "
+                             "RAY_AUTH_MODE=token and the cluster's token here too)") from None
     serve.start(http_options={"host": options.host, "port": options.port})
     app = SplitServer.options(num_replicas=options.replicas,
-                              max_ongoing_requests=options.max_ongoing).bind(options, token)
+                              max_ongoing_requests=options.max_ongoing).bind(
+        options, token, files, digest)
     serve.run(app, name=APP, route_prefix="/")
     return f"http://{options.host}:{options.port}"
 
 
-def stop(shutdown_ray: bool = False) -> None:
-    """Stop serving (and the Ray cluster this process started, if asked)."""
-    serve.shutdown()
+def stop(shutdown_ray: bool = False, joined: bool = False) -> None:
+    """Stop serving (and the Ray cluster this process started, if asked). On a cluster
+    that was ``joined``, only this app is deleted: Serve and the cluster stay up."""
+    if joined:
+        serve.delete(APP)
+    else:
+        serve.shutdown()
     if shutdown_ray and ray.is_initialized():
         ray.shutdown()

@@ -46,6 +46,7 @@ class ServeOptions:
     coder: Optional[str] = None
     threads: Optional[int] = 1  # onnxruntime threads per replica
     cache_size: int = 4096  # answers kept per replica for replayed request ids
+    ray_address: Optional[str] = None  # join this Ray cluster (None: start a local one)
 
     def __post_init__(self):
         checks = {"--port": 0 <= self.port <= 65535, "--replicas": self.replicas >= 1,

@@ -16,6 +16,7 @@ import pytest
 from sc2deploy.codec import container
 from sc2deploy.measure.stream import StreamOptions, answered_top1, stream
 from sc2deploy.preprocess import sample_images
+from sc2deploy.results.schema import validate
 from sc2deploy.serving.service import ServeOptions, Service
 from sc2deploy.targets.encoding import encode_images
 
@@ -128,6 +129,8 @@ def test_a_server_restart_mid_stream_loses_and_duplicates_nothing(server, split_
     assert doc["duplicates"] == 0 and doc["retries"] > 0
     assert answered_top1(doc) == expected
     assert len({p["request_id"] for p in doc["predictions"]}) == 16
+    validate(doc)  # served_by is recorded per image: the replica before and after the restart
+    assert len({p["served_by"]["replica"] for p in doc["predictions"]}) == 2
 
 
 def _answered(queue) -> int:
