@@ -69,6 +69,10 @@ class CommandCamera:
         said = f"; it said: {tail}" if tail else ""
         return f"the camera command exited with code {code}{said}"
 
+    @property
+    def cut_frames(self) -> int:
+        return self.splitter.cut_frames
+
     def decode(self, data: bytes):
         return jpeg.decode(data)
 
@@ -144,8 +148,8 @@ class Capture:
         with self._cond:
             ended = str(self._ended) if isinstance(self._ended, CameraEnded) else None
             counts = {"captured": self.captured, "skipped": self.skipped, "taken": self.taken}
-        cut = getattr(getattr(self.camera, "splitter", None), "cut_frames", 0)
-        return {**self.camera.describe(), "frames": counts, "cut_frames": cut, "ended": ended}
+        return {**self.camera.describe(), "frames": counts, "cut_frames": self.camera.cut_frames,
+                "ended": ended}
 
     def close(self) -> None:
         self._stop.set()

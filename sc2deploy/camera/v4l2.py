@@ -91,7 +91,7 @@ class V4L2Camera:
 
     def _formats(self) -> List[str]:
         found = []
-        for index in range(64):
+        for index in range(1024):  # until EINVAL; vivid alone offers 66
             desc = abi.FmtDesc(index=index, type=abi.BUF_TYPE_VIDEO_CAPTURE)
             try:
                 fcntl.ioctl(self.fd, abi.VIDIOC_ENUM_FMT, desc)
@@ -169,6 +169,8 @@ class V4L2Camera:
             _ioctl(self.fd, abi.VIDIOC_QBUF, buf, "VIDIOC_QBUF")
             if data:
                 return data
+
+    cut_frames = 0  # whole buffers only: nothing is cut
 
     def decode(self, data: bytes):
         return pixels.decode(self.pixelformat, data, self.width, self.height, self.bytesperline)

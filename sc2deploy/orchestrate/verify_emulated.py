@@ -90,23 +90,29 @@ def subset(reference, indices: Sequence[int]):
                            server={k: pick(v) for k, v in reference.server.items()})
 
 
-def emulated_targets(bundle: Bundle) -> Tuple[List[str], Dict[str, str]]:
-    """(artifacts that may run on an aarch64 CPU, {artifact: why not} for the others)."""
+def split_artifacts(bundle: Bundle, why_not) -> Tuple[List[str], Dict[str, str]]:
+    """(the bundle's artifacts to run, {artifact: why not} for the others): unknown targets and
+    Jetson host checks are never run; ``why_not(target)`` names other exclusions (or None)."""
     from sc2deploy.targets.registry import targets
 
     known = targets()
     runnable, skipped = [], {}
     for name in bundle.manifest.get("artifacts", {}):
         target = known.get(name)
-        if target is None:
-            skipped[name] = "unknown target"
-        elif target.host_check:
-            skipped[name] = "host check of a Jetson artifact: not run emulated"
-        elif target.build_on == "device" or target.runtime == "tensorrt":
-            skipped[name] = "TensorRT runs on a Jetson GPU, not on an emulated CPU"
+        reason = "unknown target" if target is None else \
+            "host check of a Jetson artifact: only the Jetson runs its engine" if target.host_check \
+            else why_not(target)
+        if reason:
+            skipped[name] = reason
         else:
             runnable.append(name)
     return runnable, skipped
+
+
+def emulated_targets(bundle: Bundle) -> Tuple[List[str], Dict[str, str]]:
+    """(artifacts that may run on an aarch64 CPU, {artifact: why not} for the others)."""
+    return split_artifacts(bundle, lambda t: "TensorRT runs on a Jetson GPU, not on an emulated "
+                           "CPU" if t.build_on == "device" or t.runtime == "tensorrt" else None)
 
 
 def run_emulated(emu: Emulator, cpu: str, bundle: Bundle, names: Sequence[str],

@@ -40,7 +40,8 @@ from sc2deploy.orchestrate.remote import (INSTALL_HINT, REMOTE_TIMEOUT_S, _clean
                                           _looks_like_ssh_failure, _Remote, _stream, _tail,
                                           check_sc2deploy, connection_error, connection_inputs,
                                           interruptible, make_remote_dir)
-from sc2deploy.orchestrate.verify_emulated import _entry, _record, emulation_indices, subset
+from sc2deploy.orchestrate.verify_emulated import (_entry, _record, emulation_indices,
+                                                   split_artifacts, subset)
 
 if TYPE_CHECKING:
     from sc2deploy.measure.options import RemoteOptions
@@ -48,19 +49,7 @@ if TYPE_CHECKING:
 
 def device_targets(bundle: Bundle) -> Tuple[List[str], Dict[str, str]]:
     """(artifacts the device is asked to run, {artifact: why not} for the others)."""
-    from sc2deploy.targets.registry import targets
-
-    known = targets()
-    names, skipped = [], {}
-    for name in bundle.manifest.get("artifacts", {}):
-        target = known.get(name)
-        if target is None:
-            skipped[name] = "unknown target"
-        elif target.host_check:
-            skipped[name] = "host check of a Jetson artifact: the device runs its engine"
-        else:
-            names.append(name)
-    return names, skipped
+    return split_artifacts(bundle, lambda target: None)
 
 
 def verify_remote(bundle_path: Path, remote: "RemoteOptions",

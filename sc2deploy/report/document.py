@@ -34,7 +34,7 @@ from sc2deploy.report.figure import FIGURE_FORMATS, save
 from sc2deploy.report.pareto import front
 from sc2deploy.report.plots import plot_bytes_latency, plot_end_to_end, plot_energy
 from sc2deploy.report.rate import plot_rate_accuracy, plot_rate_agreement
-from sc2deploy.report.table_files import to_csv, to_latex
+from sc2deploy.report.table_files import is_number_cell, to_csv, to_latex
 from sc2deploy.report.tables import (Table, accuracy_table, baselines_table, bytes_table,
                                      device_blocks, end_to_end_table, energy_table,
                                      latency_table, overview_table, pareto_table,
@@ -227,15 +227,6 @@ figcaption{font-size:.85em;color:#555;margin-top:.3em}
 """
 
 
-def _is_number_cell(text: str) -> bool:
-    head = text.split(" ")[0].replace(",", "")
-    try:
-        float(head)
-        return True
-    except ValueError:
-        return False
-
-
 def render_html(docs: Sequence[dict], pngs: Dict[str, Path]) -> str:
     """The report as one HTML file: inline CSS, figures as base64 data URIs, no external
     links."""
@@ -257,7 +248,7 @@ def render_html(docs: Sequence[dict], pngs: Dict[str, Path]) -> str:
                            "</tr></thead><tbody>")
                 for row, partial in zip(block.rows, block.partial):
                     cells = "".join(
-                        f'<td class="num">{e(c)}</td>' if i and _is_number_cell(c)
+                        f'<td class="num">{e(c)}</td>' if i and is_number_cell(c)
                         else f"<td>{e(c)}</td>" for i, c in enumerate(row))
                     out.append(f'<tr class="partial">{cells}</tr>' if partial
                                else f"<tr>{cells}</tr>")

@@ -24,15 +24,19 @@ def latex_escape(text: str) -> str:
     return "".join(_ESCAPES.get(c, c) for c in str(text))
 
 
+def is_number_cell(text: str) -> bool:
+    """Does the cell start with a number ("1,234 B", "0.98 [0.9, 1.0]")?"""
+    try:
+        float(text.split(" ")[0].replace(",", ""))
+        return True
+    except ValueError:
+        return False
+
+
 def _align(table) -> str:
     """Right-align columns whose cells (after the first column) all start with a number."""
     def numeric(cell: str) -> bool:
-        head = cell.split(" ")[0].replace(",", "")
-        try:
-            float(head)
-            return True
-        except ValueError:
-            return cell == "—"
+        return is_number_cell(cell) or cell == "—"
     cols = []
     for i in range(len(table.headers)):
         cells = [r[i] for r in table.rows]

@@ -37,6 +37,8 @@ MAX_BUNDLE_BYTES = 1 << 30  # what a deployment carries to its replicas
 def bundle_files(folder: Path) -> Dict[str, bytes]:
     """Every file of the bundle, by path inside it (the replicas re-verify them)."""
     folder = Path(folder)
+    if not (folder / "manifest.json").is_file():
+        raise UsageError(f"{folder} is not a bundle (no manifest.json)")
     files = {str(p.relative_to(folder)): p.read_bytes()
              for p in sorted(folder.rglob("*")) if p.is_file()}
     size = sum(map(len, files.values()))
@@ -67,11 +69,9 @@ def _json(status: int, body: dict) -> Response:
 class SplitServer:
     """One replica: a Service behind Ray Serve's HTTP proxy."""
 
-    def __init__(self, options: ServeOptions, token: str, files: Dict[str, bytes], digest: str):
-        self._bundle = _unpack(files)
+    def __init__(self, options: ServeOptions, token: str, files: Dict[str, bytes]):
+        self._bundle = _unpack(files)  # Bundle.open in Service re-verifies every hash
         self.service = Service(replace(options, bundle=Path(self._bundle.name)), token)
-        if self.service.digest != digest:
-            raise UsageError(f"the bundle arrived as {self.service.digest}, not {digest}")
         context = serve.get_replica_context()
         self.identity = {"node": ray.get_runtime_context().get_node_id()[:12],
                          "replica": context.replica_id.unique_id}
@@ -122,9 +122,6 @@ class SplitServer:
 def start(options: ServeOptions, token: str) -> str:
     """Start a local Ray cluster, or join ``options.ray_address``, and serve the bundle;
     returns the server's URL."""
-    from sc2deploy.bundle import Bundle
-
-    digest = Bundle.open(options.bundle).manifest["manifest_sha256"]
     files = bundle_files(options.bundle)
     if not ray.is_initialized():
         try:
@@ -137,7 +134,7 @@ def start(options: ServeOptions, token: str) -> str:
     serve.start(http_options={"host": options.host, "port": options.port})
     app = SplitServer.options(num_replicas=options.replicas,
                               max_ongoing_requests=options.max_ongoing).bind(
-        options, token, files, digest)
+        options, token, files)
     serve.run(app, name=APP, route_prefix="/")
     return f"http://{options.host}:{options.port}"
 

@@ -22,8 +22,7 @@ import pytest
 
 from sc2deploy.preprocess import sample_images
 from sc2deploy.serving.service import ServeOptions, Service
-from sc2deploy.targets import load_runner
-from sc2deploy.targets.encoding import latent_codec
+from sc2deploy.targets.encoding import encode_images
 
 sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
@@ -38,13 +37,10 @@ import json, sys, http.client
 from concurrent.futures import ThreadPoolExecutor
 from sc2deploy.bundle import Bundle
 from sc2deploy.preprocess import sample_images
-from sc2deploy.targets import load_runner
-from sc2deploy.targets.encoding import latent_codec
+from sc2deploy.targets.encoding import encode_images
 bundle_dir, token, port, *hosts = sys.argv[1:]
 bundle = Bundle.open(bundle_dir)
-codec, pre = latent_codec(bundle, None), bundle.preprocessing()
-with load_runner(bundle, "onnx") as runner:
-    data = [codec.encode(runner.infer(pre(p))[0]) for p in sample_images()[:8]]
+data = [d for _, d in encode_images(bundle, sample_images()[:8])]
 def post(i):
     conn = http.client.HTTPConnection(hosts[i % len(hosts)], int(port), timeout=120)
     conn.request("POST", "/v1/infer", data[i % 8], {
@@ -103,15 +99,13 @@ def cluster(tmp_path):
 
 def top1_here(bundle):
     """Top-1 of the first 8 sample images, decoded and classified by a Service in this process."""
-    codec, pre = latent_codec(bundle, None), bundle.preprocessing()
     service = Service(ServeOptions(bundle=bundle.path), TOKEN)
     headers = {"authorization": f"Bearer {TOKEN}",
                "x-sc2deploy-bundle": bundle.manifest["manifest_sha256"]}
     try:
-        with load_runner(bundle, "onnx") as runner:
-            return [service.run_batch([service.prepare(
-                {**headers, "x-request-id": f"e{i}"}, codec.encode(runner.infer(pre(p))[0]))])[0]
-                ["outputs"][0]["top_k"][0]["class"] for i, p in enumerate(sample_images()[:8])]
+        return [service.run_batch([service.prepare({**headers, "x-request-id": f"e{i}"}, data)])
+                [0]["outputs"][0]["top_k"][0]["class"]
+                for i, (_, data) in enumerate(encode_images(bundle, sample_images()[:8]))]
     finally:
         service.close()
 
