@@ -127,27 +127,34 @@ def test_rapl_counter_at_a_known_rate_across_wraps(demo_bundle, images, tmp_path
     write(root, "sys/class/powercap/intel-rapl:0/max_energy_range_uj", 1_000_000)
     write(root, "sys/class/powercap/intel-rapl:0/energy_uj", 0)
     stop = threading.Event()
+    computed = []  # when each written value was computed
 
-    def counter():  # 3 W: 3e6 uJ per second, wrapping at 1 J, written atomically every 2 ms
+    def counter():  # 3 W: 3e6 uJ per second, wrapping at 1 J, written atomically every 1 ms
         start = time.perf_counter()
         while not stop.is_set():
+            computed.append(time.perf_counter())
             tmp = zone / "energy_uj.tmp"
-            tmp.write_text(f"{int(3e6 * (time.perf_counter() - start)) % 1_000_000}\n")
+            tmp.write_text(f"{int(3e6 * (computed[-1] - start)) % 1_000_000}\n")
             os.replace(tmp, zone / "energy_uj")
-            time.sleep(0.002)
+            time.sleep(0.001)
+        computed.append(time.perf_counter())
 
     thread = threading.Thread(target=counter, daemon=True)
     thread.start()
     try:
-        doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--runs", "40")
+        doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--runs", "40",
+                  "--idle", "1.0")
     finally:
         stop.set()
         thread.join()
     assert doc["energy"]["source"] == "rapl"
     loop_s = doc["runs"]["measured"] / doc["throughput_ips"]
     assert 3.0 * loop_s > 1.0, "the loop must span a wrap of the 1 J counter"
-    assert doc["energy"]["mean_watts"] == pytest.approx(3.0, rel=0.05)
-    assert doc["energy"]["idle_watts"] == pytest.approx(3.0, rel=0.05)
+    # A value read is at most one writer gap old (the writer thread is late under load), so
+    # each end of a window is off by at most 3 W x that gap; a real counter has no such lag.
+    stale_s = float(np.max(np.diff(computed)))
+    assert doc["energy"]["mean_watts"] == pytest.approx(3.0, rel=0.05, abs=6 * stale_s / loop_s)
+    assert doc["energy"]["idle_watts"] == pytest.approx(3.0, rel=0.05, abs=6 * stale_s / 1.0)
 
 
 PI4 = "Raspberry Pi 4 Model B Rev 1.4"
