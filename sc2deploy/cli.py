@@ -23,6 +23,7 @@ from sc2deploy.measure.options import (CODER_HELP, ProfileOptions, RemoteOptions
                                        add_arguments, from_namespace)
 from sc2deploy.orchestrate.emulation import CPUS as EMULATED_CPUS
 from sc2deploy.preprocess import list_images
+from sc2deploy.serving.batching import MODES as TAIL_BATCH_MODES, refuse_unbatchable
 from sc2deploy.report.summary import format_profile
 from sc2deploy.specs import DEMO_MODEL, HEADS
 
@@ -345,8 +346,9 @@ def _serve(args) -> int:
                            replicas=args.replicas, max_batch=args.max_batch,
                            batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing,
                            max_bytes=args.max_bytes,
-                           coder=args.coder, threads=args.threads, ray_address=args.ray_address)
-    Bundle.open(options.bundle)
+                           coder=args.coder, threads=args.threads, ray_address=args.ray_address,
+                           tail_batch=args.tail_batch)
+    refuse_unbatchable(Bundle.open(options.bundle), options.tail_batch)
     token, where = server_token(args.token_file)
     from sc2deploy.serving import ray_app
 
@@ -527,6 +529,10 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             help="dynamic batching: at most N requests per batch; 1: none (default: 8)"),
         arg("--batch-wait-ms", type=float, default=5.0, metavar="MS",
             help="longest wait for a batch to fill (default: 5)"),
+        arg("--tail-batch", choices=TAIL_BATCH_MODES, default="auto",
+            help="run a batch through each tail at once or image by image; auto: whichever "
+                 "is faster on this CPU, timed at start on the bundle's reference latents "
+                 "(default)"),
         arg("--max-ongoing", type=int, default=64, metavar="N",
             help="requests a replica holds at once, >= --max-batch (default: 64; Ray Serve's "
                  "own default of 5 cut throughput ~10x with 32 devices here)"),

@@ -26,9 +26,18 @@ def leftovers(folder: Path) -> list:
     return [p.name for p in folder.rglob("*") if any(m in p.name for m in TEMP_MARKS)]
 
 
-def interrupt(args, after_line: str, delay_s: float, timeout: float = 600, count: int = 1):
+def wait_until(proc, ready, what: str, timeout: float = 60) -> None:
+    """Poll ``ready()`` until it is true or ``proc`` has exited; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not ready():
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
+        time.sleep(0.01)
+
+
+def interrupt(args, after_line: str, delay_s: float, timeout: float = 600, count: int = 1,
+              ready=None):
     """Start ``sc2deploy ARGS``; SIGINT ``delay_s`` after stderr has shown ``after_line``
-    ``count`` times (or after the start, when it is None)."""
+    ``count`` times, or after ``ready()`` is true (or after the start, when both are None)."""
     proc = subprocess.Popen([sys.executable, "-m", "sc2deploy.cli", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
@@ -38,6 +47,8 @@ def interrupt(args, after_line: str, delay_s: float, timeout: float = 600, count
         count -= after_line in line
         if count <= 0 or time.monotonic() > deadline:
             break
+    if ready is not None:
+        wait_until(proc, ready, ready.__name__)
     time.sleep(delay_s)
     sent = proc.poll() is None
     if sent:
@@ -173,8 +184,16 @@ def test_ctrl_c_during_report_keeps_the_earlier_report(tmp_path, seed):
     out = tmp_path / "report"
     assert run("report", *files, "-o", out).returncode == 0
     before = snapshot(out)
-    delay = random.Random(seed).uniform(0.2, 0.8)  # a report takes ~1.3 s here
-    rc, out_text, err, sent = interrupt(["report", files[0], "-o", out], None, delay)
+
+    def drawing():  # a first figure is staged: matplotlib is imported, ~1-4 s of drawing left
+        try:
+            return any(out.glob(".report-*/*.svg"))
+        except FileNotFoundError:  # the staging folder went meanwhile: the report is done
+            return True
+
+    delay = random.Random(seed).uniform(0.0, 0.5)
+    rc, out_text, err, sent = interrupt(["report", files[0], "-o", out], None, delay,
+                                        ready=drawing)
     assert leftovers(out) == []
     if not sent or "report written" in out_text:
         pytest.skip(f"the report was written within {delay:.2f} s, before the signal")

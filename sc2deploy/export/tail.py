@@ -190,7 +190,8 @@ def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarra
     path = work / file_name
     names = [name for name, _ in tail.inputs]
     shapes = {name: [1, *a.shape[1:]] for name, a in zip(names, samples[0])}
-    _export(tail, shapes, path)
+    batched = len(names) == 1
+    _export(tail, shapes, path, batched)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst, top1_same, top5_overlap, classes = 0.0, 0, [], None
     with torch.no_grad():
@@ -203,16 +204,21 @@ def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarra
             top1_same += int(np.argmax(ref) == np.argmax(got))
             k = min(5, classes)
             top5_overlap.append(len(set(np.argsort(-ref[0])[:k]) & set(np.argsort(-got[0])[:k])))
-    if worst > MAX_RELATIVE_DIFF or top1_same != len(samples):
+    # within MAX_RELATIVE_DIFF, a top-1 can only flip at a near tie (gap <= 2x that): the
+    # count is reported, not gated, or a CPU's kernel order could refuse a correct tail
+    if worst > MAX_RELATIVE_DIFF:
         raise ExportError(f"{path.name} differs from the torch tail: max relative difference "
                           f"{worst:.2e} (expected <= {MAX_RELATIVE_DIFF:g}), top-1 identical on "
                           f"{top1_same} of {len(samples)} images; the bundle was not written")
+    if batched:
+        _check_batch(session, names[0], samples, path)
     logger.info("  tail: onnxruntime vs torch max relative difference %.1e, top-1 identical on "
                 "%d/%d images", worst, top1_same, len(samples))
     inputs = [{"name": name, "shape": shapes[name], "dtype": "float32", "definition": what}
               for name, what in tail.inputs]
     return {"file": path.name, "sha256": sha256_file(path), "input": inputs[0], "inputs": inputs,
             "output": {"name": OUTPUT, "shape": [1, classes], "dtype": "float32"},
+            "batch": "free" if batched else "1",
             "outputs": f"logits of {classes} classes, in the checkpoint's class order",
             "layers": list(tail.layers),
             "verification": {"images": len(samples), "max_relative_difference": worst,
@@ -220,16 +226,34 @@ def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarra
                              "top5_overlap_min": min(top5_overlap)}}
 
 
-def _export(tail: nn.Module, shapes: Dict[str, list], path: Path) -> None:
-    """A static-shape opset-17 graph with one input per head output, checked fully."""
+def _check_batch(session, name: str, samples: Sequence[Sequence[np.ndarray]], path: Path) -> None:
+    """The images run as one batch give what each gives alone (what the server batches)."""
+    alone = np.concatenate([session.run(None, {name: np.asarray(s[0], np.float32)})[0]
+                            for s in samples])
+    together = session.run(None, {name: np.concatenate([np.asarray(s[0], np.float32)
+                                                        for s in samples])})[0]
+    worst = float(np.max(np.abs(together - alone)) / (np.max(np.abs(alone)) + 1e-12))
+    if together.shape != alone.shape or worst > MAX_RELATIVE_DIFF:
+        raise ExportError(f"{path.name} run on {len(samples)} images as one batch differs from "
+                          f"each image alone: shape {together.shape} vs {alone.shape}, max "
+                          f"relative difference {worst:.2e} (expected <= "
+                          f"{MAX_RELATIVE_DIFF:g}); the bundle was not written")
+    logger.info("  tail: %d images as one batch vs one at a time max relative difference %.1e",
+                len(samples), worst)
+
+
+def _export(tail: nn.Module, shapes: Dict[str, list], path: Path, batched: bool) -> None:
+    """An opset-17 graph with one input per head output, checked fully; ``batched``: the first
+    dimension of the symbols and the logits is free (the server runs a batch at once)."""
     import onnx
 
     dummies = tuple(torch.zeros(*shape) for shape in shapes.values())
+    free = {next(iter(shapes)): {0: "batch"}, OUTPUT: {0: "batch"}} if batched else None
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is ours
         torch.onnx.export(tail, dummies, str(path), dynamo=False, opset_version=OPSET,
                           input_names=list(shapes), output_names=[OUTPUT],
-                          do_constant_folding=True)
+                          dynamic_axes=free, do_constant_folding=True)
     model = onnx.load(str(path))
     for key, value in {"producer": f"sc2deploy {__version__}", "sc2deploy_part": "tail"}.items():
         entry = model.metadata_props.add()

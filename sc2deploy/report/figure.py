@@ -6,9 +6,11 @@ as text (TrueType in PDF, ``<text>`` in SVG) so a reader can search and edit it.
 """
 
 import functools
+import importlib
 from pathlib import Path
 from typing import Callable, Dict, Sequence
 
+from sc2deploy.atomic import deferred_signals
 from sc2deploy.errors import UsageError
 
 FIGURE_FORMATS = ("png", "pdf", "svg")
@@ -22,9 +24,22 @@ _METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer"
              "svg": {"Date": None, "Creator": None}}
 
 
+# Every matplotlib module the report uses, imported at once with Ctrl-C held: an interrupt
+# inside a module's import (CPython 3.11) surfaces as RuntimeError or ImportError, not as
+# KeyboardInterrupt, and would end the command with a traceback.
+_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg",
+            "matplotlib.backends.backend_pdf", "matplotlib.backends.backend_svg",
+            "matplotlib.lines", "matplotlib.patches", "matplotlib.ticker")
+
+
+@functools.lru_cache(maxsize=None)
 def _matplotlib():
     try:
-        import matplotlib
+        with deferred_signals():
+            import matplotlib
+
+            for name in _MODULES:
+                importlib.import_module(name)
     except ImportError:
         raise UsageError("reports need matplotlib, which is not installed: "
                          "pip install 'sc2deploy[report]'") from None

@@ -24,7 +24,9 @@ import numpy as np
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import container
 from sc2deploy.errors import CodecError, Refused, UsageError
+from sc2deploy.log import logger
 from sc2deploy.measure.stream import BUNDLE_HEADER, PROTOCOL, REQUEST_ID, REQUEST_ID_HEADER
+from sc2deploy.serving import batching
 from sc2deploy.serving.auth import authorized
 from sc2deploy.targets import NAMED_TAIL, load_server_runner, server_parts
 from sc2deploy.targets.encoding import latent_codec
@@ -47,6 +49,7 @@ class ServeOptions:
     threads: Optional[int] = 1  # onnxruntime threads per replica
     cache_size: int = 4096  # answers kept per replica for replayed request ids
     ray_address: Optional[str] = None  # join this Ray cluster (None: start a local one)
+    tail_batch: str = "auto"  # batching.MODES: how a batch runs through each model
 
     def __post_init__(self):
         checks = {"--port": 0 <= self.port <= 65535, "--replicas": self.replicas >= 1,
@@ -54,12 +57,13 @@ class ServeOptions:
                   "--max-ongoing": self.max_ongoing >= self.max_batch,
                   "--batch-wait-ms": self.batch_wait_ms >= 0,
                   "--max-bytes": self.max_bytes >= container.HEADER_SIZE,
-                  "--top-k": self.top_k >= 1, "cache_size": self.cache_size >= 1}
+                  "--top-k": self.top_k >= 1, "cache_size": self.cache_size >= 1,
+                  "--tail-batch": self.tail_batch in batching.MODES}
         bad = [flag for flag, ok in checks.items() if not ok]
         if bad:
             raise UsageError(f"invalid serve options {', '.join(bad)} in {self}: expected a port "
                              "0-65535, replicas/max-batch/top-k >= 1, max ongoing >= max batch, "
-                             "batch wait >= 0 ms, "
+                             f"batch wait >= 0 ms, tail batch one of {', '.join(batching.MODES)}, "
                              f"max bytes >= {container.HEADER_SIZE}")
 
 
@@ -113,6 +117,12 @@ class Service:
         self.tasks = {part: self._stack.enter_context(load_server_runner(bundle, part,
                                                                          options.threads))
                       for part in _tasks(bundle)}
+        latents = bundle.reference()["symbols"] if self.tasks else None
+        self.batching = {part: batching.choose(runner, latents, options.max_batch,
+                                               options.tail_batch)
+                         for part, runner in self.tasks.items()}
+        for part, choice in self.batching.items():
+            logger.info("%s: %s (%s)", part, choice["mode"], choice["why"])
 
     def close(self) -> None:
         self._stack.close()
@@ -120,7 +130,8 @@ class Service:
     def info(self) -> dict:
         return {"protocol": PROTOCOL, "bundle": self.digest,
                 "tasks": list(self.tasks) or ["decode"], "latent_shape": list(self.shape),
-                "coder": self.codec.coder, "max_bytes": self.options.max_bytes}
+                "coder": self.codec.coder, "max_bytes": self.options.max_bytes,
+                "batching": self.batching}
 
     def check_auth(self, headers: Mapping[str, str]) -> None:
         if not authorized(headers.get("authorization"), self.token):
@@ -162,13 +173,17 @@ class Service:
         return Pending(request_id, sha, latent, (time.perf_counter_ns() - t0) / 1e6)
 
     def run_batch(self, batch: Sequence[Pending]) -> List[dict]:
-        """Answers of a batch, in order; new answers are remembered for replays."""
+        """Answers of a batch, in order; new answers are remembered for replays. Each task runs
+        on all the batch's new latents, at once or one by one (``batching``); its ms is the
+        whole batch's, which each image waited."""
+        new = [item for item in batch if item.answer is None]
+        computed = iter(self._run([item.latent for item in new]) if new else [])
         answers = []
         for item in batch:
             if item.answer is not None:
                 answers.append(item.answer)
                 continue
-            outputs, task_ms = self._run(item.latent)
+            outputs, task_ms = next(computed)
             answer = {"protocol": PROTOCOL, "request_id": item.request_id, "bundle": self.digest,
                       "outputs": outputs, "batch_size": len(batch), "replayed": False,
                       "server_ms": {"decode": item.decode_ms, **task_ms,
@@ -177,17 +192,20 @@ class Service:
             answers.append(answer)
         return answers
 
-    def _run(self, latent: np.ndarray):
+    def _run(self, latents: Sequence[np.ndarray]) -> List[tuple]:
+        """(outputs, task ms) per latent."""
         if not self.tasks:
-            return [{"task": "decode", "latent_shape": list(latent.shape)}], {}
-        x = latent[None].astype(np.float32)
-        outputs, task_ms = [], {}
+            return [([{"task": "decode", "latent_shape": list(z.shape)}], {}) for z in latents]
+        x = np.stack(latents).astype(np.float32)
+        per_image = [([], {}) for _ in latents]
         for part, runner in self.tasks.items():
             t0 = time.perf_counter_ns()
-            y = runner.infer(x)
-            task_ms[part] = (time.perf_counter_ns() - t0) / 1e6
-            outputs.append(_output(part, y, self.options.top_k))
-        return outputs, task_ms
+            y = batching.run(runner, x, self.batching[part]["mode"])
+            ms = (time.perf_counter_ns() - t0) / 1e6
+            for (outputs, task_ms), row in zip(per_image, y):
+                task_ms[part] = ms
+                outputs.append(_output(part, row[None], self.options.top_k))
+        return per_image
 
 
 def _tasks(bundle: Bundle) -> List[str]:

@@ -71,9 +71,19 @@ class ServerRunner(OnnxRunner):
 
     def activate(self) -> None:
         super().activate()
-        self.side_inputs = {i.name: tuple(i.shape) for i in self._session.get_inputs()
-                            if i.name != self.input_name}
+        inputs = self._session.get_inputs()
+        self.side_inputs = {i.name: tuple(i.shape) for i in inputs if i.name != self.input_name}
         self._side = {}
+        first = next((i.shape for i in inputs if i.name == self.input_name), [1])
+        self.batch_free = not self.side_inputs and not isinstance(first[0], int)
+
+    def infer_batch(self, xs: np.ndarray) -> np.ndarray:
+        """float32 [N, C, H, W] → outputs [N, ...] in one run, for a graph whose batch
+        dimension is free (the tails sc2deploy exports)."""
+        if not self.batch_free:
+            raise UsageError(f"{self.path.name} has a batch dimension of 1: run it image by image")
+        self.check_input(xs, (max(len(xs), 1), *self.input_shape[1:]))
+        return self._session.run(None, {self.input_name: np.ascontiguousarray(xs)})[0]
 
     def infer(self, x: np.ndarray, side: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
         if self._active:

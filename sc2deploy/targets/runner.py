@@ -38,17 +38,21 @@ class Runner:
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Normalized float32 NCHW image → int32 symbols [1, C, H, W] (for a head)."""
+        self.check_input(x, self.input_shape)
+        return self.postprocess(self.infer_impl(np.ascontiguousarray(x)))
+
+    def check_input(self, x: np.ndarray, shape: Sequence[int]) -> None:
+        """Refuse an inactive runner, a non-float32 input or one of another ``shape``."""
         if not self._active:
             raise UsageError("runner is not active: use it as `with load_runner(...) as r:`")
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             got = getattr(x, "dtype", type(x).__name__)
             raise UsageError(f"Input tensor: {self.what} | Received dtype {got}. "
                              "Note: expected float32 (NCHW)")
-        if x.shape != self.input_shape:
+        if x.shape != tuple(shape):
             raise UsageError(f"Input tensor: {self.what} | Received incompatible shape: "
                              f"{x.shape}. Note: expected a shape compatible with: "
-                             f"{self.input_shape}")
-        return self.postprocess(self.infer_impl(np.ascontiguousarray(x)))
+                             f"{tuple(shape)}")
 
     def postprocess(self, y: np.ndarray) -> np.ndarray:
         return to_int32_symbols(y)

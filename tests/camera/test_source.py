@@ -44,10 +44,12 @@ def test_a_camera_command_that_exits_ends_the_capture_with_what_it_said():
 
 
 def test_a_stalled_camera_is_an_error_and_close_stops_its_command():
-    capture = open_camera(command=f"{CAMERA} 100 1 --then sleep", stall_s=0.5)
+    # the first frame waits for Python to start the camera; the stall is timed after it
+    capture = open_camera(command=f"{CAMERA} 100 1 --then sleep", stall_s=60)
     proc = capture.camera.proc
     try:
         capture.next()
+        capture.stall_s = 0.5
         with pytest.raises(CameraError, match="sent no frame for 0.5 s"):
             capture.next()
     finally:

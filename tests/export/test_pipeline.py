@@ -102,9 +102,17 @@ def test_bq_export(tmp_path, few_images):
     q, scale, zero_point = _ort_outputs(bundle, [x])[0]
     encoder = torch.nn.Sequential(*list(_rebuild_bq(tmp_path / "bq.pt")))
     with torch.no_grad():
-        ref_q, ref_scale, ref_zp = torchdistill_quantize(encoder(torch.from_numpy(x)))
-    np.testing.assert_array_equal(q, ref_q.numpy().astype(np.float32))
-    assert int(zero_point[0]) == ref_zp
+        y = encoder(torch.from_numpy(x))
+        ref_q, ref_scale, ref_zp = torchdistill_quantize(y)
+    # The zero point is floor(v), v = -min(y) / scale, i.e. round(v - 0.5): a tie when v lies
+    # within the tie tolerance of an integer (the latent spans 0, so v is not clamped).
+    v = float(-y.min() / ref_scale)
+    assert 0 < v < 255
+    assert_same_symbols([np.array([ref_zp])], [zero_point], [np.array([v - 0.5])])
+    zp = int(zero_point[0])  # torch's, or after a tie torch's symbols are taken with this one
+    pre_round = (zp + y / ref_scale).clamp(0, 255)  # what torchdistill_quantize rounds
+    expected = ref_q if zp == ref_zp else pre_round.round()
+    assert_same_symbols([expected.numpy()], [q], [pre_round.numpy()])
 
 
 def _rebuild_bq(path):

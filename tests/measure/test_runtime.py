@@ -142,7 +142,7 @@ def test_rapl_counter_at_a_known_rate_across_wraps(demo_bundle, images, tmp_path
     thread = threading.Thread(target=counter, daemon=True)
     thread.start()
     try:
-        doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--runs", "40",
+        doc = run(demo_bundle, images, tmp_path, "--sysfs-root", str(root), "--runs", "100",
                   "--idle", "1.0")
     finally:
         stop.set()

@@ -5,6 +5,7 @@ front is tested in tests/serving/test_ray_app.py)."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -87,6 +88,14 @@ def front(split_bundle):
     f.close()
 
 
+@pytest.fixture
+def down():
+    """The URL of a port that refuses connections: bound here, never listening."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{bound.getsockname()[1]}"
+
+
 def options(bundle, url, tmp_path, images, **kw):
     return StreamOptions(bundle=bundle.path, server=url, token=kw.pop("token", TOKEN),
                          queue=tmp_path / "queue.json", images=images, backoff_s=0.01,
@@ -125,8 +134,7 @@ def test_a_404_that_is_not_a_refusal_of_sc2deploy_is_retried(split_bundle, front
 
 
 def test_a_stopped_server_loses_nothing_and_a_rerun_resumes_the_queue(split_bundle, front,
-                                                                      images, tmp_path):
-    down = "http://127.0.0.1:9"  # discard port: connection refused
+                                                                      images, tmp_path, down):
     doc = stream(options(split_bundle, down, tmp_path, images, max_retries=1))
     assert not doc["complete"] and doc["answered"] == 0 and doc["retries"] == 6
     queued = json.loads((tmp_path / "queue.json").read_text())["entries"]
@@ -190,8 +198,7 @@ def test_camera_frames_are_encoded_fresh_sent_once_and_counted(split_bundle, fro
 
 
 def test_a_camera_rerun_sends_the_pending_frames_then_captures_the_rest(split_bundle, front,
-                                                                        tmp_path):
-    down = "http://127.0.0.1:9"
+                                                                        tmp_path, down):
     doc = stream(camera_options(split_bundle, down, tmp_path, frames=3, max_retries=0))
     assert not doc["complete"] and doc["answered"] == 0 and doc["images"] == 3
     pending = list(json.loads((tmp_path / "queue.json").read_text())["entries"].values())

@@ -84,19 +84,25 @@ def test_hostile_requests_get_a_status_and_good_ones_keep_being_served(server, s
 
 def test_concurrent_requests_are_batched_and_replays_answered_once(server, streams):
     options, _ = server
-    with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda i: post(options, streams[i], f"batch-{i}"), range(8)))
-    assert all(status == 200 for status, _, _ in replies)
-    assert max(reply["batch_size"] for _, reply, _ in replies) > 1
-    status, again, _ = post(options, streams[3], "batch-3")
+    for burst in range(5):  # on loaded cores the proxy may forward a burst > 20 ms apart
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda i: post(options, streams[i], f"batch-{burst}-{i}"),
+                                    range(8)))
+        assert all(status == 200 for status, _, _ in replies)
+        if max(reply["batch_size"] for _, reply, _ in replies) > 1:
+            break
+    assert max(reply["batch_size"] for _, reply, _ in replies) > 1, "5 bursts, no batch"
+    status, again, _ = post(options, streams[3], f"batch-{burst}-3")
     assert status == 200 and again["replayed"] is True
     assert again["outputs"] == replies[3][1]["outputs"]
-    status, reply, _ = post(options, streams[4], "batch-3")
+    status, reply, _ = post(options, streams[4], f"batch-{burst}-3")
     assert status == 409 and "already used for another container" in reply["error"]
 
 
 def test_a_server_restart_mid_stream_loses_and_duplicates_nothing(server, split_bundle,
-                                                                  tmp_path):
+                                                                  tmp_path, monkeypatch):
+    from sc2deploy.measure import stream as device
+
     options, url = server
     images = tmp_path / "images"
     images.mkdir()
@@ -115,14 +121,27 @@ def test_a_server_restart_mid_stream_loses_and_duplicates_nothing(server, split_
                         images=images, interval_s=0.15, backoff_s=0.1, max_backoff_s=1.0,
                         max_retries=300, progress=False)  # ~5 min: a restart on a loaded CI
                         # machine once outlasted 60 retries (~1 min)
+    stopped, sends = threading.Event(), []
+
+    def send_once_serve_is_down(*args):  # from the 4th image on: only once Serve has stopped
+        sends.append(1)
+        if len(sends) > 3:
+            assert stopped.wait(300), "Serve did not stop"
+        return real_send(*args)
+
+    real_send = device.send
+    monkeypatch.setattr(device, "send", send_once_serve_is_down)
     result = {}
     client = threading.Thread(target=lambda: result.update(doc=stream(run)))
     client.start()
-    while not _answered(queue) >= 3:
+    deadline = time.monotonic() + 300
+    while not _answered(queue) >= 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     ray_app.stop()  # the whole Serve instance: proxy, replicas, their replay caches
+    stopped.set()
     ray_app.start(options, TOKEN)
-    client.join(timeout=120)
+    client.join(timeout=400)  # within the client's 300 retries
+    assert not client.is_alive(), "the stream did not finish"
     doc = result["doc"]
     print(f"restart: {doc['retries']} retries, {doc['replayed']} replayed")
     assert doc["complete"] and doc["answered"] == doc["images"] == 16

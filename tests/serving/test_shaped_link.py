@@ -92,8 +92,9 @@ def transfer_ratios(doc) -> list:
               f"{BUILTIN['lora-sx1276-20dbm'].delay_ms(p['bytes']):.0f} ms")
         # HTTP headers (~250 B) and TCP/IP headers (40 B per 1448 B segment) ride the link too;
         # an image may also wait out one TCP retransmission timeout (1 s on a fresh connection)
-        # when tbf's queue drops part of a window: seen once in CI (ratio 1.46)
-        assert 0.95 < transfer / arithmetic and transfer - arithmetic < 1500
+        # when tbf's queue drops part of a window (seen once in CI: ratio 1.46), plus the Ray
+        # proxy's queueing on loaded cores (counted as transfer: only server_ms is subtracted)
+        assert 0.95 < transfer / arithmetic and transfer - arithmetic < 2500
         ratios.append(transfer / arithmetic)
     return ratios
 
