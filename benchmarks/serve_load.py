@@ -34,7 +34,7 @@ from benchmarks.common import parse, parser, positive, publish
 from sc2deploy.bundle import Bundle
 from sc2deploy.measure.stream import INFO_PATH, Client, StreamOptions, send
 from sc2deploy.preprocess import sample_images
-from sc2deploy.serving import ray_app
+from sc2deploy.serving import batching, ray_app
 from sc2deploy.serving.service import ServeOptions
 from sc2deploy.targets import load_server_runner
 from sc2deploy.targets.encoding import encode_images, latent_codec
@@ -73,13 +73,11 @@ def tail_alone(bundle, data, batch: int, seconds: float = 5.0) -> dict:
     x = np.stack([latents[i % len(latents)] for i in range(batch)]).astype(np.float32)
     rates = {}
     with load_server_runner(bundle, "tail", threads=1) as runner:
-        for name, once in (("one_at_a_time", lambda: [runner.infer(x[i:i + 1])
-                                                      for i in range(batch)]),
-                           ("batched", lambda: runner.infer_batch(x))):
-            once()  # warm-up
+        for name, mode in (("one_at_a_time", "single"), ("batched", "batched")):
+            batching.run(runner, x, mode)  # warm-up
             count, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds:
-                once()
+                batching.run(runner, x, mode)
                 count += batch
             rates[name] = count / (time.perf_counter() - start)
         free = runner.batch_free

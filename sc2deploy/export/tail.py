@@ -193,12 +193,13 @@ def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarra
     batched = len(names) == 1
     _export(tail, shapes, path, batched)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst, top1_same, top5_overlap, classes = 0.0, 0, [], None
+    worst, top1_same, top5_overlap, classes, alone = 0.0, 0, [], None, []
     with torch.no_grad():
         for sample in samples:
             arrays = [np.asarray(a, np.float32) for a in sample]
             ref = tail(*(torch.from_numpy(a) for a in arrays)).numpy()
             got = session.run(None, dict(zip(names, arrays)))[0]
+            alone.append(got)
             classes = int(got.shape[1])
             worst = max(worst, float(np.max(np.abs(ref - got)) / (np.max(np.abs(ref)) + 1e-12)))
             top1_same += int(np.argmax(ref) == np.argmax(got))
@@ -211,7 +212,7 @@ def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarra
                           f"{worst:.2e} (expected <= {MAX_RELATIVE_DIFF:g}), top-1 identical on "
                           f"{top1_same} of {len(samples)} images; the bundle was not written")
     if batched:
-        _check_batch(session, names[0], samples, path)
+        _check_batch(session, names[0], samples, np.concatenate(alone), path)
     logger.info("  tail: onnxruntime vs torch max relative difference %.1e, top-1 identical on "
                 "%d/%d images", worst, top1_same, len(samples))
     inputs = [{"name": name, "shape": shapes[name], "dtype": "float32", "definition": what}
@@ -226,10 +227,10 @@ def write_tail(work: Path, tail: nn.Module, samples: Sequence[Sequence[np.ndarra
                              "top5_overlap_min": min(top5_overlap)}}
 
 
-def _check_batch(session, name: str, samples: Sequence[Sequence[np.ndarray]], path: Path) -> None:
-    """The images run as one batch give what each gives alone (what the server batches)."""
-    alone = np.concatenate([session.run(None, {name: np.asarray(s[0], np.float32)})[0]
-                            for s in samples])
+def _check_batch(session, name: str, samples: Sequence[Sequence[np.ndarray]],
+                 alone: np.ndarray, path: Path) -> None:
+    """The images run as one batch give what each gave alone (``alone``: what the server
+    batches)."""
     together = session.run(None, {name: np.concatenate([np.asarray(s[0], np.float32)
                                                         for s in samples])})[0]
     worst = float(np.max(np.abs(together - alone)) / (np.max(np.abs(alone)) + 1e-12))

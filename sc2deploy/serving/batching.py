@@ -12,6 +12,7 @@ import numpy as np
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
+from sc2deploy.targets import server_entry, tail_parts
 from sc2deploy.targets.onnx import ServerRunner
 
 MODES = ("auto", "batched", "single")
@@ -41,8 +42,8 @@ def choose(runner: ServerRunner, latents: np.ndarray, max_batch: int, mode: str
 
 def refuse_unbatchable(bundle: Bundle, mode: str) -> None:
     """Before anything starts: ``batched`` needs every tail's batch dimension free."""
-    tails = [bundle.manifest.get("tail", {}), *bundle.manifest.get("tails", {}).values()]
-    fixed = [t["file"] for t in tails if "file" in t and t.get("batch") != "free"]
+    entries = [server_entry(bundle, part) for part in tail_parts(bundle)]
+    fixed = [e["file"] for e in entries if e.get("batch") != "free"]
     if mode == "batched" and fixed:
         raise _batch_of_one(fixed, f" of {bundle.path}")
 

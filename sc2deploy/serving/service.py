@@ -28,7 +28,7 @@ from sc2deploy.log import logger
 from sc2deploy.measure.stream import BUNDLE_HEADER, PROTOCOL, REQUEST_ID, REQUEST_ID_HEADER
 from sc2deploy.serving import batching
 from sc2deploy.serving.auth import authorized
-from sc2deploy.targets import NAMED_TAIL, load_server_runner, server_parts
+from sc2deploy.targets import NAMED_TAIL, load_server_runner, server_parts, tail_parts
 from sc2deploy.targets.encoding import latent_codec
 
 
@@ -117,7 +117,8 @@ class Service:
         self.tasks = {part: self._stack.enter_context(load_server_runner(bundle, part,
                                                                          options.threads))
                       for part in _tasks(bundle)}
-        latents = bundle.reference()["symbols"] if self.tasks else None
+        timed = self.tasks and options.tail_batch == "auto" and options.max_batch > 1
+        latents = bundle.reference()["symbols"] if timed else None  # only auto times on them
         self.batching = {part: batching.choose(runner, latents, options.max_batch,
                                                options.tail_batch)
                          for part, runner in self.tasks.items()}
@@ -211,8 +212,7 @@ class Service:
 def _tasks(bundle: Bundle) -> List[str]:
     """The main tail then every named tail; with no tail the decoder, else nothing (decoding
     alone)."""
-    tails = [p for p in server_parts(bundle) if p == "tail" or p.startswith(NAMED_TAIL)]
-    return tails or [p for p in server_parts(bundle) if p == "decoder"]
+    return tail_parts(bundle) or [p for p in server_parts(bundle) if p == "decoder"]
 
 
 def _output(part: str, y: np.ndarray, top_k: int) -> dict:

@@ -39,15 +39,24 @@ def server_parts(bundle: Bundle) -> List[str]:
     return present + [NAMED_TAIL + name for name in sorted(bundle.manifest.get("tails", {}))]
 
 
+def tail_parts(bundle: Bundle) -> List[str]:
+    """The server parts that are tails: the main one, then tail:NAME by name."""
+    return [p for p in server_parts(bundle) if p == "tail" or p.startswith(NAMED_TAIL)]
+
+
+def server_entry(bundle: Bundle, part: str) -> dict:
+    """The manifest entry of the server-side ``part`` ({} when the bundle has none)."""
+    if part.startswith(NAMED_TAIL):
+        return bundle.manifest.get("tails", {}).get(part[len(NAMED_TAIL):], {})
+    return bundle.manifest.get(part, {}) if part in SERVER_PARTS else {}
+
+
 def load_server_runner(bundle: Bundle, part: str, threads: Optional[int] = None) -> Runner:
     """A runner of the bundle's server-side ``part`` (decoder.onnx, tail.onnx or, for
     ``tail:NAME``, tail-NAME.onnx)."""
     from sc2deploy.targets.onnx import ServerRunner
 
-    if part.startswith(NAMED_TAIL):
-        entry = bundle.manifest.get("tails", {}).get(part[len(NAMED_TAIL):], {})
-    else:
-        entry = bundle.manifest.get(part, {}) if part in SERVER_PARTS else {}
+    entry = server_entry(bundle, part)
     if "file" not in entry:
         raise UsageError(f"bundle {bundle.path} has no {part!r} model; it has: "
                          f"{', '.join(server_parts(bundle)) or 'none'}")
@@ -56,4 +65,5 @@ def load_server_runner(bundle: Bundle, part: str, threads: Optional[int] = None)
 
 
 __all__ = ["NAMED_TAIL", "Runner", "SERVER_PARTS", "Target", "get_target", "load_runner",
-           "load_server_runner", "server_parts", "targets"]
+           "load_server_runner", "server_entry", "server_parts", "tail_parts",
+           "targets"]
