@@ -8,7 +8,7 @@ COMPRESSAI := compressai==1.2.8
 OLD_COMPRESSAI := $(VENV)/compressai-1.1.9
 OLD_STAMP := $(OLD_COMPRESSAI)/.sc2deploy-installed
 
-.PHONY: demo test venv demo-student demo-task arm-check clean
+.PHONY: demo test venv demo-ladder arm-check clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,15 +38,11 @@ test: $(STAMP) $(OLD_STAMP)
 arm-check: $(STAMP)
 	$(BIN)/python -m sc2deploy.orchestrate.arm_check $(ARM_CHECK_ARGS)
 
-# Retrain the bundled demo student (~10 min on 2 cores); writes sc2deploy/data/demo_student.pt.
-demo-student: $(STAMP)
-	$(BIN)/python scripts/train_demo_student.py
-
-# Train the demo's task on generated data, keeping the head as it is: the tail (added to
-# sc2deploy/data/demo_student.pt) and the teacher (sc2deploy/data/demo_teacher.onnx); ~6 min.
-# Run it again after demo-student (which writes the head only).
-demo-task: $(STAMP)
-	$(BIN)/python scripts/train_demo_task.py
+# Retrain the demo's teacher and its beta ladder of students from nothing (~35 min on 2 cores):
+# sc2deploy/data/demo_teacher.onnx and sc2deploy/data/demo_ladder/demo-beta*.pt, each written
+# as it is done (DEMO_LADDER_ARGS=--resume reuses build/demo-ladder/teacher.pt and finished points).
+demo-ladder: $(STAMP)
+	$(BIN)/python scripts/train_demo_ladder.py $(DEMO_LADDER_ARGS)
 
 clean:
 	rm -rf build $(VENV)

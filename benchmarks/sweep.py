@@ -1,39 +1,20 @@
 """Sweep of 3 checkpoints x 2 targets: wall time with a process pool vs one at a time.
 
-The three checkpoints are rate variants of the bundled demo student (its latent conv
-scaled by 0.7, 1.0 and 1.4, like students trained at different betas); each is exported and
-built for ``onnx`` and ``tflite``, then profiled. Both sweeps run in this one invocation.
+The three checkpoints are the first three points of the bundled demo β ladder; each is
+exported and built for ``onnx`` and ``tflite``, then profiled. Both sweeps run in this one
+invocation.
 
     python -m benchmarks.sweep [--workers 3] [--runs 20] [--json FILE]
 """
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from benchmarks.common import parse, parser, publish
-from sc2deploy.export.pipeline import DEMO_CHECKPOINT
 from sc2deploy.log import configure
 from sc2deploy.orchestrate.sweep import Checkpoint, Sweep, run_sweep
-
-SCALES = (0.7, 1.0, 1.4)
-LATENT_CONV = "backbone.bottleneck_layer.encoder.4.weight"
-
-
-def write_variants(folder: Path):
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        base = torch.load(DEMO_CHECKPOINT, weights_only=True, map_location="cpu")
-    checkpoints = []
-    for scale in SCALES:
-        state = dict(base["model"])
-        state[LATENT_CONV] = state[LATENT_CONV] * scale
-        path = folder / f"demo-x{scale}.pt"
-        torch.save({"model": state, "args": base["args"]}, path)
-        checkpoints.append(Checkpoint(f"demo-x{scale}", "entropic_student", path))
-    return tuple(checkpoints)
+from sc2deploy.specs import demo_ladder
 
 
 def summary_of(result, command):
@@ -52,7 +33,7 @@ def main(argv=None):
     configure(verbose=False)
     result = {"runs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoints = write_variants(Path(tmp))
+        checkpoints = tuple(Checkpoint(point, point) for point in demo_ladder()[:3])
         for workers in (1, args.workers):
             sweep = Sweep(checkpoints, ("onnx", "tflite"), workers=workers,
                           profile={"runs": args.runs, "warmup": 3, "energy": "none",

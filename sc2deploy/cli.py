@@ -25,7 +25,7 @@ from sc2deploy.orchestrate.emulation import CPUS as EMULATED_CPUS
 from sc2deploy.preprocess import list_images
 from sc2deploy.serving.batching import MODES as TAIL_BATCH_MODES, refuse_unbatchable
 from sc2deploy.report.summary import format_profile
-from sc2deploy.specs import DEMO_MODEL, HEADS
+from sc2deploy.specs import DEMO_MODEL, HEADS, demo_ladder
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -404,7 +404,8 @@ def _stream(args) -> int:
 COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --help`
     "export": (
         "export a checkpoint's head to a verified bundle", _export,
-        arg("model", metavar="MODEL", help=f"one of: {', '.join([DEMO_MODEL, *HEADS])}"),
+        arg("model", metavar="MODEL", help=f"one of: {', '.join([DEMO_MODEL, *HEADS])}; "
+            f"the demo ladder's points: {', '.join(demo_ladder())}"),
         arg("--checkpoint", type=Path, metavar="CKPT",
             help="torchdistill/sc2bench checkpoint (not needed for 'demo')"),
         arg("--input-size", type=int, metavar="N",
@@ -516,7 +517,8 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             "each preprocessed image with jpeg or webp at these qualities and classify it with "
             "--teacher (repeatable), e.g. jpeg:10,25,50,75,90"),
         out("RESULTS.json", "results file (kind: evaluation)")),
-    "demo": ("run the whole flow on the bundled demo student", _demo,
+    "demo": ("run the whole flow on the bundled demo students (the β ladder) and compare "
+             "them with JPEG/WebP", _demo,
              out("DIR", "folder for the demo's outputs (its bundle: DIR/demo-bundle)", "--out")),
     "serve": (
         "serve a bundle's server side (decoding, tail) on Ray Serve, behind a token", _serve,

@@ -8,8 +8,10 @@ Two families exist:
   quantization, no entropy model).
 """
 
+import re
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from pathlib import Path
+from typing import Dict, List, Tuple
 
 from sc2deploy.errors import UsageError
 
@@ -58,13 +60,45 @@ def _registry() -> Dict[str, HeadSpec]:
 
 
 HEADS: Dict[str, HeadSpec] = _registry()
+
+# The bundled demo: a β ladder of entropic students (scripts/train_demo_ladder.py), one
+# checkpoint per point, named demo-beta<β>; "demo" is the default point.
 DEMO_MODEL = "demo"
+DEMO_LADDER_DIR = Path(__file__).resolve().parent / "data" / "demo_ladder"
+DEMO_DEFAULT_POINT = "demo-beta1"
+_POINT = re.compile(r"^demo-beta(\d+(?:\.\d+)?)$")
+
+
+def demo_ladder() -> List[str]:
+    """The bundled ladder's point names, from the most bytes (smallest β) to the fewest."""
+    points = [p.stem for p in DEMO_LADDER_DIR.glob("demo-beta*.pt") if _POINT.match(p.stem)]
+    return sorted(points, key=lambda name: float(_POINT.match(name).group(1)))
+
+
+def demo_point(name: str) -> str:
+    """The ladder point a demo model name stands for ("demo": the default point)."""
+    return DEMO_DEFAULT_POINT if name == DEMO_MODEL else name
+
+
+def is_demo(name: str) -> bool:
+    return name == DEMO_MODEL or bool(_POINT.match(name))
+
+
+def demo_checkpoint(name: str) -> Path:
+    """The bundled checkpoint of a demo model name; UsageError naming the points if none."""
+    point = demo_point(name)
+    path = DEMO_LADDER_DIR / f"{point}.pt"
+    if not path.is_file():
+        raise UsageError(f"unknown demo ladder point {name!r}; the bundled points: "
+                         f"{', '.join(demo_ladder()) or 'none (run make demo-ladder)'}")
+    return path
 
 
 def get_spec(name: str) -> HeadSpec:
-    """Look up a head by name; ``demo`` is the bundled entropic student."""
-    key = "entropic_student" if name == DEMO_MODEL else name
+    """Look up a head by name; ``demo`` and ``demo-beta<β>`` are the bundled entropic
+    students."""
+    key = "entropic_student" if is_demo(name) else name
     if key not in HEADS:
-        known = ", ".join([DEMO_MODEL, *HEADS])
+        known = ", ".join([DEMO_MODEL, "demo-beta<β>", *HEADS])
         raise UsageError(f"unknown model {name!r}; known models: {known}")
     return HEADS[key]

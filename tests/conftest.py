@@ -23,11 +23,11 @@ def head_only_bundle(tmp_path_factory):
 
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.export.checkpoint import load_state_dict
-    from sc2deploy.export.pipeline import DEMO_CHECKPOINT
+    from sc2deploy.specs import demo_checkpoint
     from sc2deploy.preprocess import sample_images
 
     folder = tmp_path_factory.mktemp("head-only")
-    head = {k: v for k, v in load_state_dict(DEMO_CHECKPOINT).items()
+    head = {k: v for k, v in load_state_dict(demo_checkpoint("demo")).items()
             if ".encoder." in k or ".entropy_bottleneck." in k}
     torch.save(head, folder / "head.pt")
     return export_bundle(ExportOptions(model="entropic_student", out=folder / "b",

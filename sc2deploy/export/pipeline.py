@@ -25,11 +25,11 @@ from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_on
 from sc2deploy.export.tables import AUTO, choose_formula
 from sc2deploy.log import logger, step
 from sc2deploy.preprocess import Preprocessing, sample_images
-from sc2deploy.specs import DEMO_MODEL, IMAGENET_MEAN, IMAGENET_STD, HeadSpec, get_spec
+from sc2deploy.specs import (IMAGENET_MEAN, IMAGENET_STD, HeadSpec, demo_checkpoint,
+                             demo_point, get_spec, is_demo)
 
 DECODER_CHECKS = 4  # reference latents the decoder's ONNX is checked on
 TAIL_CHECKS = 16  # reference latents tail.onnx is checked on (logits and top-1)
-DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "demo_student.pt"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,9 @@ def export_bundle(options: ExportOptions) -> Bundle:
         manifest = _write_contents(work, spec, head, pre, images, decoder)
         manifest["tail"] = (_write_tail(work, tail, manifest) if tail is not None else
                             {"reason": no_tail})
-        manifest["model"]["demo"] = options.model == DEMO_MODEL
+        manifest["model"]["demo"] = is_demo(options.model)
+        if is_demo(options.model):
+            manifest["model"]["demo_point"] = demo_point(options.model)
         manifest["provenance"] = _provenance(checkpoint, prefix, head)
         write_manifest(work, manifest)
         replace_dir(work, out)
@@ -85,14 +87,14 @@ def export_bundle(options: ExportOptions) -> Bundle:
 
 
 def _checkpoint_path(options: ExportOptions) -> Path:
-    if options.model == DEMO_MODEL:
+    if is_demo(options.model):
         if options.checkpoint is not None:
-            raise UsageError("model 'demo' uses the bundled checkpoint; drop --checkpoint "
-                             "or export 'entropic_student' with it")
-        return DEMO_CHECKPOINT
+            raise UsageError(f"model {options.model!r} uses the bundled checkpoint; drop "
+                             "--checkpoint or export 'entropic_student' with it")
+        return demo_checkpoint(options.model)
     if options.checkpoint is None:
         raise UsageError(f"model {options.model!r} needs --checkpoint PATH (a torchdistill or "
-                         "sc2bench checkpoint); only 'demo' ships its own weights")
+                         "sc2bench checkpoint); only the demo ladder ships its own weights")
     path = Path(options.checkpoint)
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")

@@ -19,6 +19,7 @@ or a labels file (CSV ``filename,class_index`` or JSON ``{filename: index}``) ov
 
 import csv
 import json
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -292,6 +293,11 @@ def runnable_targets(bundle: Bundle) -> List[str]:
     return names
 
 
+def _ms_p50(**ns: Sequence[int]) -> Dict[str, float]:
+    """Median milliseconds of each named list of nanosecond timings."""
+    return {k: float(np.median(np.asarray(v, np.float64))) / 1e6 for k, v in ns.items()}
+
+
 def _proportion(k: int, n: int) -> dict:
     lo, hi = wilson_interval(k, n)
     return {"pct": 100.0 * k / n if n else 0.0, "ci95": [100.0 * lo, 100.0 * hi]}
@@ -321,6 +327,8 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
     top5 = {t: np.zeros(n, dtype=bool) for t in names}
     first = {t: np.zeros(n, dtype=np.int64) for t in names}
     nbytes = {t: np.zeros(n, dtype=np.int64) for t in names}
+    device_ns = {t: np.zeros(n, dtype=np.int64) for t in names}
+    server_ns = {t: np.zeros(n, dtype=np.int64) for t in names}
     with ExitStack() as stack:
         heads = {t: stack.enter_context(load_runner(bundle, t)) for t in names}
         tail = stack.enter_context(load_server_runner(bundle, "tail"))
@@ -330,15 +338,18 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
             x = pre(path)
             side = side_of(x)
             for t, head in heads.items():
+                t0 = time.perf_counter_ns()
                 symbols = head.infer(x)[0]
                 container = codec.encode(symbols, side)
+                t1 = time.perf_counter_ns()
                 decoded, got = codec.decode(container, latent_shape)
+                logits = np.asarray(tail.infer(decoded[None].astype(np.float32),
+                                               got)).reshape(-1)
+                device_ns[t][i], server_ns[t][i] = t1 - t0, time.perf_counter_ns() - t1
                 if not np.array_equal(decoded, symbols) or any(
                         not np.array_equal(got[k], v) for k, v in side.items()):
                     raise CodecError(f"{path}: {t}: the container decodes to other symbols than "
                                      f"were encoded ({codec.coder} coder): report this bug")
-                logits = np.asarray(tail.infer(decoded[None].astype(np.float32),
-                                               got)).reshape(-1)
                 best = np.argsort(-logits, kind="stable")[:k]
                 first[t][i] = best[0]
                 top1[t][i] = best[0] == truth
@@ -359,7 +370,8 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
             "top5": {"correct": c5, **_proportion(c5, n)},
             "bytes": {"mean": float(b.mean()), "p50": float(np.median(b)),
                       "min": float(b.min()), "max": float(b.max())},
-            "top1_agreement": {"same": same, **_proportion(same, n)}})
+            "top1_agreement": {"same": same, **_proportion(same, n)},
+            "ms_p50": _ms_p50(device=device_ns[t], server=server_ns[t])})
     return {**header("evaluation", True, label or f"{bundle.model['name']}/evaluate",
                      utc_now(), bundle),
             "coder": codec.coder, "top_k": k,
@@ -472,16 +484,25 @@ def evaluate_baselines(bundle_path: Path, data: LabeledImages, teacher: Path,
     normalize = replace(pre, resize=min(pre.crop), exif_transpose=False)  # on cropped images
     n = len(data.images)
     clean: List[np.ndarray] = []
+    clean_ns: List[int] = []
     ranked: Dict[Tuple[str, int], List[np.ndarray]] = {p: [] for p in points}
     sizes: Dict[Tuple[str, int], List[int]] = {p: [] for p in points}
+    encode_ns: Dict[Tuple[str, int], List[int]] = {p: [] for p in points}
+    server_ns: Dict[Tuple[str, int], List[int]] = {p: [] for p in points}
     with Progress("baselines", n, enabled=progress) as bar:
         for i, path in enumerate(data.images):
             img = pre.cropped_image(path)
+            t0 = time.perf_counter_ns()
             clean.append(_ranked(session, normalize.transform(img)))
+            clean_ns.append(time.perf_counter_ns() - t0)
             for p in points:
+                t0 = time.perf_counter_ns()
                 payload = compress(img, *p)
+                t1 = time.perf_counter_ns()
                 with Image.open(io.BytesIO(payload)) as decoded:
                     ranked[p].append(_ranked(session, normalize.transform(decoded.convert("RGB"))))
+                encode_ns[p].append(t1 - t0)
+                server_ns[p].append(time.perf_counter_ns() - t1)
                 sizes[p].append(len(payload))
             bar.update(i + 1)
     labels = np.asarray(data.labels, dtype=np.int64)
@@ -491,9 +512,11 @@ def evaluate_baselines(bundle_path: Path, data: LabeledImages, teacher: Path,
         rows.append({"codec": p[0], "quality": p[1], "model": BASELINE_MODEL, "images": n,
                      "bytes": {"mean": float(b.mean()), "p50": float(np.median(b)),
                                "min": float(b.min()), "max": float(b.max())},
-                     **_accuracy(np.stack(ranked[p]), labels)})
+                     **_accuracy(np.stack(ranked[p]), labels),
+                     "ms_p50": _ms_p50(device=encode_ns[p], server=server_ns[p])})
     return {"teacher": {"file": str(teacher), "sha256": sha256_file(Path(teacher)),
-                        "images": n, **_accuracy(np.stack(clean), labels)},
+                        "images": n, **_accuracy(np.stack(clean), labels),
+                        "ms_p50": _ms_p50(server=clean_ns)},
             "baselines": rows}
 
 

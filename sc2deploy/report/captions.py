@@ -69,4 +69,13 @@ def caption(key: str, profiles: Sequence[dict], evaluations: Sequence[dict]) -> 
         return ("How often each target's top-1 equals the fp32 pipeline's (head.onnx) vs mean "
                 "bytes per image (log axis), error bars = 95 % Wilson intervals; curves as in "
                 "the rate–accuracy figure. Baselines have no such reference and are not drawn.")
+    if key == "worth":
+        return ("At equal accuracy (top-1 at least the floor in the title: the teacher's "
+                "uncompressed top-1 minus 2 points), the least bytes per image, end-to-end time "
+                "and device + radio energy each student curve needs (blue) and the best of "
+                "JPEG/WebP needs (grey), on a log axis; per link where the link matters. Each "
+                "value is interpolated on the curve's upper envelope between the two points "
+                "that bracket the floor (bytes log-linearly). Times: medians timed by evaluate "
+                "on the machine that ran it plus the link model's delay; energy modeled (the "
+                "rpi4 profile's active power x device time, TX power x airtime).")
     raise KeyError(key)

@@ -34,6 +34,8 @@ from sc2deploy.report.figure import FIGURE_FORMATS, save
 from sc2deploy.report.pareto import front
 from sc2deploy.report.plots import plot_bytes_latency, plot_end_to_end, plot_energy
 from sc2deploy.report.rate import plot_rate_accuracy, plot_rate_agreement
+from sc2deploy.report.worth import RULE, compare, comparison_rows, smallest_text
+from sc2deploy.report.worth_plot import plot_worth
 from sc2deploy.report.table_files import is_number_cell, to_csv, to_latex
 from sc2deploy.report.tables import (Table, accuracy_table, baselines_table, bytes_table,
                                      device_blocks, end_to_end_table, energy_table,
@@ -110,6 +112,8 @@ def figure_keys(docs: Sequence[dict]) -> List[str]:
         keys += ["pareto", "energy"]
     if evaluations:
         keys += ["rate_accuracy", "rate_agreement"]
+        if compare(evaluations) is not None:
+            keys.append("worth")
     return keys
 
 
@@ -120,7 +124,8 @@ def _draw(key: str, profiles: Sequence[dict], evaluations: Sequence[dict]):
                "pareto": lambda: plot_bytes_latency(profiles, evaluations),
                "energy": lambda: plot_energy(profiles),
                "rate_accuracy": lambda: plot_rate_accuracy(evaluations),
-               "rate_agreement": lambda: plot_rate_agreement(evaluations)}
+               "rate_agreement": lambda: plot_rate_agreement(evaluations),
+               "worth": lambda: plot_worth(evaluations)}
     return drawers[key]()
 
 
@@ -139,6 +144,23 @@ def _pareto_text(profiles: Sequence[dict], evaluations: Sequence[dict]) -> str:
             "figure's caption): \"tied with\" names the results no objective separates.")
 
 
+def _worth_section(evaluations: Sequence[dict]) -> List[Tuple[str, List[object]]]:
+    """Worth deploying: each student curve vs the best of JPEG/WebP at equal accuracy."""
+    doc = compare(evaluations) if evaluations else None
+    if doc is None:
+        return []
+    table = Table(["student", "quantity", "link", "student needs", "best baseline needs",
+                   "student / baseline", "verdict"], name="worth_deploying")
+    for cells in comparison_rows(doc):
+        table.add(cells)
+    text = (f"At top-1 >= {doc['floor']:.1f} %, the least each pipeline needs ({RULE}). Times: "
+            "medians timed by evaluate on the machine that ran it, plus the link model's "
+            f"delay; energy modeled ({doc['device_profile']} profile x device time, TX power x "
+            "airtime).")
+    return [("Worth deploying", [text, ("figure", "worth"), table,
+                                 *(smallest_text(e) + "." for e in doc["smallest"])])]
+
+
 def _sections(docs: Sequence[dict]) -> List[Tuple[str, List[object]]]:
     """(title, blocks) where a block is a str paragraph, a Table or ("figure", key)."""
     profiles, evaluations = _split(docs)
@@ -149,6 +171,7 @@ def _sections(docs: Sequence[dict]) -> List[Tuple[str, List[object]]]:
 
     accuracy = ([("Accuracy", [ACCURACY_TEXT, *fig("rate_accuracy", "rate_agreement"),
                                accuracy_table(evaluations)])] if evaluations else [])
+    accuracy += _worth_section(evaluations)
     counts = {k: sum(d["kind"] == k for d in docs) for k in ("device", "server", "stream",
                                                             "evaluation")}
     kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in ("device", "server"))

@@ -209,21 +209,27 @@ CI95 = _list(NUM, 2)
 PROPORTION = {"pct": NUM, "ci95": CI95}  # percent, 95 % Wilson interval in percent
 # evaluate's bytes per image: BYTES without p99
 BYTE_STATS = _object({k: NUM for k in ("mean", "p50", "min", "max")})
+# evaluate's median times per image on the machine that evaluated: device (the head and the
+# range coder; a baseline's image encoder) and server (decoding and the tail or the teacher)
+DEVICE_SERVER_MS = _object({"device": NUM, "server": NUM})
 EVALUATED = _object({"target": STR, "precision": STR, "runtime": STR, "images": INT,
                      "top1": _object({"correct": INT, **PROPORTION}),
                      "top5": _object({"correct": INT, **PROPORTION}),
                      "bytes": BYTE_STATS,
-                     "top1_agreement": _object({"same": INT, **PROPORTION})})
+                     "top1_agreement": _object({"same": INT, **PROPORTION})},
+                    {"ms_p50": DEVICE_SERVER_MS})
 DATASET = _object({"images_dir": STR, "labels": _one_of("folders", "file"), "images": INT,
                    "classes": INT, "labels_file": _nullable(STR),
                    "class_names": _nullable(_list(STR))})
 TEACHER = _object({"file": STR, "sha256": STR, "images": INT,
                    "top1": _object({"correct": INT, **PROPORTION}),
-                   "top5": _object({"correct": INT, **PROPORTION})})
+                   "top5": _object({"correct": INT, **PROPORTION})},
+                  {"ms_p50": _object({"server": NUM})})
 CODEC_BASELINE = _object({"codec": _one_of("jpeg", "webp"), "quality": INT, "model": STR,
                           "images": INT, "bytes": BYTE_STATS,
                           "top1": _object({"correct": INT, **PROPORTION}),
-                          "top5": _object({"correct": INT, **PROPORTION})})
+                          "top5": _object({"correct": INT, **PROPORTION})},
+                         {"ms_p50": DEVICE_SERVER_MS})
 # "uint8": BQ bundles' raw containers (scale, zero point, symbols), no range coder.
 EVALUATION = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                       "coder": _one_of("c", "constriction", "uint8"), "top_k": INT,

@@ -11,7 +11,9 @@ from reference_models import (bq_head_state, compressai_bottleneck, reference_pr
 from symbols import assert_same_symbols
 from sc2deploy.errors import UsageError
 from sc2deploy.export import ExportOptions, export_bundle
+from sc2deploy.export.checkpoint import load_state_dict
 from sc2deploy.preprocess import sample_images
+from sc2deploy.specs import demo_checkpoint
 
 
 
@@ -29,7 +31,9 @@ def test_demo_bundle_manifest_and_graph(demo_bundle):
     assert inp["shape"] == [1, 3, 224, 224] and inp["layout"] == "NCHW"
     assert inp["resize"] == 256 and inp["crop"] == [224, 224]
     assert inp["mean"] == [0.485, 0.456, 0.406] and inp["std"] == [0.229, 0.224, 0.225]
-    assert m["model"]["latent"]["shape"] == [24, 55, 55]
+    channels = load_state_dict(demo_checkpoint("demo"))[
+        "backbone.bottleneck_layer.encoder.4.weight"].shape[0]
+    assert m["model"]["latent"]["shape"] == [channels, 55, 55]
     assert m["prior"]["kind"] == "factorized" and len(m["prior"]["sha256"]) == 64
     art = m["artifacts"]["onnx"]
     assert art["precision"] == "fp32" and art["fidelity"]["mismatches"] == 0

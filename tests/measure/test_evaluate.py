@@ -266,7 +266,10 @@ def test_baselines_compress_decode_and_classify_each_image(student_bundle, gener
                 for p, y in zip(generated.images, generated.labels))
     assert extra["teacher"] == {"file": str(DEMO_TEACHER), "sha256": sha256_file(DEMO_TEACHER),
                                 "images": n, "top1": {"correct": clean, **_proportion(clean, n)},
-                                "top5": extra["teacher"]["top5"]}
+                                "top5": extra["teacher"]["top5"],
+                                "ms_p50": {"server": pytest.approx(
+                                    extra["teacher"]["ms_p50"]["server"])}}
+    assert extra["teacher"]["ms_p50"]["server"] > 0
     rows = {(r["codec"], r["quality"]): r for r in extra["baselines"]}
     assert list(rows) == list(points)
     for (codec, q), row in rows.items():  # an independent decode + teacher run
@@ -283,6 +286,7 @@ def test_baselines_compress_decode_and_classify_each_image(student_bundle, gener
         assert row["top1"]["correct"] == correct
         assert row["top1"]["ci95"] == pytest.approx(_wilson_pct(correct, n), abs=1e-9)
         assert row["top1"]["correct"] <= row["top5"]["correct"] <= n
+        assert set(row["ms_p50"]) == {"device", "server"} and min(row["ms_p50"].values()) > 0
     assert rows["jpeg", 5]["bytes"]["mean"] < rows["jpeg", 90]["bytes"]["mean"]
     assert rows["jpeg", 5]["top1"]["correct"] < rows["jpeg", 90]["top1"]["correct"]
     doc = {**evaluate(student_bundle.path, generated, ["onnx"], coder="c", progress=False),
