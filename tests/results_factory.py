@@ -167,4 +167,7 @@ def make_evaluation(label: str = "demo/evaluate", sha: str = "ab" * 32, model: s
              "top1": _proportion(min(40 + q // 2, images), images),
              "top5": _proportion(min(60 + q // 3, images), images)}
             for codec, size in (("jpeg", 600.0), ("webp", 420.0)) for q in (10, 30, 50, 70, 90)]
+        doc["teacher"] = {"file": "teacher.onnx", "sha256": "cd" * 32, "images": images,
+                          "top1": _proportion(min(95, images), images),
+                          "top5": _proportion(images, images)}
     return doc

@@ -131,8 +131,10 @@ def compare(evaluations: Sequence[dict], floor: Optional[float] = None,
     floor = teacher - FLOOR_BELOW_TEACHER if floor is None else float(floor)
     watts = get_profile(device_profile).active_watts
     rows = []
+    timed = all(o.device_ms is not None and o.server_ms is not None
+                for ops in (*students.values(), *baselines.values()) for o in ops)
     for pipeline, points in students.items():
-        for quantity, _ in QUANTITIES:
+        for quantity, _ in QUANTITIES if timed else QUANTITIES[:1]:  # times: evaluate's
             for link_name in ([None] if quantity == "bytes" else links):
                 link = None if link_name is None else load_link(link_name)
 

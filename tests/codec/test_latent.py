@@ -51,7 +51,8 @@ def test_escapes_at_the_extremes_are_lossless(prior, latents, coder):
 def test_every_symbol_escaped(prior):
     codec = LatentCodec(prior)
     rng = np.random.default_rng(0)
-    latent = rng.integers(INT32.min, INT32.max, size=(24, 8, 8), dtype=np.int64).astype(np.int32)
+    latent = rng.integers(INT32.min, INT32.max, size=(prior.channels, 8, 8),
+                          dtype=np.int64).astype(np.int32)
     np.testing.assert_array_equal(codec.decode(codec.encode(latent)), latent)
 
 
@@ -67,8 +68,8 @@ def test_float_latents_must_be_integral(prior, latents):
     with pytest.raises(CodecError, match="non-integer or non-finite"):
         codec.encode(bad)
     with pytest.raises(CodecError, match="exceed the int32 range"):
-        codec.encode(np.full((24, 1, 1), 2**40, dtype=np.int64))
-    with pytest.raises(CodecError, match=r"expected \[C,H,W\] with C=24"):
+        codec.encode(np.full((prior.channels, 1, 1), 2**40, dtype=np.int64))
+    with pytest.raises(CodecError, match=rf"expected \[C,H,W\] with C={prior.channels}"):
         codec.encode(np.zeros((3, 4, 4), dtype=np.int32))
 
 
@@ -89,7 +90,7 @@ def test_batch_files(prior, latents):
     with pytest.raises(CodecError, match="unexpected bytes"):
         codec.decode(batch)
     with pytest.raises(CodecError, match="differs from the bundle"):
-        codec.decode_batch(batch, expected_shape=(24, 5, 5))
+        codec.decode_batch(batch, expected_shape=(prior.channels, 5, 5))
 
 
 def _random_prior(rng, channels):

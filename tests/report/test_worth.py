@@ -101,3 +101,9 @@ def test_the_report_has_the_worth_deploying_section_and_figure(tmp_path):
     assert "| entropic_student / onnx | bytes per image |" in text
     assert "smallest point p2 (entropic_student / onnx): 300 B at top-1 80.0 %" in text
     assert (tmp_path / "report" / "worth_deploying.png").is_file()
+
+
+def test_without_evaluate_times_only_bytes_are_compared():
+    docs = ladder()
+    del docs[1]["targets"][0]["ms_p50"]
+    assert {r["quantity"] for r in compare(docs)["rows"]} == {"bytes"}

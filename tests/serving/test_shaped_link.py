@@ -42,6 +42,19 @@ def lora_star(devices: int):
 sc2deploy = netns.sc2deploy
 
 
+@pytest.fixture(scope="module")
+def big_bundle(tmp_path_factory):
+    """The ladder's largest point at 896 px: ~20 kB containers, far above tbf's 1,600 B burst
+    (the demo's own ~0.5 kB containers would pass inside the burst, unshaped)."""
+    from sc2deploy.export import ExportOptions, export_bundle
+    from sc2deploy.preprocess import sample_images
+    from sc2deploy.specs import demo_ladder
+
+    return export_bundle(ExportOptions(model=demo_ladder()[0], input_size=896,
+                                       out=tmp_path_factory.mktemp("big") / "b",
+                                       images=sample_images()[:4]))
+
+
 def serve_and_stream(server_ns, device_namespaces, bundle, tmp_path, images_each: int):
     """``sc2deploy serve`` in ``server_ns``; one ``sc2deploy stream`` per device namespace, all
     at once, each with its own ``images_each`` images; returns their results documents."""
@@ -99,9 +112,9 @@ def transfer_ratios(doc) -> list:
     return ratios
 
 
-def test_a_lora_shaped_link_delays_containers_as_its_arithmetic(demo_bundle, tmp_path):
+def test_a_lora_shaped_link_delays_containers_as_its_arithmetic(big_bundle, tmp_path):
     with lora_star(1) as (server_ns, devices):
-        doc, = serve_and_stream(server_ns, devices, demo_bundle, tmp_path, 3)
+        doc, = serve_and_stream(server_ns, devices, big_bundle, tmp_path, 3)
     assert doc["complete"] and doc["answered"] == 3 and doc["duplicates"] == 0
     modeled = BUILTIN["lora-ideal-37.5k"]
     assert doc["link"]["name"] == modeled.name  # the model, recorded next to the measurement
@@ -114,11 +127,11 @@ def test_a_lora_shaped_link_delays_containers_as_its_arithmetic(demo_bundle, tmp
     assert 0.95 < sorted(ratios)[len(ratios) // 2] < 1.3  # the median image: the arithmetic
 
 
-def test_many_devices_each_on_its_own_lora_link(demo_bundle, tmp_path):
+def test_many_devices_each_on_its_own_lora_link(big_bundle, tmp_path):
     """Four devices stream at once, each over its own 37.5 kbit/s link: each is delayed by its
     own link's arithmetic, not by the others; all answered once."""
     with lora_star(4) as (server_ns, devices):
-        docs = serve_and_stream(server_ns, devices, demo_bundle, tmp_path, 2)
+        docs = serve_and_stream(server_ns, devices, big_bundle, tmp_path, 2)
     ratios = []
     for doc in docs:
         assert doc["complete"] and doc["answered"] == 2 and doc["duplicates"] == 0
