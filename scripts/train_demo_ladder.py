@@ -175,26 +175,35 @@ def batches(n: int, batch: int, gen: torch.Generator):
         yield order[i:i + batch]
 
 
-def train_teacher(x, y, args, gen) -> Teacher:
-    teacher = Teacher()
-    opt = torch.optim.AdamW(teacher.parameters(), lr=args.lr, weight_decay=1e-4)
-    steps = args.teacher_epochs * (len(x) // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=max(steps, 1))
+def _with_loss(logits: torch.Tensor, labels: torch.Tensor):
+    return logits, F.cross_entropy(logits, labels)
+
+
+def fit(name: str, epochs: int, y, opt, sched, args, gen, step) -> None:
+    """``epochs`` of shuffled batches; ``step(indices)`` gives (logits, loss); logs train top-1."""
     start = time.time()
-    for epoch in range(args.teacher_epochs):
-        teacher.train()
+    for epoch in range(epochs):
         correct = seen = 0
-        for idx in batches(len(x), args.batch, gen):
-            logits = teacher(crops(x[idx], CROP, gen))
-            loss = F.cross_entropy(logits, y[idx])
+        for idx in batches(len(y), args.batch, gen):
+            logits, loss = step(idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             correct += int((logits.argmax(1) == y[idx]).sum())
             seen += len(idx)
-        log(f"teacher epoch {epoch + 1}/{args.teacher_epochs}  train top-1 "
+        log(f"{name} epoch {epoch + 1}/{epochs}  train top-1 "
             f"{100 * correct / max(seen, 1):.1f} %  {time.time() - start:.0f} s")
+
+
+def train_teacher(x, y, args, gen) -> Teacher:
+    teacher = Teacher()
+    opt = torch.optim.AdamW(teacher.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps = args.teacher_epochs * (len(x) // args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=max(steps, 1))
+    teacher.train()
+    fit("teacher", args.teacher_epochs, y, opt, sched, args, gen,
+        lambda idx: _with_loss(teacher(crops(x[idx], CROP, gen)), y[idx]))
     return teacher.eval()
 
 
@@ -272,24 +281,16 @@ def stage2(student: Student, symbols, medians, y, soft, args, gen) -> None:
     steps = args.stage2_epochs * (len(symbols) // args.batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     t, alpha = args.kd_temperature, args.kd_alpha
-    start = time.time()
     for m in parts:
         m.train()
-    for epoch in range(args.stage2_epochs):
-        correct = seen = 0
-        for idx in batches(len(symbols), args.batch, gen):
-            logits = student.tail(symbols[idx].float() + medians)
-            kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft[idx] / t, 1),
-                          reduction="batchmean", log_target=True) * t * t
-            loss = (1 - alpha) * F.cross_entropy(logits, y[idx]) + alpha * kd
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            correct += int((logits.argmax(1) == y[idx]).sum())
-            seen += len(idx)
-        log(f"  stage 2 epoch {epoch + 1}/{args.stage2_epochs}  train top-1 "
-            f"{100 * correct / max(seen, 1):.1f} %  {time.time() - start:.0f} s")
+
+    def step(idx):
+        logits = student.tail(symbols[idx].float() + medians)
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft[idx] / t, 1),
+                      reduction="batchmean", log_target=True) * t * t
+        return logits, (1 - alpha) * F.cross_entropy(logits, y[idx]) + alpha * kd
+
+    fit("  stage 2", args.stage2_epochs, y, opt, sched, args, gen, step)
     student.eval()
 
 
