@@ -139,4 +139,7 @@ def test_many_devices_each_on_its_own_lora_link(big_bundle, tmp_path):
     assert len({p["request_id"] for doc in docs for p in doc["predictions"]}) == 8
     print(f"4 devices at once: transfer / arithmetic, median {sorted(ratios)[4]:.3f}, "
           f"max {max(ratios):.3f}")
-    assert 0.95 < sorted(ratios)[len(ratios) // 2] < 1.3
+    # One shared 37.5 kbit/s link would make the median about 4x. The 896 px tails of four
+    # devices arriving together queue on 2 cores in the Ray proxy, which counts as transfer
+    # (only server_ms is subtracted): up to ~1.5 s more for some images here.
+    assert 0.95 < sorted(ratios)[len(ratios) // 2] < 2.0
