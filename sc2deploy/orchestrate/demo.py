@@ -20,7 +20,7 @@ Ctrl-C (or SIGTERM) raises :class:`Interrupted` saying what was kept.
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -79,20 +79,19 @@ def run(out: Path, runs: int = DEMO_RUNS, targets: Optional[Sequence[str]] = Non
     skipped = sorted(set(wanted) - set(buildable))
     if skipped:
         echo(f"targets not buildable here (skipped): {', '.join(skipped)}")
-    bundles, rows = _export_and_build(out, points, buildable)
+    bundles, passed = _export_and_build(out, points, buildable)
     target = bundles[DEMO_DEFAULT_POINT]
     echo(describe(Bundle.open(target)))
     echo(format_table(verify_bundle(target)))
-    built = [r["target"] for r in rows if r["passed"]]
-    runnable = [n for n in built if known[n].build_on == "host" and not known[n].host_check]
+    runnable = {p: [n for n in passed[p] if known[n].build_on == "host"
+                    and not known[n].host_check] for p in points}
     try:
         evaluations = _evaluate(bundles, runnable, out, eval_per_class, echo)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted while evaluating: the bundles {target} and "
                           f"{out / 'ladder'} are kept; no results or report written") from None
-    demo = _profile(target, runnable, out, runs, echo, evaluations)
-    return Demo(demo.bundle, demo.report, demo.results,
-                tuple(bundles[p] for p in points))
+    demo = _profile(target, runnable[DEMO_DEFAULT_POINT], out, runs, echo, evaluations)
+    return replace(demo, ladder=tuple(bundles[p] for p in points))
 
 
 def _points(points: Optional[Sequence[str]]) -> List[str]:
@@ -120,22 +119,21 @@ def _export_and_build(out: Path, points: Sequence[str],
                       buildable: Sequence[str]) -> Tuple[Dict[str, Path], List[dict]]:
     """Every point exported and built in a staging folder, then swapped in together.
 
-    Returns (bundle folder by point, the default point's build rows)."""
+    Returns (bundle folder by point, the targets that passed their gate by point)."""
     from sc2deploy.builders.build import BuildOptions, build_targets
     from sc2deploy.export import ExportOptions, export_bundle
 
     stage = out / f".demo-stage-{os.getpid()}"
     finals = {p: out / "demo-bundle" if p == DEMO_DEFAULT_POINT else out / "ladder" / p
               for p in points}
-    rows: List[dict] = []
+    passed: Dict[str, List[str]] = {}
     try:
         for i, point in enumerate(points):
             staged = stage / finals[point].relative_to(out)
             with step(f"ladder point {i + 1}/{len(points)}: {point}"):
                 export_bundle(ExportOptions(model=point, out=staged, force=True))
                 built = build_targets(staged, buildable, BuildOptions(search=True))
-            if point == DEMO_DEFAULT_POINT:
-                rows = built
+            passed[point] = [r["target"] for r in built if r["passed"]]
         with atomic.deferred_signals():
             atomic.replace_dir(stage / "demo-bundle", out / "demo-bundle")
             if (stage / "ladder").exists():
@@ -147,14 +145,14 @@ def _export_and_build(out: Path, points: Sequence[str],
                           f"and {out / 'ladder'} are as they were") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return finals, rows
+    return finals, passed
 
 
-def _evaluate(bundles: Dict[str, Path], names: List[str], out: Path, per_class: int,
-              echo: Callable[[str], None]) -> List[Tuple[dict, Path]]:
-    """Accuracy of every runnable target of every point, and of the teacher's JPEG/WebP
-    baselines, on a generated held-out set (OUT/eval) → OUT/results/evaluation*.json."""
-    from sc2deploy.bundle import Bundle
+def _evaluate(bundles: Dict[str, Path], names: Dict[str, List[str]], out: Path,
+              per_class: int, echo: Callable[[str], None]) -> List[Tuple[dict, Path]]:
+    """Accuracy of every runnable target of every point (``names`` by point), and of the
+    teacher's JPEG/WebP baselines, on a generated held-out set (OUT/eval)
+    → OUT/results/evaluation*.json."""
     from sc2deploy.measure.evaluate import (evaluate, evaluate_baselines, format_baselines,
                                             format_evaluation, parse_baselines, read_labeled)
     from sc2deploy.orchestrate.demo_data import CLASSES, EVAL_SEED, write_labeled_set
@@ -166,8 +164,7 @@ def _evaluate(bundles: Dict[str, Path], names: List[str], out: Path, per_class: 
     docs = []
     for point, bundle in bundles.items():
         default = point == DEMO_DEFAULT_POINT
-        built = Bundle.open(bundle).manifest["artifacts"]
-        mine = [n for n in names if n in built]  # a point's build may fail a target's gate
+        mine = names[point]  # a point's build may fail a target's gate
         with step(f"evaluating {point}: {', '.join(mine)}"
                   + (" and the teacher's JPEG/WebP baselines" if default else "")):
             doc = evaluate(bundle, data, mine, label=point, progress=False)
