@@ -160,6 +160,7 @@ def compare(evaluations: Sequence[dict], floor: Optional[float] = None,
                          "baseline_smallest": {c: min(o.bytes for o in ops)
                                                for c, ops in baselines.items()}})
     return {"floor": floor, "teacher_top1": teacher, "rule": RULE, "links": list(links),
+            "images": sorted({d["dataset"]["images"] for d in evaluations}),
             "device_profile": device_profile, "rows": rows, "smallest": smallest}
 
 
@@ -222,7 +223,8 @@ def format_comparison(doc: Optional[dict], pipeline: Optional[str] = None) -> st
     head = (f"worth deploying, at top-1 >= {doc['floor']:.1f} %"
             + (f" (teacher uncompressed {doc['teacher_top1']:.1f} % - "
                f"{FLOOR_BELOW_TEACHER:g} points)" if doc["teacher_top1"] is not None else "")
-            + f"; the least each curve needs ({doc['rule']}); energy modeled "
+            + f"; {'/'.join(map(str, doc['images']))} labeled images; the least each curve "
+            f"needs ({doc['rule']}); times: evaluate's medians on this machine; energy modeled "
             f"({doc['device_profile']} profile x host time, link TX power x airtime):")
     lines = [head]
     for cells in comparison_rows(doc, pipeline):
