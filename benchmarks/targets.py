@@ -3,8 +3,9 @@
     python -m benchmarks.targets [--bundle build/demo/demo-bundle] [--runs 30] [--json PATH]
 
 The bundle should have its targets built (``make demo`` builds every target that
-builds here). Reports p50/p90 per target and threads, the ratio to torch eager
-at the same thread count, and each target's recorded symbol agreement.
+builds here). Reports p50/p90 per target and threads, what ran it (a host check
+says so), the ratio to torch eager at the same thread count, and each target's
+recorded symbol agreement.
 """
 
 import time
@@ -39,7 +40,8 @@ def run(bundle_path: str, runs: int):
         torch.set_num_threads(threads)
         with torch.no_grad():
             eager = percentiles(lambda a: module(torch.from_numpy(a)), x, runs)
-        rows.append({"target": "torch eager", "threads": threads, "p50_ms": eager[0],
+        rows.append({"target": "torch eager", "ran": "torch fp32", "threads": threads,
+                     "p50_ms": eager[0],
                      "p90_ms": eager[1], "vs_torch": 1.0, "agreement_pct": 100.0})
         known = targets()
         for name, entry in bundle.manifest["artifacts"].items():
@@ -47,7 +49,8 @@ def run(bundle_path: str, runs: int):
                 continue
             with load_runner(bundle, name, threads=threads) as runner:
                 p50, p90 = percentiles(runner.infer, x, runs)
-            rows.append({"target": name, "threads": threads, "p50_ms": p50, "p90_ms": p90,
+            rows.append({"target": name, "ran": known[name].executed()["text"],
+                         "threads": threads, "p50_ms": p50, "p90_ms": p90,
                          "vs_torch": p50 / eager[0],
                          "agreement_pct": entry.get("fidelity", {}).get("agreement_pct")})
     return rows
@@ -55,11 +58,12 @@ def run(bundle_path: str, runs: int):
 
 def markdown(rows, command: str) -> str:
     lines = ["## Targets", "", f"Command: `{command}`", "",
-             "| target | threads | p50 ms | p90 ms | p50 / torch eager | symbols equal % |",
-             "|---|---|---|---|---|---|"]
+             "| target | ran | threads | p50 ms | p90 ms | p50 / torch eager | symbols equal % |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         agree = "–" if r["agreement_pct"] is None else f"{r['agreement_pct']:.4f}"
-        lines.append(f"| {r['target']} | {r['threads']} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
+        lines.append(f"| {r['target']} | {r['ran']} | {r['threads']} | {r['p50_ms']:.1f} | "
+                     f"{r['p90_ms']:.1f} | "
                      f"×{r['vs_torch']:.2f} | {agree} |")
     return "\n".join(lines) + "\n"
 

@@ -58,7 +58,12 @@ def write_bytes(path: Union[str, Path], data: bytes, mode: int = FILE_MODE) -> P
             f.flush()
             os.fsync(f.fileno())
         make_readable(tmp, mode)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:  # the OSError would name the temporary file
+            raise OutputError(f"{path} is a folder; expected the path of a file to write: "
+                              f"name a file (e.g. {path / 'NAME'}) or choose another path"
+                              ) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -82,6 +87,24 @@ def ensure_writable(folder: Union[str, Path], what: str) -> Path:
         raise OutputError(f"{what} {folder} is not writable ({exc.strerror or exc}): "
                           f"{fix_for(exc)}") from None
     return folder
+
+
+@contextlib.contextmanager
+def output_folder(folder: Union[str, Path], what: str) -> Iterator[Path]:
+    """``ensure_writable(folder, what)`` for a command's output folder, undone when the
+    command fails: the folders it created go again while they are empty, so a refused
+    command leaves nothing behind (a partial output stays, with what it holds)."""
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        yield ensure_writable(folder, what)
+    except BaseException:
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:  # not empty (or not ours any more): kept
+                break
+        raise
 
 
 def fix_for(exc: OSError) -> str:

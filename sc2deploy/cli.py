@@ -33,13 +33,16 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole CLI; no option may be abbreviated (``serve --token X`` must not be taken for
+    ``--token-file X``)."""
     parser = argparse.ArgumentParser(
-        prog="sc2deploy", description="Deploy the heads of split-computing models to edge devices.")
+        prog="sc2deploy", description="Deploy the heads of split-computing models to edge devices.",
+        allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"sc2deploy {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, handler, *arguments) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, allow_abbrev=False)
         for add in arguments:
             add(p)
         p.set_defaults(func=handler)
@@ -145,7 +148,8 @@ def _info(args) -> int:
 
 
 def _build(args) -> int:
-    from sc2deploy.builders.build import BuildOptions, Int8Options, build_targets, format_table
+    from sc2deploy.builders.build import (BuildOptions, Int8Options, build_targets, format_table,
+                                          next_steps)
 
     int8 = Int8Options(per_channel=args.per_channel == "on", reduce_range=args.reduce_range,
                        activations=args.activations, calibration=args.calibration,
@@ -165,11 +169,9 @@ def _build(args) -> int:
             print(f"{row['target']} on {cpu} (qemu): {c['inference_s_per_image']:.2f} s per "
                   f"image per candidate ({c['images']} images, {c['process_s']:.1f} s in all); "
                   "emulated: no timing")
-    built = [r["target"] for r in rows if r["passed"]]
     failed = [r["target"] for r in rows if not r["passed"]]
-    if built:
-        print(f"next: sc2deploy profile {args.bundle} --target {built[0]} "
-              "--link lora-sx1276-20dbm -o results.json")
+    for line in next_steps(args.bundle, rows):
+        print(line)
     refused = [r["target"] for r in rows if not r["passed"] and "error" in r]
     kept = [t for t in failed if t not in refused]
     if refused:
@@ -214,6 +216,10 @@ def _verify(args) -> int:
     if not args.emulate:
         rows = verify_bundle(args.bundle, images, BuildOptions(**_gate(args)))
         print(to_json(rows) if args.json else format_table(rows))
+        keys = sorted({r["measured_on"] for r in rows if r.get("measured_on")})
+        if keys and not args.json:
+            print(f"recorded: fidelity_by_cpu of each artifact in {args.bundle}/manifest.json "
+                  f"(this CPU: {', '.join(keys)})")
         return 0
     from sc2deploy.orchestrate.verify_emulated import verify_emulated
 
@@ -276,10 +282,12 @@ def _profile_server(args) -> int:
 def _measure(measure, options, out: Path, next_command: str) -> int:
     from sc2deploy.measure.runtime import measure_and_write
 
-    doc = measure_and_write(measure, options, out)
+    doc, written = measure_and_write(measure, options, out)
     print(format_profile(doc))
     if not doc["complete"]:
-        print(f"interrupted: PARTIAL results ({doc['runs']['measured']} images) written to {out}")
+        kept = f"; {out} is as it was" if written != out else ""
+        print(f"interrupted: PARTIAL results ({doc['runs']['measured']} images) written to "
+              f"{written}{kept}")
         return EXIT_INTERRUPTED
     print(f"results written: {out}\nnext: {next_command.format(out=out)}")
     return 0
@@ -300,8 +308,9 @@ def _report(args) -> int:
     from sc2deploy.results.schema import load_results
 
     formats = parse_formats(args.format)
-    atomic.ensure_writable(args.out, "the report folder")
-    print(f"report written: {write_report(load_results(args.results), args.out, formats)}")
+    with atomic.output_folder(args.out, "the report folder"):  # removed again if refused
+        written = write_report(load_results(args.results), args.out, formats)
+    print(f"report written: {written}")
     return 0
 
 
@@ -315,15 +324,15 @@ def _evaluate(args) -> int:
         raise UsageError("--baselines needs --teacher ONNX: the classifier that sees the "
                          "JPEG/WebP-compressed images")
     points = parse_baselines(args.baselines)
-    atomic.ensure_writable(args.out.parent, "the folder of the results file")
-    data = read_labeled(args.images, args.labels, args.classes)
-    doc = evaluate(args.bundle, data, args.target, args.coder, args.label)
-    text = format_evaluation(doc)
-    if args.teacher is not None:
-        doc.update(evaluate_baselines(args.bundle, data, args.teacher, points))
-        text += "\n" + format_baselines(doc)
-    print(f"{text}\nresults written: {write_results(doc, args.out)}\n"
-          f"next: sc2deploy report {args.out} -o REPORT_DIR")
+    with atomic.output_folder(args.out.parent, "the folder of the results file"):
+        data = read_labeled(args.images, args.labels, args.classes)
+        doc = evaluate(args.bundle, data, args.target, args.coder, args.label)
+        text = format_evaluation(doc)
+        if args.teacher is not None:
+            doc.update(evaluate_baselines(args.bundle, data, args.teacher, points))
+            text += "\n" + format_baselines(doc)
+        written = write_results(doc, args.out)
+    print(f"{text}\nresults written: {written}\nnext: sc2deploy report {args.out} -o REPORT_DIR")
     return 0
 
 
@@ -355,6 +364,10 @@ def _serve(args) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop Ray cleanly on SIGTERM
     try:
         url = ray_app.start(options, token)
+        # Ray's core worker put its own SIGTERM handler in (a stack dump, then abort): SIGTERM
+        # and SIGINT are Ctrl-C again, which stops Ray below
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.default_int_handler)
         print(f"serving {options.bundle} at {url} (token: {where})", flush=True)
         if args.token_file is None and "generated" in where:
             print(f"token: {token}", flush=True)
@@ -363,24 +376,28 @@ def _serve(args) -> int:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        return 0
+        pass
     finally:
         ray_app.stop(shutdown_ray=True, joined=options.ray_address is not None)
+    logger.info("sc2deploy serve: stopped")
+    return 0
 
 
 def _stream(args) -> int:
+    from sc2deploy.measure.runtime import stop_on_signals
     from sc2deploy.measure.stream import StreamOptions, read_token, stream
-    from sc2deploy.results.schema import write_results
+    from sc2deploy.results.schema import write_measured
 
     atomic.ensure_writable(args.out.parent, "the folder of the results file")
     queue = args.queue or args.out.with_name(args.out.name + ".queue.json")
+    stop_on_signals()
     doc = stream(StreamOptions(
         bundle=args.bundle, server=args.server, token=read_token(args.token_file),
         queue=queue, images=args.images, target=args.target, coder=args.coder,
         max_retries=args.max_retries, interval_s=args.interval_ms / 1e3, link=args.link,
         label=args.label, camera=args.camera, camera_command=args.camera_command,
         camera_size=args.camera_size, camera_format=args.camera_format, frames=args.frames))
-    write_results(doc, args.out)
+    written = write_measured(doc, args.out)
     ms = doc["latency_ms"]
     if doc["link"]:
         print(f"link model {doc['link']['name']}: p50 {doc['link']['delay_ms']['p50']:.1f} ms "
@@ -396,8 +413,14 @@ def _stream(args) -> int:
     print(f"{doc['answered']}/{doc['images']} images answered, {doc['refused']} refused, "
           f"{doc['retries']} retries, {doc['duplicates']} duplicates; p50 ms: encode "
           f"{ms['encode']['p50']:.1f}, transfer {ms['transfer']['p50']:.1f}, server "
-          f"{ms['server']['p50']:.1f}, total {ms['total']['p50']:.1f}\n"
-          f"results written: {args.out} (queue: {queue})")
+          f"{ms['server']['p50']:.1f}, total {ms['total']['p50']:.1f}")
+    kept = "" if written == args.out else f"; {args.out} is as it was"
+    if doc["interrupted"]:
+        print(f"interrupted: PARTIAL results ({doc['answered']} images answered) written to "
+              f"{written}{kept}\nthe same command resumes: the queue {queue} sends only what "
+              "is unanswered")
+        return EXIT_INTERRUPTED
+    print(f"results written: {written}{kept} (queue: {queue})")
     return 0 if doc["complete"] else 1
 
 

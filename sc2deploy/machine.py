@@ -74,12 +74,20 @@ def here_entry(runtime: str, module: str, images: int, stats: dict, verdict: dic
 
 def unverified_warning(artifact: dict, name: str, runtime: str, module: str,
                        root: Path = Path("/")) -> Optional[str]:
-    """A warning when an artifact's fidelity was never measured on this CPU and runtime."""
+    """A warning when an artifact's fidelity was never measured on this CPU and runtime.
+
+    None for an artifact the bundle does not have (loading it fails with its own error) and
+    for one measured here: by ``export`` (head.onnx), ``build``, ``verify`` or ``verify
+    --host``/``--emulate`` with this CPU's key."""
+    if not artifact:
+        return None
     key = here_key(runtime, module, root)
     measured = artifact.get("fidelity_by_cpu", {})
     if key in measured:
         return None
-    where = ", ".join(sorted(measured)) or "no recorded CPU"
+    where = (", ".join(sorted(measured)) if measured else
+             "a CPU the bundle does not record (it predates fidelity_by_cpu)")
     return (f"{name} was never verified on this CPU ({key}); its fidelity was measured on "
-            f"{where}: on the build host run `sc2deploy verify BUNDLE --emulate CORE` for this "
-            "core, or rebuild the target where it runs")
+            f"{where}: run `sc2deploy verify BUNDLE` here (it records this CPU), on the build "
+            "host run `sc2deploy verify BUNDLE --emulate CORE` for this core, or rebuild the "
+            "target where it runs")

@@ -212,3 +212,142 @@ def test_ctrl_c_during_demo_keeps_the_earlier_demo_bundle(demo_bundle, tmp_path)
     assert err.strip().endswith("ladder are as they were")
     assert snapshot(out) == before and leftovers(out) == []
     assert sorted(p.name for p in out.iterdir()) == ["demo-bundle"]
+
+
+# ---------------------------------------------------------------- issue 20: what users met
+
+def one_error_line(capsys, command: str) -> str:
+    """The one line a refused command printed on stderr."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"sc2deploy {command}: error: "), lines[0]
+    return lines[0]
+
+
+def test_profile_warns_only_about_unverified_artifacts_that_exist(demo_bundle, tmp_path,
+                                                                  capsys):
+    from sc2deploy.cli import main
+
+    quick = ["--runs", "1", "--warmup", "0", "--energy", "none", "--no-baselines"]
+    assert main(["profile", str(demo_bundle.path), *quick,  # export checked this CPU
+                 "-o", str(tmp_path / "r.json")]) == 0
+    assert "never verified" not in capsys.readouterr().err
+    assert main(["profile", str(demo_bundle.path), "--target", "onnx-fp16", *quick,
+                 "-o", str(tmp_path / "f.json")]) == 2
+    assert "has no 'onnx-fp16' artifact" in one_error_line(capsys, "profile")
+
+
+@pytest.mark.parametrize("command,args,message", [
+    ("encode", ["{bundle}", "{folder}", "-o", "{tmp}/out"],
+     "{folder} is a folder; encode takes image files: name them (e.g. {folder}/*.jpg)"),
+    ("decode", ["{bundle}", "{folder}", "-o", "{tmp}/out/x.npy"],
+     "{folder} is a folder; decode takes one file: a .s2c container or a batch of them"),
+    ("export", ["entropic_student", "--checkpoint", "{folder}", "--out", "{tmp}/out/b"],
+     "--checkpoint {folder} is a folder; expected one checkpoint file written by torch.save"),
+])
+def test_a_folder_where_a_file_is_expected_is_named_as_one(demo_bundle, tmp_path, capsys,
+                                                            command, args, message):
+    from sc2deploy.cli import main
+
+    folder = tmp_path / "things"
+    folder.mkdir()
+    names = dict(bundle=demo_bundle.path, folder=folder, tmp=tmp_path)
+    assert main([command, *(a.format(**names) for a in args)]) == 2
+    line = one_error_line(capsys, command)
+    assert message.format(**names) in line and "not found" not in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_decode_into_a_folder_names_the_users_path(demo_bundle, tmp_path, capsys):
+    from sc2deploy.cli import main
+    from sc2deploy.preprocess import sample_images
+
+    assert main(["encode", str(demo_bundle.path), str(sample_images()[0]), "-o",
+                 str(tmp_path)]) == 0
+    stream = next(tmp_path.glob("*.s2c"))
+    capsys.readouterr()
+    assert main(["decode", str(demo_bundle.path), str(stream), "-o", str(tmp_path)]) == 2
+    line = one_error_line(capsys, "decode")
+    assert f"--out {tmp_path} is a folder; decode writes one .npy file: name it, e.g. -o " \
+           f"{tmp_path / stream.stem}.npy" in line
+    assert ".tmp" not in line and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("command", ["encode", "report"])
+def test_a_refused_command_leaves_no_output_folder(demo_bundle, tmp_path, capsys, command):
+    from sc2deploy.cli import main
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    bad_results = tmp_path / "bad.json"
+    bad_results.write_text("{}")
+    out = tmp_path / "new" / "out"
+    args = (["encode", str(demo_bundle.path), str(bad), "-o", str(out)] if command == "encode"
+            else ["report", str(bad_results), "-o", str(out)])
+    assert main(args) == 2
+    one_error_line(capsys, command)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jpg", "bad.json"]
+
+
+def test_options_cannot_be_abbreviated():
+    from sc2deploy.cli import main
+    from sc2deploy.orchestrate.arm_check import parse_args
+
+    result = run("serve", "some-bundle", "--token", "SECRET")  # not --token-file SECRET
+    assert result.returncode == 2
+    assert "unrecognized arguments: --token SECRET" in result.stderr
+    for argv in (["--deb", "info", "b"], ["profile", "b", "--run", "3", "-o", "r.json"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        parse_args(["--wor", "w"])  # arm-check's --work
+
+
+def test_build_shows_only_sc2deploys_own_lines(split_bundle, tmp_path):
+    """litert-torch's converter loads torchao (CUDA kernels that fail to load on a CPU), absl
+    and TFLite's C++ logging: none of it reaches the user; sc2deploy's lines all do."""
+    from sc2deploy.targets import get_target
+
+    missing = get_target("tflite").missing("build")
+    if missing:
+        pytest.skip(missing)
+    bundle = tmp_path / "b"
+    shutil.copytree(split_bundle.path, bundle)
+    result = run("build", bundle, "--target", "tflite")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith(("• ", "  ")) for line in lines), result.stderr
+    assert any(line.startswith("  tflite: ") and "passed" in line for line in lines)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_on_one_line(demo_bundle, tmp_path, signum):
+    """SIGTERM used to end in Ray's stack dump (abort), SIGINT in its report of a failed
+    graceful shutdown: both now stop the local Ray cluster and say so on one line."""
+    import os
+    import socket
+
+    pytest.importorskip("ray", reason="Ray Serve is not installed (pip install 'sc2deploy[serve]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "sc2deploy.cli", "serve", demo_bundle.path,
+                             "--port", str(port), "--token-file", tmp_path / "token"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        ready = proc.stdout.readline()
+        assert ready.startswith("serving "), ready + proc.stderr.read()
+        if signum == signal.SIGINT:  # Ctrl-C: the whole process group, Ray's processes too
+            os.killpg(proc.pid, signum)
+        else:  # kill PID
+            proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert err.strip().splitlines()[-1] == "sc2deploy serve: stopped", err
+    assert "graceful_shutdown" not in out + err and "SIGTERM received" not in err
+    assert "Traceback" not in err

@@ -33,3 +33,15 @@ def test_profile_warns_only_on_an_unverified_cpu(tmp_path):
                                  "onnxruntime")
     assert warning.startswith(f"onnx-fp16 was never verified on this CPU ({key})")
     assert "aarch64/cortex-a72/onnxruntime-1.31.1" in warning and "--emulate" in warning
+
+
+def test_no_warning_for_an_artifact_the_bundle_does_not_have():
+    assert unverified_warning({}, "onnx-fp16", "onnxruntime", "onnxruntime") is None
+
+
+def test_a_bundle_from_before_fidelity_by_cpu_is_told_how_to_record_this_cpu():
+    warning = unverified_warning({"file": "head.onnx", "fidelity": {}}, "onnx", "onnxruntime",
+                                 "onnxruntime")
+    assert "no recorded CPU" not in warning
+    assert "a CPU the bundle does not record" in warning
+    assert "run `sc2deploy verify BUNDLE` here (it records this CPU)" in warning

@@ -238,7 +238,8 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
         except FidelityError as exc:
             logger.error("  %s", exc)
             rows.append({"target": target.name, "precision": target.precision,
-                         "passed": False, "error": str(exc), **exc.stats})
+                         "executed": target.executed(), "passed": False, "error": str(exc),
+                         **exc.stats})
         except KeyboardInterrupt:
             kept = [r["target"] for r in rows if r["passed"]]
             raise Interrupted(
@@ -249,7 +250,7 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
         except (Sc2DeployError, RuntimeError) as exc:
             logger.error("  %s: %s", target.name, exc)
             rows.append({"target": target.name, "precision": target.precision,
-                         "passed": False, "error": str(exc)})
+                         "executed": target.executed(), "passed": False, "error": str(exc)})
     return rows
 
 
@@ -463,7 +464,8 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
                                  "quantization": scheme, **choice.row,
                                  **({"note": choice.note} if choice.note else {})})
         txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
-                         runtime=target.runtime, options=choice.recorded, fidelity=stats,
+                         runtime=target.runtime, executed=target.executed(),
+                         options=choice.recorded, fidelity=stats,
                          gate=verdict, fidelity_by_cpu=choice.fidelity_by_cpu,
                          build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
                                 "sc2deploy": __version__},
@@ -471,6 +473,7 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
         txn.commit()
     return {"target": target.name, "passed": ok, "file": path.name, "rule": verdict["rule"],
             "measured_on": verdict["cpu"], "precision": target.precision, "quantization": scheme,
+            "executed": target.executed(),
             **({"note": choice.note} if choice.note else {}), **choice.row, **stats}
 
 
@@ -489,21 +492,24 @@ def verify_row(bundle: Bundle, name: str, target: Target, stats: Dict, verdict: 
     """One row of verify's table: the artifact, its statistics and the gate's verdict."""
     entry = bundle.manifest["artifacts"][name]
     return {"target": name, "precision": entry.get("precision", target.precision),
-            "quantization": entry.get("quantization"), "passed": verdict["passed"],
-            "rule": verdict["rule"], **stats}
+            "quantization": entry.get("quantization"), "executed": target.executed(),
+            "passed": verdict["passed"], "rule": verdict["rule"], **stats}
 
 
 def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
                   options: Optional[BuildOptions] = None) -> List[Dict]:
     """Side-by-side fidelity of every artifact in the bundle (fresh measurement), each with
-    the verdict of the gate (``options``: thresholds; default: the defaults)."""
+    the verdict of the gate (``options``: thresholds; default: the defaults).
+
+    Each measurement is recorded in its artifact's ``fidelity_by_cpu`` under this machine's
+    key (its row then has ``measured_on``), unless the bundle is read-only (a warning)."""
     from sc2deploy.targets.registry import targets
 
     bundle = Bundle.open(bundle_path)
     reference = verify_reference(bundle, images)
     options = options or BuildOptions()
     known = targets()
-    rows = []
+    rows, records = [], {}
     for name in bundle.manifest.get("artifacts", {}):
         target = known.get(name)
         if target is None or target.missing("run"):
@@ -511,31 +517,66 @@ def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
             continue
         entry = bundle.manifest["artifacts"][name]
         stats = evaluate(bundle, target, bundle.file(entry["file"]), reference)
-        rows.append(verify_row(bundle, name, target, stats,
-                               options.verdict(target.precision, stats)))
+        verdict = options.verdict(target.precision, stats)
+        records[name] = host_fidelity(target, stats, verdict)
+        rows.append(verify_row(bundle, name, target, stats, verdict))
+    if records and _try_record(bundle.path, records):
+        for row in rows:
+            if row["target"] in records:
+                row["measured_on"] = next(iter(records[row["target"]]))
     return rows
 
 
+def record_fidelity(bundle_path: Path, records: Dict[str, Dict[str, Dict]]) -> None:
+    """Merge ``{artifact: {fidelity key: entry}}`` into each artifact's ``fidelity_by_cpu``,
+    in one bundle transaction."""
+    bundle = Bundle.open(bundle_path)
+    with bundle.transaction() as txn:
+        for name, entries in records.items():
+            artifact = txn.manifest["artifacts"].get(name)
+            if artifact is not None:
+                artifact.setdefault("fidelity_by_cpu", {}).update(entries)
+        txn.commit()
+
+
+def _try_record(bundle_path: Path, records: Dict[str, Dict[str, Dict]]) -> bool:
+    """verify's record: skipped with a warning when the bundle cannot be written."""
+    try:
+        ensure_writable(bundle_path, "bundle")
+    except Sc2DeployError as exc:
+        logger.warning("warning: this CPU's fidelity was not recorded in the manifest: %s", exc)
+        return False
+    record_fidelity(bundle_path, records)
+    return True
+
+
+def ran_text(row: Dict) -> str:
+    """What ran a row's artifact, in words ("" when the row does not say)."""
+    return (row.get("executed") or {}).get("text", "")
+
+
 def format_table(rows: List[Dict]) -> str:
-    """One line per target: precision (with the int8 scheme), agreement, rate, latency, verdict;
-    rows with a "cpu" (verify --emulate) also say which CPU measured them."""
+    """One line per target: precision (with the int8 scheme), what ran it, agreement, rate,
+    latency, verdict; rows with a "cpu" (verify --emulate) also say which CPU measured them."""
     task = any(r.get("task") for r in rows)
     cpus = any(r.get("cpu") for r in rows)
     width = max([10] + [len(r.get("cpu") or "") for r in rows])
+    ran_width = max([3] + [len(ran_text(r)) for r in rows])
     lines = [f"{'target':<14}" + (f" {'measured on':<{width}}" if cpus else "")
-             + f" {'precision':<17} {'equal %':>10} {'±1 %':>9} {'mean|Δ|':>8} "
-             f"{'rate Δ %':>9}" + (f" {'top-1':>7} {'KL nats':>9}" if task else "")
+             + f" {'precision':<17} {'ran':<{ran_width}} {'equal %':>10} {'±1 %':>9} "
+             f"{'mean|Δ|':>8} {'rate Δ %':>9}" + (f" {'top-1':>7} {'KL nats':>9}" if task else "")
              + f" {'p50 ms':>8}  result"]
     for r in rows:
         precision = r.get("precision", "")
         if r.get("quantization"):
             precision = f"{precision} {r['quantization']}".strip()
-        head = f"{r['target']:<14}" + (f" {r.get('cpu') or '':<{width}}" if cpus else "")
+        head = (f"{r['target']:<14}" + (f" {r.get('cpu') or '':<{width}}" if cpus else "")
+                + f" {precision:<17} {ran_text(r):<{ran_width}}")
         if "skipped" in r:
-            lines.append(f"{head} {precision:<17} skipped: {r['skipped']}")
+            lines.append(f"{head} skipped: {r['skipped']}")
             continue
         if "agreement_pct" not in r:
-            lines.append(f"{head} {precision:<17} FAILED: {r.get('error', '')}")
+            lines.append(f"{head} FAILED: {r.get('error', '')}")
             continue
         rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
         verdict = "" if "passed" not in r else ("passed" if r["passed"] else "FAILED")
@@ -551,10 +592,27 @@ def format_table(rows: List[Dict]) -> str:
             extra = (f" {t['top1_agree']:>3}/{t['images']:<3} {t['kl_mean']:>9.2e}" if t
                      else f" {'n/a':>7} {'n/a':>9}")
         p50 = "n/a" if r["latency_p50_ms"] is None else f"{r['latency_p50_ms']:.1f}"
-        lines.append(f"{head} {precision:<17} {r['agreement_pct']:>10.4f} "
+        lines.append(f"{head} {r['agreement_pct']:>10.4f} "
                      f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9}{extra} "
                      f"{p50:>8}  {verdict}")
     return "\n".join(lines)
+
+
+def next_steps(bundle: Path, rows: List[Dict]) -> List[str]:
+    """What to run after a build: profile a target that ran on its own runtime; a host check
+    ran another runtime, so its own is built and profiled on the device."""
+    built = [(r, get_target(r["target"])) for r in rows if r["passed"]]
+    own = [r["target"] for r, t in built if not t.host_check]
+    lines = [f"next: sc2deploy profile {bundle} --target {own[0]} --link lora-sx1276-20dbm "
+             "-o results.json"] if own else []
+    for r, t in built:
+        check = t.host_check
+        if check:
+            lines.append(f"{t.name} ran {ran_text(r)}; build and profile "
+                         f"{check.device_runtime} on {check.device}: sc2deploy build-engine "
+                         f"{bundle} --precision {t.precision}, then sc2deploy profile {bundle} "
+                         f"--target {check.device_target}")
+    return lines
 
 
 def to_json(rows: List[Dict]) -> str:

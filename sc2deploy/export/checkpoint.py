@@ -27,11 +27,15 @@ _ANCHOR = {"fp": "encoder.0.weight", "bq": "encoder.0.weight"}
 _EB_NAME = re.compile(r"^entropy_bottleneck\.(?:_?(matri|bias|factor))(?:ces|es|s|x)?\.?(\d+)$")
 _EB_PLURAL = {"matri": "matrices", "bias": "biases", "factor": "factors"}
 _NAMING = re.compile(r"\d+$")
+CHECKPOINT_FILE = ("expected one checkpoint file written by torch.save (e.g. ckpt.pt): name the "
+                   "file inside it")
 
 
 def load_state_dict(path: Path) -> Dict[str, Tensor]:
     """Load a checkpoint without executing arbitrary pickle; return its state dict."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; {CHECKPOINT_FILE}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not _looks_like_torch_save(path):

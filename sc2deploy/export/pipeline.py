@@ -15,8 +15,8 @@ from sc2deploy import __version__
 from sc2deploy.atomic import ensure_writable, replace_dir
 from sc2deploy.bundle import FORMAT_VERSION, Bundle, sha256_file, write_manifest
 from sc2deploy.errors import CheckpointError, UsageError
-from sc2deploy.export.checkpoint import (bottleneck_state, entropy_naming, load_state_dict,
-                                         strip_data_parallel)
+from sc2deploy.export.checkpoint import (CHECKPOINT_FILE, bottleneck_state, entropy_naming,
+                                         load_state_dict, strip_data_parallel)
 from sc2deploy.export.decoder import build_decoder, write_decoder
 from sc2deploy.export.bq_tail import bq_no_tail_reason, build_bq_tail
 from sc2deploy.export.tail import build_tail, no_tail_reason, reference_samples, write_tail
@@ -24,9 +24,11 @@ from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
 from sc2deploy.export.tables import AUTO, choose_formula
 from sc2deploy.log import logger, step
+from sc2deploy.machine import here_entry, here_key
 from sc2deploy.preprocess import Preprocessing, sample_images
 from sc2deploy.specs import (IMAGENET_MEAN, IMAGENET_STD, HeadSpec, demo_checkpoint,
                              demo_point, get_spec, is_demo)
+from sc2deploy.targets.gate import decide
 
 DECODER_CHECKS = 4  # reference latents the decoder's ONNX is checked on
 TAIL_CHECKS = 16  # reference latents tail.onnx is checked on (logits and top-1)
@@ -96,6 +98,8 @@ def _checkpoint_path(options: ExportOptions) -> Path:
         raise UsageError(f"model {options.model!r} needs --checkpoint PATH (a torchdistill or "
                          "sc2bench checkpoint); only the demo ladder ships its own weights")
     path = Path(options.checkpoint)
+    if path.is_dir():
+        raise UsageError(f"--checkpoint {path} is a folder; {CHECKPOINT_FILE}")
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
     return path
@@ -140,7 +144,8 @@ def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocess
         },
         "artifacts": {"onnx": {"file": onnx_path.name, "sha256": sha256_file(onnx_path),
                                "precision": "fp32", "opset": OPSET, "runtime": "onnxruntime",
-                               "fidelity": fidelity}},
+                               "fidelity": fidelity,
+                               "fidelity_by_cpu": _export_fidelity(fidelity)}},
     }
     manifest["prior"] = _write_prior(work, head)
     manifest["torch_head"] = _write_torch_head(work, spec, head)
@@ -150,6 +155,14 @@ def _write_contents(work: Path, spec: HeadSpec, head: BuiltHead, pre: Preprocess
             symbols = [outs[0].astype(np.int32) for outs in reference[:DECODER_CHECKS]]
             manifest["decoder"] = write_decoder(work, decoder, symbols)
     return manifest
+
+
+def _export_fidelity(fidelity: Dict) -> Dict:
+    """The export's own check (every symbol equal to torch on this CPU, or no bundle) as
+    head.onnx's ``fidelity_by_cpu`` entry, so that profile knows this CPU was verified."""
+    verdict = decide("fp32", fidelity, None)
+    return {here_key("onnxruntime", "onnxruntime"):
+            here_entry("onnxruntime", "onnxruntime", fidelity["images"], fidelity, verdict)}
 
 
 def _tail(state, spec: HeadSpec, prefix: str, decoder):

@@ -217,6 +217,22 @@ def _tail_classes(bundle: Bundle) -> int:
     return int(tail["output"]["shape"][-1])
 
 
+def _class_count_mismatch(data: LabeledImages, classes: int) -> Optional[str]:
+    """Why the folders' class indices are likely not the tail's classes: their count differs
+    from the tail's (None when it does not, and for a labels file, whose indices are given)."""
+    if data.source != "folders" or not data.class_names or len(data.class_names) == classes:
+        return None
+    n = len(data.class_names)
+    if data.labels_path is not None:
+        return (f"--classes {data.labels_path} names {n} classes but the tail has {classes}: "
+                "class indices follow the list's order, so they are the tail's only if the list "
+                f"is the model's own class order; give the model's {classes} class names in order")
+    return (f"{data.root} has {n} class folders but the tail has {classes} classes: folder i of "
+            f"the sorted names is taken as class i (0..{n - 1}), right only if they are the "
+            f"model's first {n} classes in its order; give --classes FILE (the model's "
+            f"{classes} class folder names, in its order) or --labels FILE")
+
+
 class _Container:
     """The real container: the bundle's prior and range coder (fp students)."""
 
@@ -317,6 +333,9 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
                          + ("" if data.source == "file" else
                             " (the class index is the folder's position in the sorted folder "
                             "names, or in --classes)"))
+    mismatch = _class_count_mismatch(data, classes)
+    if mismatch:
+        logger.warning("warning: %s", mismatch)
     names = list(dict.fromkeys([REFERENCE, *targets])) if targets else runnable_targets(bundle)
     codec = _container(bundle, coder)
     latent_shape = tuple(bundle.model["latent"]["shape"])
@@ -365,7 +384,7 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
                         int(top5[t].sum()))
         rows.append({
             "target": t, "precision": " ".join(filter(None, (spec.precision, quantization))),
-            "runtime": _runtime_version(spec.runtime), "images": n,
+            "runtime": _runtime_version(spec.runtime), "executed": spec.executed(), "images": n,
             "top1": {"correct": c1, **_proportion(c1, n)},
             "top5": {"correct": c5, **_proportion(c5, n)},
             "bytes": {"mean": float(b.mean()), "p50": float(np.median(b)),
@@ -392,7 +411,8 @@ def format_evaluation(doc: dict) -> str:
         lines.append(f"  {r['target']:<16} top-1 {t1['pct']:5.1f} % [{t1['ci95'][0]:.1f}, "
                      f"{t1['ci95'][1]:.1f}]  top-{doc['top_k']} {t5['pct']:5.1f} % "
                      f"[{t5['ci95'][0]:.1f}, {t5['ci95'][1]:.1f}]  {r['bytes']['mean']:.0f} B/image"
-                     f"  agree {a['same']}/{r['images']} ({a['pct']:.1f} %)")
+                     f"  agree {a['same']}/{r['images']} ({a['pct']:.1f} %)"
+                     f"  ran {r.get('executed', {}).get('text', r['runtime'])}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from importlib import metadata
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -161,8 +161,8 @@ def profile(options: ProfileOptions) -> dict:
         "target": target.name, "precision": " ".join(filter(None, (
             target.precision,
             bundle.manifest["artifacts"].get(target.name, {}).get("quantization")))),
-        "runtime": _runtime_version(target.runtime), "coder": codec.coder,
-        "threads": options.threads,
+        "runtime": _runtime_version(target.runtime), "executed": target.executed(),
+        "coder": codec.coder, "threads": options.threads,
         "runs": {"warmup": options.warmup, "measured": len(loop), "image_files": len(images),
                  "stop": "interrupted" if interrupted else
                  ("duration" if options.duration_s else "runs")},
@@ -360,16 +360,17 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def measure_and_write(measure, options, out: Path) -> dict:
+def measure_and_write(measure, options, out: Path) -> Tuple[dict, Path]:
     """Run ``measure(options)`` (:func:`profile` or ``profile_server``) with SIGINT and
-    SIGTERM ending it early, and write its results to ``out``: partial ones too
-    (``complete: false``); nothing when it was stopped before measuring (Interrupted)."""
-    from sc2deploy.results.schema import write_results
+    SIGTERM ending it early; (results, where written). Partial results (``complete: false``)
+    never replace an existing file: they go beside it (``OUT.partial.json``); nothing is
+    written when it was stopped before measuring (Interrupted)."""
+    from sc2deploy.results.schema import write_measured
 
     stop_on_signals()
     try:
         doc = measure(options)
     except KeyboardInterrupt:
-        raise Interrupted("interrupted before any image was measured: nothing written") from None
-    write_results(doc, out)
-    return doc
+        raise Interrupted("interrupted before any image was measured: nothing written, "
+                          "earlier files are as they were") from None
+    return doc, write_measured(doc, out)

@@ -43,7 +43,7 @@ import numpy as np
 from sc2deploy import atomic
 from sc2deploy.bundle import Bundle
 from sc2deploy.camera.source import open_camera
-from sc2deploy.errors import CameraEnded, CameraError, UsageError
+from sc2deploy.errors import CameraEnded, CameraError, Interrupted, UsageError
 from sc2deploy.log import logger
 from sc2deploy.measure import conditions
 from sc2deploy.measure.links import load_link
@@ -240,13 +240,12 @@ def stream(options: StreamOptions) -> dict:
     total = options.frames if options.uses_camera else len(images)
     progress = Progress("stream", total, enabled=options.progress)
     sender = _Sender(client, queue, options, progress)
-    camera = None
+    camera, interrupted = None, False
     try:
         with load_runner(bundle, options.target) as runner:
             if options.uses_camera:
-                names, camera = _from_camera(options, sender, queue, runner, codec, pre)
+                camera = _from_camera(options, sender, queue, runner, codec, pre)
             else:
-                names = [p.name for p in images]
                 for path in images:
                     started = time.monotonic()
                     if path.name not in queue.entries:
@@ -255,14 +254,22 @@ def stream(options: StreamOptions) -> dict:
                         queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6)
                     sender.send(path.name)
                     time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
+    except KeyboardInterrupt:  # keep what was measured; the queue resumes the rest
+        interrupted = True
+        queue.save()
     finally:
         progress.close()
         client.close()
+    names = sender.names
+    if not names:
+        raise Interrupted(f"interrupted before any image was sent: no results written; the "
+                          f"queue {options.queue} keeps what was encoded")
     doc = _document(options, bundle, created, names, queue, sender.retries, codec.coder)
     doc["link"] = link.summary([p["bytes"] for p in doc["predictions"]]) if link else None
+    doc["interrupted"] = interrupted
+    doc["complete"] = doc["complete"] and not interrupted and len(names) >= total
     if camera is not None:
         doc["camera"] = camera
-        doc["complete"] = doc["complete"] and len(names) >= options.frames
     return doc
 
 
@@ -272,8 +279,10 @@ class _Sender:
     def __init__(self, client: Client, queue: Queue, options: StreamOptions, progress):
         self.client, self.queue, self.options, self.progress = client, queue, options, progress
         self.retries = self.done = 0
+        self.names: List[str] = []  # in the order sent
 
     def send(self, name: str) -> None:
+        self.names.append(name)
         entry = self.queue.entries[name]
         if entry["status"] != 200 and not _refused(entry):
             self.retries += send(self.client, entry, self.options)
@@ -286,7 +295,7 @@ MAX_UNDECODABLE = 10  # frames in a row that do not decode: the camera is broken
 
 
 def _from_camera(options: StreamOptions, sender: _Sender, queue: Queue, runner, codec, pre):
-    """Send the queue's pending frames, then capture the rest; (frame names, camera summary)."""
+    """Send the queue's pending frames, then capture the rest; the camera's summary."""
     names = [n for n, e in queue.entries.items() if "frame_age_ms" in e]
     for name in names:
         sender.send(name)
@@ -326,7 +335,7 @@ def _from_camera(options: StreamOptions, sender: _Sender, queue: Queue, runner, 
     ages = [queue.entries[n]["frame_age_ms"] for n in names]
     summary.update(ended=ended or summary["ended"], undecodable=undecodable,
                    frame_age_ms=summarize(ages))
-    return names, summary
+    return summary
 
 
 def _refusal(status: Optional[int], reply: dict) -> bool:

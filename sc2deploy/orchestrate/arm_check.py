@@ -388,7 +388,7 @@ class ArmCheck:
 
 def parse_args(argv: Optional[Sequence[str]] = None):
     p = argparse.ArgumentParser(prog="python -m sc2deploy.orchestrate.arm_check",
-                                description=__doc__.split("\n")[0])
+                                description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--work", type=Path, default=ROOT / "build" / "arm", metavar="DIR",
                    help="work folder (default: build/arm)")
     p.add_argument("--cpu", action="append", choices=sorted(CPUINFO),

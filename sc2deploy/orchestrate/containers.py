@@ -24,19 +24,24 @@ def encode_to_folder(bundle: Path, images: Sequence[Path], out: Path, target: st
     stems = [p.stem for p in images]
     if len(set(stems)) != len(stems):
         raise UsageError("two images share a file name stem; their containers would collide")
+    folders = [str(p) for p in images if p.is_dir()]
+    if folders:
+        are = "is a folder" if len(folders) == 1 else "are folders"
+        raise UsageError(f"{', '.join(folders)} {are}; encode takes image files: name them "
+                         f"(e.g. {folders[0]}/*.jpg)")
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
         raise UsageError(f"image not found: {', '.join(missing)}")
     opened = Bundle.open(bundle)
-    out = atomic.ensure_writable(out, "--out")
     written = []
-    try:
-        for path, data in encode_images(opened, images, target, coder):
-            written.append(atomic.write_bytes(out / f"{path.stem}.s2c", data))
-            echo(f"{path} -> {written[-1]} ({len(data)} bytes)")
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: {len(written)} of {len(images)} containers written to "
-                          f"{out}, each complete") from None
+    with atomic.output_folder(out, "--out") as out:  # removed again if nothing is written
+        try:
+            for path, data in encode_images(opened, images, target, coder):
+                written.append(atomic.write_bytes(out / f"{path.stem}.s2c", data))
+                echo(f"{path} -> {written[-1]} ({len(data)} bytes)")
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {len(written)} of {len(images)} containers written "
+                              f"to {out}, each complete") from None
     return tuple(written)
 
 
@@ -47,16 +52,22 @@ def decode_to_file(bundle: Path, stream: Path, out: Path, coder: Optional[str] =
     import numpy as np
 
     stream, out = Path(stream), Path(out)
+    if stream.is_dir():
+        raise UsageError(f"{stream} is a folder; decode takes one file: a .s2c container or a "
+                         "batch of them")
     if not stream.is_file():
         raise UsageError(f"stream not found: {stream}")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; decode writes one .npy file: name it, "
+                         f"e.g. -o {out / (stream.stem + '.npy')}")
     opened = Bundle.open(bundle)
-    atomic.ensure_writable(out.parent, "the folder of --out")
-    latents = latent_codec(opened, coder).decode_batch(stream.read_bytes(),
-                                                       opened.model["latent"]["shape"])
-    if not latents:
-        raise UsageError(f"{stream} is empty")
-    latent = latents[0] if len(latents) == 1 else np.stack(latents)
-    buf = io.BytesIO()
-    np.save(buf, latent, allow_pickle=False)
-    atomic.write_bytes(out, buf.getvalue())
+    with atomic.output_folder(out.parent, "the folder of --out"):
+        latents = latent_codec(opened, coder).decode_batch(stream.read_bytes(),
+                                                           opened.model["latent"]["shape"])
+        if not latents:
+            raise UsageError(f"{stream} is empty")
+        latent = latents[0] if len(latents) == 1 else np.stack(latents)
+        buf = io.BytesIO()
+        np.save(buf, latent, allow_pickle=False)
+        atomic.write_bytes(out, buf.getvalue())
     return tuple(latent.shape)

@@ -30,8 +30,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sc2deploy.atomic import ensure_writable
-from sc2deploy.builders.build import (BuildOptions, evaluate, fidelity_stats, verify_reference,
-                                      verify_row)
+from sc2deploy.builders.build import (BuildOptions, evaluate, fidelity_stats, record_fidelity,
+                                      verify_reference, verify_row)
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import EmulationError, UsageError
 from sc2deploy.log import logger
@@ -255,10 +255,4 @@ def verify_emulated(bundle_path: Path, emulate: EmulateOptions,
 
 def _record(bundle_path: Path, records: Dict[str, Dict[str, Dict]]) -> None:
     """Merge the entries into each artifact's ``fidelity_by_cpu`` in one transaction."""
-    bundle = Bundle.open(bundle_path)
-    with bundle.transaction() as txn:
-        for name, entries in records.items():
-            artifact = txn.manifest["artifacts"].get(name)
-            if artifact is not None:
-                artifact.setdefault("fidelity_by_cpu", {}).update(entries)
-        txn.commit()
+    record_fidelity(bundle_path, records)

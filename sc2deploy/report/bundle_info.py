@@ -38,7 +38,7 @@ def describe(bundle: Bundle) -> str:
         agree = f"{fid['agreement_pct']:.4f} % symbols equal to torch" if fid else "not verified"
         precision = " ".join(filter(None, (art["precision"], art.get("quantization"))))
         lines.append(f"  {name:<12} {art['file']:<16} {precision:<18} "
-                     f"{size / 1024:8.1f} KiB  {agree}")
+                     f"{size / 1024:8.1f} KiB  {agree}; run by {_ran(art)}")
     prov = m.get("provenance", {})
     ckpt = prov.get("checkpoint", {})
     lines.append(f"checkpoint {ckpt.get('file')} sha256 {str(ckpt.get('sha256'))[:16]}…")
@@ -47,6 +47,16 @@ def describe(bundle: Bundle) -> str:
     count = sum(1 for _ in file_entries(m))
     lines.append(f"verified   manifest digest and {count} file hashes OK")
     return "\n".join(lines)
+
+
+def _ran(art: dict) -> str:
+    """What runs an artifact: recorded at build (``executed``), else its runtime and precision
+    (a host check in older bundles: what its check runs)."""
+    if art.get("executed"):
+        return art["executed"]["text"]
+    check = art.get("options", {}).get("host_check")
+    runtime = art.get("runtime", "unknown runtime")
+    return f"{runtime}: {check}" if check else f"{runtime} {art['precision']}"
 
 
 def _tail_line(tail: dict) -> str:

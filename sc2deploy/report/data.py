@@ -28,15 +28,62 @@ DASH = "—"
 # ---------------------------------------------------------------- names and numbers
 
 def names(docs: Sequence[dict]) -> List[str]:
-    """One unique display name per result: its label (``#2``… on repeats), flagged if partial."""
+    """One unique display name per result: its label (``#2``… on repeats), flagged when a host
+    check ran it (:func:`host_check_of`) and when incomplete (interrupted, or a stream with
+    images unanswered)."""
     seen: Dict[str, int] = {}
     out = []
     for doc in docs:
         label = doc["label"]
         seen[label] = seen.get(label, 0) + 1
         name = label if seen[label] == 1 else f"{label} #{seen[label]}"
-        out.append(name if doc["complete"] else f"{name} [{PARTIAL}]")
+        name += f" [{host_check_of(doc)}]" if host_check_of(doc) else ""
+        out.append(name if doc["complete"] else f"{name} [{incomplete_tag(doc)}]")
     return out
+
+
+def incomplete_tag(doc: dict) -> str:
+    """Why a result is incomplete: interrupted, or (a stream) images left unanswered."""
+    if doc["kind"] != "stream" or doc.get("interrupted"):
+        return PARTIAL
+    return f"{doc['answered']}/{doc['images']} answered"
+
+
+def reached_nothing(doc: dict) -> bool:
+    """A stream none of whose images was answered: it measured no end-to-end time."""
+    return doc["kind"] == "stream" and doc["answered"] == 0
+
+
+HOST_CHECK = "(host check)"  # in the runtime of a host check's results written before executed
+
+
+def executed_of(doc: dict) -> Optional[dict]:
+    """What ran a device result's head (``executed``); older files: read from ``runtime`` and
+    ``precision`` (a host check's runtime says "(host check)"; what it ran is not known)."""
+    if doc.get("executed"):
+        return doc["executed"]
+    if doc["kind"] != "device":
+        return None
+    runtime, check = doc["runtime"].split(" ")[0], HOST_CHECK in doc["runtime"]
+    precision = None if check else doc["precision"]
+    text = (f"{runtime} (host check; not the target's runtime)" if check
+            else f"{runtime} {precision}")
+    return {"runtime": runtime, "precision": precision, "host_check": check, "text": text}
+
+
+def host_check_of(doc: dict) -> Optional[str]:
+    """'host check: onnxruntime fp32' for a result whose head did not run on its target's own
+    runtime, else None."""
+    ran = executed_of(doc)
+    if not ran or not ran["host_check"]:
+        return None
+    return "host check: " + " ".join(filter(None, (ran["runtime"], ran["precision"])))
+
+
+def ran_text(doc: dict) -> Optional[str]:
+    """What ran a device result's head, in words (None for other kinds)."""
+    ran = executed_of(doc)
+    return ran["text"] if ran else None
 
 
 def fmt_num(value: Optional[float], unit: str = "") -> str:
@@ -245,7 +292,8 @@ def end_to_end_bars(docs: Sequence[dict]) -> List[Bar]:
     other streams, then each distinct baseline (name, link, device) once."""
     bars, seen = [], set()
     all_names = names(docs)
-    streams = [(d, n) for d, n in zip(docs, all_names) if d["kind"] == "stream"]
+    streams = [(d, n) for d, n in zip(docs, all_names)
+               if d["kind"] == "stream" and not reached_nothing(d)]
     for doc, name in zip(docs, all_names):
         if doc["kind"] != "device":
             continue
@@ -269,10 +317,10 @@ def end_to_end_bars(docs: Sequence[dict]) -> List[Bar]:
                 continue
             seen.add(key)
             where = f", {device_key(doc)}" if len(devices) > 1 else ""
-            server = server_time_ms(doc)
+            # The student's server time (decoder + tail) is not the teacher's on a decoded
+            # image: a baseline has no server time of its own, and its bar says so.
             bars.append(Bar(f"baseline {base['name']}", base["encode_ms_p50"],
-                             base["link_ms"] or 0.0, server or 0.0, link_name,
-                             "assumed = result's" if server is not None else None,
+                             base["link_ms"] or 0.0, 0.0, link_name, None,
                              baseline=True, context=f"{link_name or 'no link'}{where}"))
     return bars
 

@@ -28,10 +28,12 @@ from sc2deploy.atomic import (deferred_signals, ensure_writable, make_readable, 
 from sc2deploy.errors import ResultsError, UsageError
 from sc2deploy.report.captions import caption
 from sc2deploy.report.data import (FIGURES, NO_ENERGY, PARTIAL, PLOTS, device_key,
-                                   end_to_end_bars, energy_kind_of, host_timed_on, names)
+                                   end_to_end_bars, energy_kind_of, host_timed_on,
+                                   incomplete_tag, names, reached_nothing)
 from sc2deploy.report.distributions import plot_latency_cdf, plot_stage_latency
 from sc2deploy.report.figure import FIGURE_FORMATS, save
-from sc2deploy.report.pareto import front
+from sc2deploy.report.mixing import refuse_duplicates
+from sc2deploy.report.pareto import candidates, front, left_out
 from sc2deploy.report.plots import plot_bytes_latency, plot_end_to_end, plot_energy
 from sc2deploy.report.rate import plot_rate_accuracy, plot_rate_agreement
 from sc2deploy.report.worth import RULE, compare, comparison_rows, smallest_text
@@ -62,10 +64,20 @@ def parse_formats(text: str) -> Tuple[str, ...]:
 def _notes(docs: Sequence[dict]) -> List[str]:
     all_names = names(docs)
     notes = []
-    partial = [n for d, n in zip(docs, all_names) if not d["complete"]]
+    partial = [n for d, n in zip(docs, all_names)
+               if not d["complete"] and incomplete_tag(d) == PARTIAL]
     if partial:
         notes.append(f"{PARTIAL}: {', '.join(partial)}. These runs were stopped early; their "
                      "numbers cover only the images measured before the interruption.")
+    unanswered = [n for d, n in zip(docs, all_names)
+                  if not d["complete"] and incomplete_tag(d) != PARTIAL]
+    if unanswered:
+        notes.append(f"Streams with images refused or never answered: {', '.join(unanswered)}"
+                     ". Their times cover the answered images only.")
+    nothing = [n for d, n in zip(docs, all_names) if reached_nothing(d)]
+    if nothing:
+        notes.append(f"Not drawn: {', '.join(nothing)}: no image was answered (server down "
+                     "or every image refused), so they measured no end-to-end time.")
     modeled = [n for d, n in zip(docs, all_names) if energy_kind_of(d) == "modeled"]
     if modeled:
         notes.append(f"Energy of {', '.join(modeled)} is modeled (time × a device power "
@@ -100,7 +112,7 @@ def _split(docs: Sequence[dict]) -> Tuple[List[dict], List[dict]]:
 def figure_keys(docs: Sequence[dict]) -> List[str]:
     """The figures these results can fill (no empty figure is drawn)."""
     profiles, evaluations = _split(docs)
-    kinds = {d["kind"] for d in profiles}
+    kinds = {d["kind"] for d in profiles if not reached_nothing(d)}
     keys = []
     if kinds & {"device", "stream"}:
         keys.append("end_to_end")
@@ -137,7 +149,10 @@ ACCURACY_TEXT = ("Top-1/top-5 accuracy of each target's whole pipeline (head thr
 
 
 def _pareto_text(profiles: Sequence[dict], evaluations: Sequence[dict]) -> str:
-    used = front([d for d in profiles if d["kind"] == "device"], evaluations).objectives
+    device = [d for d, _ in candidates(profiles)]
+    if not device:
+        return "No Pareto front: no device result ran on its target's own runtime."
+    used = front(device, evaluations).objectives
     return (f"Pareto front over {', '.join(used)} (accuracy only when every device result "
             "has an evaluation of its bundle and target; energy only when every one has "
             "energy). Ties inside the measurement noise are kept as ties (the rule is in the "
@@ -185,7 +200,8 @@ def _sections(docs: Sequence[dict]) -> List[Tuple[str, List[object]]]:
         conditions += [f"Device: {name}", block]
     conditions += ["Runs:", run_conditions_table(profiles)]
     bytes_blocks = ([*fig("pareto"), _pareto_text(profiles, evaluations),
-                     pareto_table(profiles, evaluations), bytes_table(profiles),
+                     *filter(None, [left_out(profiles)]), pareto_table(profiles, evaluations),
+                     bytes_table(profiles),
                      "Input-compression baselines (same images):", baselines_table(profiles)]
                     if device else [])
     return [
@@ -303,6 +319,7 @@ def write_report(docs: Sequence[dict], out_dir: Union[str, Path],
     for i, doc in enumerate(docs):
         label = doc.get("label") if isinstance(doc, dict) else None
         validate(doc, f"result #{i + 1}" + (f" ({label!r})" if isinstance(label, str) else ""))
+    refuse_duplicates(docs)
     formats = set(formats)
     out = ensure_writable(out_dir, "the report folder")
     profiles, evaluations = _split(docs)

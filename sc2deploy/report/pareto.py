@@ -14,14 +14,17 @@ results whose differences are inside the noise are kept together, as ties:
 - accuracy: top-1 with its 95 % Wilson interval, from an evaluation document of the same
   bundle and target.
 
-An objective is used only when every result has it (the table says which were used).
+An objective is used only when every result has it (the table says which were used). With
+accuracy, bytes are the evaluation's (measured on the same images as the accuracy), not
+the profile's.
+Results whose head did not run on the target's own runtime (host checks) are left out.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from sc2deploy.report.data import (energy_ci95, energy_kind_of, radio_joules, same_config,
-                                   spread)
+from sc2deploy.report.data import (energy_ci95, energy_kind_of, host_check_of, names,
+                                   radio_joules, ran_text, same_config, spread)
 
 Interval = Tuple[float, float, float]
 OBJECTIVES = ("bytes", "latency", "energy", "accuracy")
@@ -35,14 +38,36 @@ class Front:
     objectives: Tuple[str, ...]
     on_front: Tuple[bool, ...]
     ties: Tuple[Tuple[int, ...], ...]  # per result: the others tied in every objective
+    rows: Tuple[Optional[dict], ...] = ()  # with accuracy: each result's evaluation row
+
+    @property
+    def paired(self) -> bool:
+        """Bytes and accuracy both from the evaluations (the same images)."""
+        return "accuracy" in self.objectives
 
 
-def accuracy_of(doc: dict, evaluations: Sequence[dict]) -> Optional[dict]:
-    """The top-1 entry of ``doc``'s bundle and target in the evaluation documents, if any."""
+def candidates(docs: Sequence[dict]) -> List[Tuple[dict, str]]:
+    """(result, name) of the device results the front is taken over: those whose head ran on
+    its target's own runtime."""
+    return [(d, n) for d, n in zip(docs, names(docs))
+            if d["kind"] == "device" and not host_check_of(d)]
+
+
+def left_out(docs: Sequence[dict]) -> Optional[str]:
+    """One line naming the device results left out of the front, and why (None: none)."""
+    out = [f"{n} ran {ran_text(d)}" for d, n in zip(docs, names(docs))
+           if d["kind"] == "device" and host_check_of(d)]
+    return (f"Not in the Pareto front: {'; '.join(out)}: not the target's own runtime, so "
+            "these numbers are not that runtime's (build and profile it on its device)."
+            if out else None)
+
+
+def evaluation_row(doc: dict, evaluations: Sequence[dict]) -> Optional[dict]:
+    """The evaluation row of ``doc``'s bundle and target, if any (reports refuse two)."""
     for evaluation in evaluations:
         for row in evaluation["targets"]:
             if same_config(evaluation | {"target": row["target"]}, doc):
-                return row["top1"]
+                return row
     return None
 
 
@@ -63,9 +88,10 @@ def _energy(doc: dict) -> Optional[Interval]:
     return lo + radio, compute + radio, hi + radio
 
 
-def objectives(doc: dict, evaluations: Sequence[dict]) -> Dict[str, Optional[Interval]]:
-    mean = doc["bytes"]["mean"]
-    top1 = accuracy_of(doc, evaluations)
+def objectives(doc: dict, row: Optional[dict]) -> Dict[str, Optional[Interval]]:
+    """The intervals of ``doc``; with its evaluation ``row``, bytes and top-1 from the row."""
+    mean = (row or doc)["bytes"]["mean"]
+    top1 = row["top1"] if row else None
     return {"bytes": (mean * (1 - BYTES_TIE / 2), mean, mean * (1 + BYTES_TIE / 2)),
             "latency": spread(doc),
             "energy": _energy(doc),
@@ -75,7 +101,9 @@ def objectives(doc: dict, evaluations: Sequence[dict]) -> Dict[str, Optional[Int
 
 def front(docs: Sequence[dict], evaluations: Sequence[dict] = ()) -> Front:
     """The noise-aware Pareto front of device results (see the module docstring)."""
-    values = [objectives(d, evaluations) for d in docs]
+    rows = [evaluation_row(d, evaluations) for d in docs]
+    paired = bool(rows) and all(rows)
+    values = [objectives(d, r if paired else None) for d, r in zip(docs, rows)]
     used = tuple(k for k in OBJECTIVES if values and all(v[k] is not None for v in values))
 
     def better(a: int, b: int, key: str) -> bool:
@@ -89,5 +117,5 @@ def front(docs: Sequence[dict], evaluations: Sequence[dict] = ()) -> Front:
     on = tuple(not any(dominates(j, i) for j in range(n) if j != i) for i in range(n))
     ties = tuple(tuple(j for j in range(n) if j != i and not any(
         better(i, j, k) or better(j, i, k) for k in used)) for i in range(n))
-    return Front(used, on, ties)
+    return Front(used, on, ties, tuple(rows) if paired else ())
 

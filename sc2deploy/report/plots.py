@@ -11,7 +11,7 @@ from sc2deploy.report.data import (COLORS, NO_ENERGY, PALETTE, PARTIAL, baseline
                                    fmt_num, names, radio_joules, spread)
 from sc2deploy.report.figure import (flag_partial_ticks, log_scale, new_figure, styled,
                                      wants_log)
-from sc2deploy.report.pareto import front
+from sc2deploy.report.pareto import candidates, front
 
 HATCH = "///"
 COMPUTE = tuple(c for c in PALETTE if c != COLORS["radio"])  # radio keeps its own color
@@ -186,7 +186,7 @@ def _room_for(fig, ax, texts, limit: float) -> float:
 def plot_bytes_latency(docs: Sequence[dict], evaluations: Sequence[dict] = ()):
     """Bytes per image vs device latency (p50, bars: interquartile range), rings on the
     noise-aware Pareto front (see :mod:`sc2deploy.report.pareto`), baselines apart."""
-    device = [(d, n) for d, n in zip(docs, names(docs)) if d["kind"] == "device"]
+    device = candidates(docs)  # host checks are left out (another runtime's numbers)
     result = front([d for d, _ in device], evaluations)
     fig = new_figure(4.4)
     ax = fig.add_subplot()
@@ -217,7 +217,8 @@ def plot_bytes_latency(docs: Sequence[dict], evaluations: Sequence[dict] = ()):
     if any(result.on_front):
         ax.plot([], [], marker="o", markersize=11, markerfacecolor="none", linestyle="none",
                 markeredgecolor="black", label="Pareto front: " + ", ".join(result.objectives)
-                + " (ties kept)")
+                + " (ties kept" + ("; its bytes and top-1 from the evaluated images"
+                                   if result.paired else "") + ")")
     if any(not d["complete"] for d, _ in device):
         ax.plot([], [], marker="o", linestyle="none", color="white", markeredgecolor="#555555",
                 label=f"hollow: {PARTIAL}")

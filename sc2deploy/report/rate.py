@@ -35,6 +35,18 @@ def baseline_series(evaluations: Sequence[dict]) -> Dict[Tuple[str, str], List[d
     return {k: [v[q] for q in sorted(v)] for k, v in series.items()}
 
 
+DODGE = 1.02  # horizontal step (a factor, log axis) between the targets of one model
+
+
+def dodge(model: str, target: str, series) -> float:
+    """The factor that moves ``target``'s points off those of the model's other targets
+    (identical results would otherwise be drawn on top of each other)."""
+    targets = [t for m, t in series if m == model]
+    if len(targets) < 2:
+        return 1.0
+    return DODGE ** (targets.index(target) - (len(targets) - 1) / 2)
+
+
 def _errorbar(ax, xs, entries, **style):
     ys = [e["pct"] for e in entries]
     err = [[max(y - e["ci95"][0], 0) for y, e in zip(ys, entries)],
@@ -57,11 +69,16 @@ def _draw(evaluations: Sequence[dict], key: str, ylabel: str, title: str, with_b
             for x, r in zip(xs, rows):
                 ax.annotate(f"q{r['quality']}", (x, r[key]["pct"]), xytext=(3, -9),
                             textcoords="offset points", fontsize=6.5, color=color)
-    models = sorted({m for m, _ in target_series(evaluations)})
+    series = target_series(evaluations)
+    models = sorted({m for m, _ in series})
     named = set()  # each model's evaluations are named once, on its first target's curve
-    for i, ((model, target), items) in enumerate(target_series(evaluations).items()):
+    dodged = 1.0  # the largest factor used
+    for i, ((model, target), items) in enumerate(series.items()):
         xs = [row["bytes"]["mean"] for _, row in items]
         xs_all += xs
+        factor = dodge(model, target, series)
+        dodged = max(dodged, factor, 1 / factor)
+        xs = [x * factor for x in xs]
         marker = MARKERS[models.index(model) % len(MARKERS)]
         curve = len(items) > 1
         _errorbar(ax, xs, [row[key] for _, row in items], marker=marker,
@@ -76,7 +93,9 @@ def _draw(evaluations: Sequence[dict], key: str, ylabel: str, title: str, with_b
     if xs_all and min(xs_all) > 0:
         log_scale(ax, "x", "dense" if max(xs_all) / min(xs_all) < 10 else "125")
         ax.set_xlim(min(xs_all) / 1.3, max(xs_all) * 1.3)
-    ax.set_xlabel("bytes per image, mean (log scale)")
+    ax.set_xlabel("bytes per image, mean (log scale)" + (
+        f"; a model's targets offset by up to ±{100 * (dodged - 1):.0f} % so none hides "
+        "another" if dodged > 1 else ""))
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")
     ax.grid(alpha=0.3, which="both")

@@ -1,6 +1,6 @@
 """A short human summary of a results document, printed by the CLI."""
 
-from sc2deploy.report.data import host_timed_on
+from sc2deploy.report.data import host_check_of, host_timed_on, ran_text
 
 
 def format_profile(doc: dict) -> str:
@@ -8,6 +8,10 @@ def format_profile(doc: dict) -> str:
     lat = doc["latency_ms"]
     lines = [f"{doc['label']}: {doc['runs']['measured']} images"
              + ("" if doc["complete"] else " (PARTIAL: interrupted)")]
+    if ran_text(doc):
+        lines.append(f"  ran        {ran_text(doc)}" + (
+            "; not the target's runtime: build and profile it on its device"
+            if host_check_of(doc) else ""))
     for stage, s in lat.items():
         lines.append(f"  {stage:<10} p50 {s['p50']:8.2f} ms  p90 {s['p90']:8.2f}  "
                      f"p99 {s['p99']:8.2f}  mean {s['mean']:8.2f} ± {s['std']:.2f}")

@@ -9,7 +9,6 @@ holds the same cells as the HTML report.
 import csv
 import io
 
-from sc2deploy.report.data import PARTIAL
 
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
             "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -56,8 +55,8 @@ def to_latex(table) -> str:
     lines.append(r"\bottomrule")
     lines.append(r"\end{tabular}")
     if any(table.partial):
-        lines.append(f"\\\\[2pt]{{\\footnotesize $^\\dagger$ {latex_escape(PARTIAL)}: stopped "
-                     "early, numbers cover the images measured before.}")
+        lines.append("\\\\[2pt]{\\footnotesize $^\\dagger$ incomplete (interrupted, or a "
+                     "stream's images unanswered): numbers cover the images measured.}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from sc2deploy.report.data import (DASH, PARTIAL, all_stages, baseline_rows, cell_text,
+from sc2deploy.report.data import (DASH, all_stages, baseline_rows, cell_text,
                                    device_key, dig, end_to_end_bars, energy_ci95,
                                    energy_kind_of, energy_label_of, fmt_int, fmt_num,
-                                   host_timed_on, modeled_tag, names, radio_joules,
+                                   host_timed_on, incomplete_tag, modeled_tag, names, radio_joules, ran_text,
                                    server_time_ms, spread, stage_names)
-from sc2deploy.report.pareto import accuracy_of, front
+from sc2deploy.report.pareto import candidates, evaluation_row, front
 
 
 @dataclass
@@ -29,11 +29,12 @@ class Table:
 
 
 def overview_table(docs: Sequence[dict]) -> Table:
-    t = Table(["configuration", "status", "kind", "model", "target", "precision", "coder",
-               "threads", "device", "images measured", "stopped by"], name="overview")
+    t = Table(["configuration", "status", "kind", "model", "target", "precision", "ran",
+               "coder", "threads", "device", "images measured", "stopped by"], name="overview")
     for doc, name in zip(docs, names(docs)):
-        t.add([name, "complete" if doc["complete"] else PARTIAL, doc["kind"],
-               doc["bundle"]["model"], doc.get("target"), doc.get("precision"), doc.get("coder"),
+        t.add([name, "complete" if doc["complete"] else incomplete_tag(doc), doc["kind"],
+               doc["bundle"]["model"], doc.get("target"), doc.get("precision"), ran_text(doc),
+               doc.get("coder"),
                doc.get("threads", None) or "default", device_key(doc),
                dig(doc, "runs", "measured", default=doc.get("answered")),
                dig(doc, "runs", "stop")], not doc["complete"])
@@ -80,11 +81,12 @@ def bytes_table(docs: Sequence[dict]) -> Table:
 
 
 def pareto_table(docs: Sequence[dict], evaluations: Sequence[dict] = ()) -> Table:
-    """Every device result with its place on the noise-aware Pareto front (report.pareto)."""
+    """Every device result that ran on its target's own runtime, with its place on the
+    noise-aware Pareto front (report.pareto)."""
     t = Table(["configuration", "target", "mean B", "device p50 ms [IQR]",
                "J / image: compute + radio", "top-1 % [95 % CI]", "on the Pareto front"],
               name="pareto")
-    device = [(d, n) for d, n in zip(docs, names(docs)) if d["kind"] == "device"]
+    device = candidates(docs)
     result = front([d for d, _ in device], evaluations)
     order = sorted(range(len(device)), key=lambda i: (not result.on_front[i],
                                                       device[i][0]["bytes"]["mean"]))
@@ -98,11 +100,12 @@ def pareto_table(docs: Sequence[dict], evaluations: Sequence[dict] = ()) -> Tabl
             f" + {fmt_num(radio)} (modeled) = {fmt_num((joules or 0.0) + radio)}"
             if radio is not None else "")
         lo, p50, hi = spread(doc)
-        top1 = accuracy_of(doc, evaluations)
+        row = evaluation_row(doc, evaluations)
+        top1 = row["top1"] if row else None
         ties = [device[j][1] for j in result.ties[i]]
         place = ("yes" if result.on_front[i] else "no") + (
             f", tied with {', '.join(ties)}" if ties else "")
-        t.add([name, doc.get("target"), fmt_int(doc["bytes"]["mean"]),
+        t.add([name, doc.get("target"), _bytes_cell(doc, row, result.paired),
                f"{fmt_num(p50)} [{fmt_num(lo)}, {fmt_num(hi)}]",
                energy if joules is not None or radio is not None else DASH,
                _pct_ci(top1) if top1 else None, place], not doc["complete"])
@@ -110,6 +113,15 @@ def pareto_table(docs: Sequence[dict], evaluations: Sequence[dict] = ()) -> Tabl
 
 
 NO_COMPUTE = "no compute energy"
+
+
+def _bytes_cell(doc: dict, row: Optional[dict], paired: bool) -> str:
+    """Mean bytes, named by the images they were measured on when two sets are in play."""
+    profiled = f"{fmt_int(doc['bytes']['mean'])} (profile's images)"
+    if row is None:
+        return fmt_int(doc["bytes"]["mean"])
+    evaluated = f"{fmt_int(row['bytes']['mean'])} (the {row['images']} evaluated images)"
+    return f"{evaluated}; {profiled}" if paired else f"{profiled}; {evaluated}"
 
 
 def baselines_table(docs: Sequence[dict]) -> Table:
@@ -175,18 +187,19 @@ def _pct_ci(p: dict) -> str:
 
 def accuracy_table(docs: Sequence[dict]) -> Table:
     """One row per target of every evaluation document (``sc2deploy evaluate``)."""
-    t = Table(["evaluation", "target", "precision", "images", "top-1 % [95 % CI]",
+    t = Table(["evaluation", "target", "precision", "ran", "images", "top-1 % [95 % CI]",
                "top-5 % [95 % CI]", "mean B / image", "top-1 = fp32 pipeline [95 % CI]"],
               name="accuracy")
     for doc, name in zip(docs, names(docs)):
         for r in doc["targets"]:
             a = r["top1_agreement"]
-            t.add([name, r["target"], r["precision"], r["images"], _pct_ci(r["top1"]),
+            ran = (r.get("executed") or {}).get("text", r["runtime"])
+            t.add([name, r["target"], r["precision"], ran, r["images"], _pct_ci(r["top1"]),
                    _pct_ci(r["top5"]), fmt_int(r["bytes"]["mean"]),
                    f"{a['same']}/{r['images']} = {_pct_ci(a)} %"], not doc["complete"])
         for b in doc.get("baselines") or []:  # JPEG/WebP of the input, classified by the teacher
             t.add([name, f"{b['codec']} q{b['quality']} ({b.get('model', 'teacher')})", DASH,
-                   b["images"], _pct_ci(b["top1"]), _pct_ci(b["top5"]),
+                   DASH, b["images"], _pct_ci(b["top1"]), _pct_ci(b["top5"]),
                    fmt_int(b["bytes"]["mean"]), DASH], not doc["complete"])
     return t
 
@@ -278,8 +291,8 @@ def run_conditions_table(docs: Sequence[dict]) -> Table:
 def csv_rows(docs: Sequence[dict]) -> Tuple[List[str], List[Dict[str, object]]]:
     """Column names and one row per result (raw numbers, empty cells for missing values)."""
     stages = [s for s in all_stages(docs) if s != "total"]
-    columns = ["label", "kind", "target", "precision", "runtime", "coder", "threads",
-               "device_model"]
+    columns = ["label", "kind", "target", "precision", "runtime", "executed", "coder",
+               "threads", "device_model"]
     for s in stages:
         columns += [f"{s}_p50_ms", f"{s}_p99_ms"]
     columns += ["total_mean_ms", "total_p50_ms", "total_p99_ms", "throughput_ips",
@@ -297,7 +310,7 @@ def csv_rows(docs: Sequence[dict]) -> Tuple[List[str], List[Dict[str, object]]]:
         ci = energy_ci95(doc) or [None, None]
         row = {"label": doc["label"], "kind": doc["kind"], "target": doc.get("target"),
                "precision": doc.get("precision"), "runtime": doc.get("runtime"),
-               "coder": doc["coder"], "threads": doc.get("threads"),
+               "executed": ran_text(doc), "coder": doc["coder"], "threads": doc.get("threads"),
                "device_model": dig(doc, "conditions", "device_model")}
         for s in stages:
             row[f"{s}_p50_ms"] = dig(lat, s, "p50")
@@ -318,7 +331,7 @@ def csv_rows(docs: Sequence[dict]) -> Tuple[List[str], List[Dict[str, object]]]:
             "end_to_end_ms_total": dig(doc, "end_to_end_ms", "total"),
             "peak_rss_mb": dig(doc, "memory", "peak_rss_mb"),
             "complete": "true" if doc["complete"] else "false",
-            "status": "complete" if doc["complete"] else PARTIAL})
+            "status": "complete" if doc["complete"] else incomplete_tag(doc)})
         rows.append({k: "" if v is None else v for k, v in row.items()})
     return columns, rows
 

@@ -170,6 +170,8 @@ SERVER_MS = _object({"source": _one_of("measured", "given"), "ms": NUM, "from": 
 END_TO_END = _object({"device": NUM, "link": NUM, "server": _nullable(NUM), "total": NUM})
 BASELINE = _object({"name": STR, "bytes_mean": NUM, "encode_ms_p50": NUM,
                     "link_ms": _nullable(NUM)})
+# What ran the head: host_check true = another runtime than the target's (docs/results.md)
+EXECUTED = _object({"runtime": STR, "precision": STR, "host_check": BOOL, "text": STR})
 
 _SAMPLES = _object({"cap": INT, "selection": _one_of(*SAMPLE_SELECTIONS),
                     "latency_ms": _object({}, extra=_list(NUM))})
@@ -217,7 +219,7 @@ EVALUATED = _object({"target": STR, "precision": STR, "runtime": STR, "images": 
                      "top5": _object({"correct": INT, **PROPORTION}),
                      "bytes": BYTE_STATS,
                      "top1_agreement": _object({"same": INT, **PROPORTION})},
-                    {"ms_p50": DEVICE_SERVER_MS})
+                    {"ms_p50": DEVICE_SERVER_MS, "executed": EXECUTED})
 DATASET = _object({"images_dir": STR, "labels": _one_of("folders", "file"), "images": INT,
                    "classes": INT, "labels_file": _nullable(STR),
                    "class_names": _nullable(_list(STR))})
@@ -254,7 +256,7 @@ STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": 
                       {"frame": INT, "frame_age_ms": NUM, "captured_utc": STR,
                        "served_by": _object({"node": STR, "replica": STR})}))},
                  {"conditions": CONDITIONS, "samples": _nullable(SAMPLES),
-                  "link": _nullable(LINK), "camera": CAMERA})
+                  "link": _nullable(LINK), "camera": CAMERA, "interrupted": BOOL})
 
 
 def _top_level(kind: str, version: int) -> Check:
@@ -271,7 +273,8 @@ def _top_level(kind: str, version: int) -> Check:
     optional = {"threads": _nullable(INT), "throughput_ips": NUM, "memory": MEMORY,
                 "cpu_percent": _nullable(NUM), "conditions": CONDITIONS,
                 "link": _nullable(LINK), "server_ms": _nullable(SERVER_MS),
-                "end_to_end_ms": _nullable(END_TO_END), "baselines": _list(BASELINE)}
+                "end_to_end_ms": _nullable(END_TO_END), "baselines": _list(BASELINE),
+                "executed": EXECUTED}
     if version >= 3:
         optional["samples"] = _nullable(SAMPLES)
     energy = ENERGY[min(version, max(ENERGY))]  # ENERGY changed last in version 2
@@ -351,6 +354,21 @@ def write_results(doc: dict, path: Union[str, Path]) -> Path:
         raise ResultsError(f"{path}: cannot write the results file ({exc.strerror or exc}): "
                            f"{atomic.fix_for(exc)}") from None
     return path
+
+
+def partial_path(path: Union[str, Path]) -> Path:
+    """Where incomplete results go when ``path`` already holds a file: beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix or '.json'}")
+
+
+def write_measured(doc: dict, path: Union[str, Path]) -> Path:
+    """Write a measurement's results; incomplete ones never replace an existing file (an
+    earlier complete run stays byte-identical): they go to :func:`partial_path`."""
+    path = Path(path)
+    if not doc.get("complete", True) and path.exists():
+        path = partial_path(path)
+    return write_results(doc, path)
 
 
 def utc_now() -> str:

@@ -141,10 +141,14 @@ def start(options: ServeOptions, token: str) -> str:
 
 def stop(shutdown_ray: bool = False, joined: bool = False) -> None:
     """Stop serving (and the Ray cluster this process started, if asked). On a cluster
-    that was ``joined``, only this app is deleted: Serve and the cluster stay up."""
+    that was ``joined``, only this app is deleted: Serve and the cluster stay up.
+
+    A local cluster that goes down anyway is not asked to shut Serve down first: its
+    controller ends itself inside that request, which Ray reports on stdout as a failed
+    ``graceful_shutdown`` task; the proxies and replicas end with the cluster."""
     if joined:
         serve.delete(APP)
-    else:
+    elif not shutdown_ray:
         serve.shutdown()
     if shutdown_ray and ray.is_initialized():
         ray.shutdown()

@@ -61,6 +61,16 @@ SEARCH_OPTIONS = {"int8": Int8Options, "fp16": Fp16Options}  # what a search ent
 
 
 @dataclass(frozen=True)
+class HostCheck:
+    """What a host check runs instead of the device's runtime, and where the real one runs."""
+
+    precision: str  # what runs on the host (tensorrt-fp16: "fp32", the graph TensorRT parses)
+    device_runtime: str  # the runtime meant to run the artifact, not run here ("TensorRT")
+    device_target: str  # the target the device builds from the artifact
+    device: str = "the device"  # where that runtime runs ("the Jetson")
+
+
+@dataclass(frozen=True)
 class Target:
     """What a target builds, where, what it accepts and what it needs."""
 
@@ -70,7 +80,8 @@ class Target:
     runner: str  # "module:Class", see the module docstring
     builder: Optional[str] = None  # "module:function"; None when built on the device
     build_on: str = "host"  # or "device": built there by its own command (build-engine)
-    host_check: bool = False  # the runner checks on the host an artifact meant for a device
+    host_check: Optional[HostCheck] = None  # set: the runner checks on the host (another
+    #                                   runtime) an artifact meant for a device's runtime
     needs_calibration: bool = False
     activations: Tuple[str, ...] = ()  # Int8Options.activations accepted (int8 host targets)
     search: Tuple[Union[Int8Options, Fp16Options], ...] = ()  # what --search tries, cheapest
@@ -86,6 +97,15 @@ class Target:
         if absent:
             return f"{self.name} needs {', '.join(absent)} (not installed)"
         return None
+
+    def executed(self) -> Dict[str, object]:
+        """What runs the artifact here: runtime, precision, host check or not, in words."""
+        runtime, check = self.runtime.split(" ")[0], self.host_check
+        precision = check.precision if check else self.precision
+        text = f"{runtime} {precision}" + (
+            f" (host check; {check.device_runtime} not run)" if check else "")
+        return {"runtime": runtime, "precision": precision, "host_check": check is not None,
+                "text": text}
 
     def load(self, what: str):
         """The ``builder`` or ``runner`` object, imported now."""
@@ -110,6 +130,8 @@ def _problems(target: Target) -> Tuple[str, ...]:
     for reference in filter(None, (target.builder, target.runner)):
         if ":" not in reference:
             found.append(f"{reference!r}, expected 'module:attribute'")
+    if target.host_check is not None and not isinstance(target.host_check, HostCheck):
+        found.append(f"host_check {target.host_check!r}, expected a HostCheck or None")
     unknown = [a for a in target.activations if a not in ACTIVATIONS]
     if unknown:
         found.append(f"activations {unknown}, expected some of {', '.join(ACTIVATIONS)}")

@@ -13,27 +13,33 @@ it on a Jetson.
 import numpy as np
 
 from sc2deploy.errors import DeviceError
-from sc2deploy.targets.registry import Int8Options, Target
+from sc2deploy.targets.registry import HostCheck, Int8Options, Target
 from sc2deploy.targets.runner import Runner
 
 _HOST_BUILD = "sc2deploy.builders.tensorrt_build"
-_HOST_CHECK = dict(runtime="onnxruntime (host check)", host_check=True,
+_HOST_CHECK = dict(runtime="onnxruntime (host check)",
                    runner="sc2deploy.targets.onnx:OnnxRunner",
                    build_requires=("onnx", "onnxruntime"), run_requires=("onnxruntime",))
 _ENGINE = dict(runtime="tensorrt", runner="sc2deploy.targets.tensorrt:TensorRTRunner",
                build_on="device", build_requires=("tensorrt",),
                run_requires=("tensorrt", "cuda"))
 
+
+def _checked(ran: str, precision: str) -> HostCheck:
+    """The host check of ``tensorrt-PRECISION``: ``ran`` in onnxruntime, TensorRT not run."""
+    return HostCheck(ran, "TensorRT", f"tensorrt-{precision}-engine", "the Jetson")
+
+
 TARGETS = (
     Target("tensorrt-fp16", "fp16", builder=f"{_HOST_BUILD}:build_fp16",
            description="TensorRT-ready fp32 ONNX + fp16 recipe (engine: build-engine)",
-           **_HOST_CHECK),
+           host_check=_checked("fp32", "fp16"), **_HOST_CHECK),
     # TensorRT's explicit quantization: symmetric int8 activations only
     Target("tensorrt-int8", "int8", builder=f"{_HOST_BUILD}:build_int8",
            needs_calibration=True, activations=("int8",),
            search=(Int8Options(), Int8Options(calibration="percentile")),
            description="explicit Q/DQ ONNX (symmetric, zero point 0) + int8 recipe",
-           **_HOST_CHECK),
+           host_check=_checked("int8 Q/DQ", "int8"), **_HOST_CHECK),
     # built by `sc2deploy build-engine` (sc2deploy.builders.tensorrt_build.build_engine)
     Target("tensorrt-fp16-engine", "fp16",
            description="serialized TensorRT engine, built on the Jetson", **_ENGINE),

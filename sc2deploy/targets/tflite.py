@@ -9,6 +9,7 @@ import importlib.util
 import numpy as np
 
 from sc2deploy.errors import UsageError
+from sc2deploy.log import native_stderr_without
 from sc2deploy.targets.registry import Int8Options, Target
 from sc2deploy.targets.runner import Runner
 
@@ -16,6 +17,7 @@ _RUNTIME = "ai_edge_litert" if importlib.util.find_spec("ai_edge_litert") else "
 _LITERT = dict(runtime="litert", runner="sc2deploy.targets.tflite:TFLiteRunner",
                build_requires=("torch", "litert_torch"), run_requires=(_RUNTIME,))
 _BUILD = "sc2deploy.builders.tflite_build"
+XNNPACK_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate"  # once per process, on stderr
 
 TARGETS = (
     Target("tflite", "fp32", builder=f"{_BUILD}:build_fp32", description="fp32 TFLite",
@@ -47,9 +49,10 @@ class TFLiteRunner(Runner):
     """LiteRT interpreter over one .tflite file; (de)quantizes int8 inputs/outputs."""
 
     def activate(self) -> None:
-        self._interpreter = _interpreter_class()(model_path=str(self.path),
-                                                 num_threads=self.threads)
-        self._interpreter.allocate_tensors()
+        with native_stderr_without(XNNPACK_NOTICE):
+            self._interpreter = _interpreter_class()(model_path=str(self.path),
+                                                     num_threads=self.threads)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
 

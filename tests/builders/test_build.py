@@ -193,3 +193,23 @@ def test_a_graph_that_cannot_be_ordered_is_a_build_error():
                                          r"\(2 nodes cannot be ordered; first waits for \['b'\]\)"
                                          r".* try another onnxruntime version"):
         sort_topologically(graph)
+
+
+def test_verify_records_this_cpu_so_profile_stops_warning(bundle_copy):
+    from sc2deploy.bundle import write_manifest
+    from sc2deploy.machine import here_key, unverified_warning
+
+    manifest = Bundle.open(bundle_copy).manifest  # as exported before fidelity_by_cpu
+    del manifest["artifacts"]["onnx"]["fidelity_by_cpu"]
+    write_manifest(bundle_copy, manifest)
+    art = Bundle.open(bundle_copy).manifest["artifacts"]["onnx"]
+    assert unverified_warning(art, "onnx", "onnxruntime", "onnxruntime")
+
+    key = here_key("onnxruntime", "onnxruntime")
+    (row,) = verify_bundle(bundle_copy, split_images(None)[1][:2])
+    assert row["measured_on"] == key and row["passed"]
+    art = Bundle.open(bundle_copy).manifest["artifacts"]["onnx"]
+    entry = art["fidelity_by_cpu"][key]
+    assert entry["images"] == 2 and entry["verdict"]["passed"] and not entry["emulated"]
+    assert entry["stats"]["agreement_pct"] == row["agreement_pct"]
+    assert unverified_warning(art, "onnx", "onnxruntime", "onnxruntime") is None

@@ -1,6 +1,7 @@
 """TensorRT: the host half is real (Q/DQ graph checked in onnxruntime); the device half skips."""
 
 import importlib.util
+import re
 import shutil
 
 import numpy as np
@@ -11,21 +12,71 @@ from onnx import numpy_helper
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
 from sc2deploy.targets import get_target
-from sc2deploy.builders.build import BuildOptions, build_targets
+from sc2deploy.builders.build import (BuildOptions, build_targets, format_table, next_steps,
+                                      verify_bundle)
 from sc2deploy.builders.tensorrt_build import build_engine, tensorrt_problems
+from sc2deploy.preprocess import sample_images
+from sc2deploy.report.bundle_info import describe
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+RAN = "onnxruntime fp32 (host check; TensorRT not run)"  # what runs tensorrt-fp16 here
 
 
 @pytest.fixture(scope="module")
-def trt_bundle(demo_bundle, tmp_path_factory):
+def trt_build(demo_bundle, tmp_path_factory):
+    """(bundle, build rows) of tensorrt-fp16 and tensorrt-int8 on a copy of the demo bundle."""
     dst = tmp_path_factory.mktemp("trt") / "bundle"
     shutil.copytree(demo_bundle.path, dst)
     # The graph is under test, not the gate: judged on symbols (the demo's tail would judge the
     # task, on which this plain int8 recipe flips 1 of 16 predictions).
-    build_targets(dst, ["tensorrt-fp16", "tensorrt-int8"],
-                  BuildOptions(latency_runs=1, gate="symbols"))
-    return Bundle.open(dst)
+    rows = build_targets(dst, ["tensorrt-fp16", "tensorrt-int8"],
+                         BuildOptions(latency_runs=1, gate="symbols"))
+    return Bundle.open(dst), rows
+
+
+@pytest.fixture(scope="module")
+def trt_bundle(trt_build):
+    return trt_build[0]
+
+
+def _says_what_ran(table: str) -> bool:
+    return re.search(rf"tensorrt-fp16 +fp16 +{re.escape(RAN)} .* passed", table) is not None
+
+
+def test_build_info_and_verify_say_what_ran(trt_build, tmp_path):
+    bundle, rows = trt_build
+    assert _says_what_ran(format_table(rows))
+    assert "onnxruntime int8 Q/DQ (host check; TensorRT not run)" in format_table(rows)
+    assert re.search(rf"tensorrt-fp16 .* symbols equal to torch; run by {re.escape(RAN)}",
+                     describe(bundle))
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle.path, copy)
+    assert _says_what_ran(format_table(verify_bundle(copy, sample_images()[:2])))
+
+
+def test_next_steps_send_tensorrt_to_the_jetson(trt_build):
+    bundle, rows = trt_build
+    steps = next_steps(bundle.path, rows)
+    assert not any("--target tensorrt-fp16 " in s or s.startswith("next:") for s in steps)
+    assert (f"tensorrt-fp16 ran {RAN}; build and profile TensorRT on the Jetson: sc2deploy "
+            f"build-engine {bundle.path} --precision fp16, then sc2deploy profile {bundle.path} "
+            "--target tensorrt-fp16-engine") in steps
+
+
+def test_a_profile_records_what_ran_and_stays_off_the_front(trt_bundle):
+    from sc2deploy.measure.options import ProfileOptions
+    from sc2deploy.measure.runtime import profile
+    from sc2deploy.report.pareto import candidates, left_out
+    from sc2deploy.report.summary import format_profile
+    from sc2deploy.results.schema import validate
+
+    doc = validate(profile(ProfileOptions(bundle=trt_bundle.path, target="tensorrt-fp16",
+                                          runs=2, warmup=0, energy="none", baselines=False,
+                                          progress=False)))
+    assert doc["executed"] == {"runtime": "onnxruntime", "precision": "fp32",
+                               "host_check": True, "text": RAN}
+    assert f"ran        {RAN}; not the target's runtime" in format_profile(doc)
+    assert candidates([doc]) == [] and RAN in left_out([doc])
 
 
 def test_int8_qdq_graph_is_tensorrt_ready(trt_bundle):

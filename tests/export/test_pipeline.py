@@ -162,3 +162,16 @@ def test_existing_bundle_needs_force_and_failures_leave_nothing(tmp_path, few_im
 def test_bad_options(tmp_path, kwargs, match):
     with pytest.raises(UsageError, match=match):
         export_bundle(ExportOptions(out=tmp_path / "b", **kwargs))
+
+
+def test_the_exports_check_records_this_cpu(demo_bundle):
+    """profile must not call head.onnx unverified on the CPU whose export checked every symbol."""
+    from sc2deploy.machine import core_name, here_key, unverified_warning
+
+    art = demo_bundle.manifest["artifacts"]["onnx"]
+    (key, entry), = art["fidelity_by_cpu"].items()
+    assert key == here_key("onnxruntime", "onnxruntime")
+    assert (entry["cpu"], entry["emulated"], entry["images"]) == (core_name(), False,
+                                                                  art["fidelity"]["images"])
+    assert entry["verdict"]["passed"] and entry["stats"] == art["fidelity"]
+    assert unverified_warning(art, "onnx", "onnxruntime", "onnxruntime") is None

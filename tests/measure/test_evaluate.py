@@ -122,7 +122,8 @@ def test_the_cli_writes_results_and_report_reads_them(student_bundle, tmp_path, 
 
     assert main(["report", str(out), "-o", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "## Accuracy" in md and "| tiny/eval | onnx | fp32 | 4 | 100.0 [51.0, 100.0] |" in md
+    assert "## Accuracy" in md and ("| tiny/eval | onnx | fp32 | onnxruntime fp32 | 4 | "
+                                    "100.0 [51.0, 100.0] |") in md
     profile = tmp_path / "device.json"
     write_results(make_result("demo/onnx"), profile)
     assert main(["report", str(profile), str(out), "-o", str(tmp_path / "both")]) == 0
@@ -320,3 +321,30 @@ def test_bad_baselines_and_teachers_are_refused(student_bundle, generated, tmp_p
                  "--baselines", "jpeg:10", "-o", str(out)]) == 2
     assert "--baselines needs --teacher ONNX" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_class_count_other_than_the_tails_is_warned_about(student_bundle, tmp_path, capsys):
+    """2 class folders on a 10-class tail are taken as classes 0 and 1: said on one line."""
+    root = tmp_path / "val"
+    for name, path in zip(("n01", "n02"), sample_images()[:2]):
+        (root / name).mkdir(parents=True)
+        (root / name / path.name).write_bytes(path.read_bytes())
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(student_bundle.path), "--images", str(root), "--coder", "c",
+                 "-o", str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1, warnings
+    assert (f"warning: {root} has 2 class folders but the tail has 10 classes: folder i of the "
+            "sorted names is taken as class i (0..1)") in warnings[0]
+    assert "--classes FILE" in warnings[0]
+
+    classes = tmp_path / "classes.txt"  # the model's 10 classes, in its order: no warning
+    classes.write_text("".join(f"n{k:02d}\n" for k in range(10)))
+    assert main(["evaluate", str(student_bundle.path), "--images", str(root), "--classes",
+                 str(classes), "--coder", "c", "-o", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    classes.write_text("n01\nn02\nn03\n")
+    assert main(["evaluate", str(student_bundle.path), "--images", str(root), "--classes",
+                 str(classes), "--coder", "c", "-o", str(out)]) == 0
+    assert f"warning: --classes {classes} names 3 classes but the tail has 10" in \
+        capsys.readouterr().err

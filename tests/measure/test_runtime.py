@@ -325,7 +325,12 @@ def _drain(fd: int) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_writes_partial_results_atomically(demo_bundle, images, tmp_path, signum):
+    """SIGINT with no earlier results: the partial ones go to -o. SIGTERM over an earlier
+    (complete) file: it stays byte-identical, the partial results go beside it."""
     out = tmp_path / "partial.json"
+    earlier = b'{"an earlier complete run": true}\n'
+    if signum == signal.SIGTERM:
+        out.write_bytes(earlier)
     # stderr is a terminal, so that the progress bar (quiet elsewhere) shows the images measured
     terminal, child_end = pty.openpty()
     # SIGINT ignored at start, as in a background job of a script: profile still stops on it
@@ -351,12 +356,15 @@ def test_ctrl_c_writes_partial_results_atomically(demo_bundle, images, tmp_path,
     drain.join(timeout=10)
     os.close(terminal)
     assert proc.returncode == 130
-    assert "PARTIAL" in stdout and str(out) in stdout
-    doc = json.loads(out.read_text())
+    written = out if signum == signal.SIGINT else tmp_path / "partial.partial.json"
+    assert "PARTIAL results" in stdout and f"written to {written}" in stdout
+    doc = json.loads(written.read_text())
     assert doc["complete"] is False and doc["runs"]["stop"] == "interrupted"
     assert doc["runs"]["measured"] > 0 and doc["latency_ms"]["total"]["n"] == \
         doc["runs"]["measured"]
-    assert [p.name for p in tmp_path.iterdir()] == ["partial.json"]
+    if signum == signal.SIGTERM:
+        assert out.read_bytes() == earlier and f"{out} is as it was" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"partial.json", written.name})
 
 
 def test_host_options_that_name_local_files_are_refused(demo_bundle, images, tmp_path, capsys):

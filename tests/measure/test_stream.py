@@ -4,11 +4,13 @@ front is tested in tests/serving/test_ray_app.py)."""
 
 import json
 import os
+import signal
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -98,7 +100,7 @@ def down():
 
 def options(bundle, url, tmp_path, images, **kw):
     return StreamOptions(bundle=bundle.path, server=url, token=kw.pop("token", TOKEN),
-                         queue=tmp_path / "queue.json", images=images, backoff_s=0.01,
+                         queue=kw.pop("queue", tmp_path / "queue.json"), images=images, backoff_s=0.01,
                          max_backoff_s=0.05, progress=False, **kw)
 
 
@@ -246,3 +248,35 @@ def test_the_cli_streams_mjpeg_from_stdin(split_bundle, front, tmp_path):
     assert "camera - (MJPG):" in proc.stdout and "3/3 images answered" in proc.stdout
     doc = json.loads((tmp_path / "cam.json").read_text())
     assert doc["camera"]["kind"] == "stdin" and doc["answered"] == 3
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_stream_keeps_what_it_measured_and_the_rerun_sends_the_rest(
+        split_bundle, front, images, tmp_path, signum):
+    out, queue = tmp_path / "s.json", tmp_path / "s.json.queue.json"
+    earlier = b'{"an earlier complete stream": true}\n'
+    out.write_bytes(earlier)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sc2deploy", "stream", str(split_bundle.path), "--server",
+         front.url, "--images", str(images), "--interval-ms", "1500", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, SC2DEPLOY_TOKEN=TOKEN))
+    deadline = time.monotonic() + 120
+    while len(front.seen) < 2:  # two answered; the third waits for its interval
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    partial = tmp_path / "s.partial.json"
+    assert out.read_bytes() == earlier and f"written to {partial}; {out} is as it was" in stdout
+    doc = validate(json.loads(partial.read_text()))
+    assert doc["interrupted"] and not doc["complete"]
+    assert doc["answered"] == len(front.seen) == doc["images"] >= 2
+    assert doc["latency_ms"]["total"]["n"] == doc["answered"]
+    sent = list(front.seen)
+    rerun = stream(options(split_bundle, front.url, tmp_path, images, queue=queue))
+    assert rerun["complete"] and rerun["answered"] == 6 and not rerun["interrupted"]
+    assert sorted(front.seen[len(sent):]) == sorted(set(front.seen) - set(sent))  # no resend
+    assert len(front.seen) == 6

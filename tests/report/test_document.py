@@ -174,9 +174,10 @@ def test_end_to_end_bars_add_baselines_through_the_same_link():
     assert a.device == docs[0]["end_to_end_ms"]["device"] and a.server == 12.0
     assert b.link == 0.0 and not b.has_server and "no link" in b.notes
     base = docs[0]["baselines"][0]
-    assert (jpeg.device, jpeg.link, jpeg.server) == (base["encode_ms_p50"], base["link_ms"],
-                                                      12.0)
-    assert jpeg.server_source.startswith("assumed") and not bars[4].has_server
+    # not the student's decoder + tail time: a baseline has no server time of its own
+    assert (jpeg.device, jpeg.link, jpeg.server) == (base["encode_ms_p50"], base["link_ms"], 0)
+    assert not jpeg.has_server and "no server time: 0 ms" in jpeg.notes
+    assert not bars[4].has_server
     assert bars[4].name == "baseline jpeg-q75 (no link)"
 
 
@@ -326,3 +327,14 @@ def test_formats_choose_what_is_written(tmp_path):
     write_report([doc], out, ("html",))  # a second report replaces files, keeps the others
     assert (out / "report.html").is_file() and (out / "latency_cdf.svg").is_file()
     assert not list(out.glob("*.png")) and not list(out.glob(".report-*"))
+
+
+def test_two_evaluations_of_one_bundle_and_target_are_refused(tmp_path):
+    good = make_evaluation("good", targets=(("onnx", 3000.0, 90),))
+    bad = make_evaluation("bad", targets=(("onnx", 3000.0, 0),))
+    other = make_evaluation("other", sha="ef" * 32, targets=(("onnx", 3000.0, 0),))
+    with pytest.raises(ResultsError, match=r"result #1 \('good'\) and result #2 \('bad'\) both "
+                       r"evaluate target onnx .*90.0 % on 100 images vs 0.0 %"):
+        write_report([good, bad], tmp_path / "rep", ("md",))
+    assert not (tmp_path / "rep").exists() or not any((tmp_path / "rep").iterdir())
+    write_report([good, other], tmp_path / "ok", ("md",))  # another bundle: a curve

@@ -73,3 +73,29 @@ def test_a_report_with_a_stream_document(tmp_path):
                               "(measured) | 759 |")  # the sum of the stages' p50
     assert "reply" not in e2e  # no stage the configuration does not have
     assert "| a stream | complete | stream | demo | onnx |" in md  # in the overview
+
+
+def test_a_stream_that_reached_nothing_is_not_drawn_as_a_measurement(tmp_path):
+    from sc2deploy.report.document import write_report
+
+    a = make_result("a")
+    down = _stream(a, reply=False)
+    down.update(complete=False, answered=0, label="down")
+    short = _stream(a, reply=False)
+    short.update(complete=False, answered=40, label="short")
+    assert [b.short for b in end_to_end_bars([a, down, short])][:2] == [
+        "a", "short [40/50 answered]"]  # unanswered images are not an interruption
+    write_report([a, down, short], tmp_path / "rep", ("md",))
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Not drawn: down [0/50 answered]: no image was answered" in md
+    assert "Streams with images refused or never answered: down [0/50 answered], short" in md
+    assert "[partial (interrupted)]" not in md and "| partial (interrupted) |" not in md
+    e2e = md.split("## End-to-end latency", 1)[1].split("\n## ", 1)[0]
+    assert "| down" not in e2e
+
+
+def test_an_interrupted_stream_is_named_partial():
+    a = make_result("a")
+    cut = _stream(a)
+    cut.update(complete=False, interrupted=True, answered=20)
+    assert end_to_end_bars([a, cut])[1].short == "a stream [partial (interrupted)]"

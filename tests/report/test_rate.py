@@ -30,7 +30,8 @@ def test_a_sweep_is_one_curve_per_target_ordered_by_bytes():
 def test_figures_have_log_bytes_ci_bars_and_their_legends():
     fig = plot_rate_accuracy(_sweep())
     ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_xlabel() == "bytes per image, mean (log scale)"
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel().startswith("bytes per image, mean (log scale)")
     assert ax.get_ylabel() == "top-1 accuracy (%), 95 % Wilson CI"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["JPEG (teacher), quality 10–90", "WebP (teacher), quality 10–90",
@@ -43,3 +44,13 @@ def test_figures_have_log_bytes_ci_bars_and_their_legends():
     one = plot_rate_accuracy([make_evaluation(baselines=False)])  # single points, no curve
     assert [t.get_text() for t in one.legends[0].get_texts()] == ["demo / onnx",
                                                                   "demo / onnx-int8"]
+
+
+def test_targets_at_one_point_are_offset_so_each_is_seen():
+    same = [(t, 3000.0, 70) for t in ("onnx", "onnx-fp16", "onnx-int8", "tflite", "tflite-fp16",
+                                      "tflite-int8")]
+    fig = plot_rate_accuracy([make_evaluation(targets=same, baselines=False)])
+    ax = fig.axes[0]
+    xs = sorted(float(line.get_xdata()[0]) for line in ax.lines if len(line.get_xdata()))
+    assert len(set(xs)) == 6 and 3000 / 1.06 < xs[0] < xs[-1] < 3000 * 1.06
+    assert "offset by up to ±5 %" in ax.get_xlabel()

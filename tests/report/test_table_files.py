@@ -26,7 +26,7 @@ def test_booktabs_layout_partial_rows_and_csv():
     assert tex.splitlines()[:4] == [r"\begin{tabular}{lrl}", r"\toprule",
                                     r"configuration & p50 ms & note \\", r"\midrule"]
     assert r"ladon\_1$^\dagger$ & 1,234 & --- \\" in tex and r"\bottomrule" in tex
-    assert "partial (interrupted)" in tex
+    assert "incomplete (interrupted" in tex
     assert list(csv.reader(to_csv(t).splitlines())) == [t.headers, *t.rows]
 
 

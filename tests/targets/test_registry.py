@@ -33,6 +33,10 @@ def test_capabilities_are_declared():
     assert {n for n, t in known.items() if t.search} == set(int8) | {"onnx-fp16"}
     assert Fp16Options(keep_float=(LAST_CONV, GDN)) in known["onnx-fp16"].search
     assert known["tensorrt-int8"].runtime == "onnxruntime (host check)"  # for display
+    assert known["tensorrt-fp16"].executed() == {  # what runs it here, in every table
+        "runtime": "onnxruntime", "precision": "fp32", "host_check": True,
+        "text": "onnxruntime fp32 (host check; TensorRT not run)"}
+    assert known["onnx-fp16"].executed()["text"] == "onnxruntime fp16"
 
 
 def test_every_module_declares_its_targets():
@@ -64,6 +68,7 @@ def test_a_duplicate_or_unknown_precision_is_refused():
                                                          "Int8Options with activations among"),
     (dict(activations=()), r"activations \(\) for a int8 target built on the host, expected "
                            "them exactly for int8 host targets"),
+    (dict(host_check=True), "host_check True, expected a HostCheck or None"),
 ])
 def test_a_bad_record_is_refused_with_what_is_wrong(change, match):
     record = replace(get_target("onnx-int8"), name="onnx-int8-bad", **change)
