@@ -2,7 +2,8 @@
 
 Dev-only, one command from nothing: ``make demo-ladder`` (about 45 minutes on 2 CPU
 cores; the ladder points are trained one after the other, each warm-started from the
-previous, smaller β). Writes, each file atomically as soon as it is done::
+previous, smaller β: a large β from nothing collapses the latent, tried). Writes, each file
+atomically as soon as it is done::
 
     sc2deploy/data/demo_teacher.onnx            the teacher (baselines classify with it)
     sc2deploy/data/demo_ladder/demo-beta<B>.pt  one student per β, torchdistill layout
@@ -273,20 +274,40 @@ def logits_of(model, inputs, batch: int = 64) -> torch.Tensor:
         return torch.cat([model(inputs[i:i + batch]) for i in range(0, len(inputs), batch)])
 
 
+def views(student: Student, teacher: Teacher, x, medians, count: int, gen):
+    """Stage 2's inputs: the symbols of ``count`` crops of each image (the centre crop, then
+    random ones) and the teacher's logits on the same crops: [count, n, ...] each."""
+    symbols, soft = [], []
+    with torch.no_grad():
+        for view in range(count):
+            crop_gen = None if view == 0 else gen
+            sym, logits = [], []
+            for i in range(0, len(x), 64):
+                inputs = crops(x[i:i + 64], CROP, crop_gen)
+                sym.append(torch.round(student.encoder(inputs) - medians).to(torch.int16))
+                logits.append(teacher(inputs))
+            symbols.append(torch.cat(sym))
+            soft.append(torch.cat(logits))
+    return torch.stack(symbols), torch.stack(soft)
+
+
 def stage2(student: Student, symbols, medians, y, soft, args, gen) -> None:
-    """Encoder and prior frozen: decoder + layer2-4 + fc, CE + KD on the rounded symbols."""
+    """Encoder and prior frozen: decoder + layer2-4 + fc, CE + KD on the rounded symbols;
+    each step takes one of the views (``symbols``/``soft``: [views, n, ...]) per image."""
     parts = [student.decoder, student.layer2, student.layer3, student.layer4, student.fc]
     params = [p for m in parts for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=args.lr)
-    steps = args.stage2_epochs * (len(symbols) // args.batch)
+    steps = args.stage2_epochs * (len(y) // args.batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     t, alpha = args.kd_temperature, args.kd_alpha
     for m in parts:
         m.train()
 
     def step(idx):
-        logits = student.tail(symbols[idx].float() + medians)
-        kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft[idx] / t, 1),
+        view = (torch.randint(len(symbols), (len(idx),), generator=gen) if len(symbols) > 1
+                else torch.zeros(len(idx), dtype=torch.long))
+        logits = student.tail(symbols[view, idx].float() + medians)
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft[view, idx] / t, 1),
                       reduction="batchmean", log_target=True) * t * t
         return logits, (1 - alpha) * F.cross_entropy(logits, y[idx]) + alpha * kd
 
@@ -354,6 +375,8 @@ def parse(argv=None):
     p.add_argument("--stage1-steps", type=int, default=1200, help="first (smallest) β")
     p.add_argument("--stage1-warm-steps", type=int, default=600, help="each later β")
     p.add_argument("--stage2-epochs", type=int, default=12)
+    p.add_argument("--stage2-views", type=int, default=1, help="crops per image in stage 2: "
+                   "the centre crop, then random ones")
     p.add_argument("--aux-steps", type=int, default=1000)
     p.add_argument("--crop", type=int, default=112, help="stage 1 crop size (pixels)")
     p.add_argument("--batch", type=int, default=32)
@@ -401,7 +424,6 @@ def main(argv=None):
 
     teacher, teacher_s = teacher_for(args, x, y, gen)
     with torch.no_grad():
-        soft = logits_of(teacher, crops(x, CROP))
         t_top1 = 100 * float((logits_of(teacher, crops(x_eval, CROP)).argmax(1) == y_eval)
                              .float().mean())
     log(f"teacher held-out top-1 {t_top1:.1f} %  ({teacher_s:.0f} s)")
@@ -425,7 +447,7 @@ def main(argv=None):
         student.eval()
         tables = compute_tables(student.entropy_bottleneck)
         medians = torch.from_numpy(tables.medians).view(1, -1, 1, 1)
-        sym = symbols_of(student, x, medians)
+        sym, soft = views(student, teacher, x, medians, args.stage2_views, gen)
         stage2(student, sym, medians, y, soft, args, gen)
         sym_eval = symbols_of(student, x_eval, medians)
         top1 = 100 * float((logits_of(student.tail, sym_eval.float() + medians).argmax(1)

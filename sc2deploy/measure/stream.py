@@ -51,7 +51,7 @@ from sc2deploy.measure.progress import Progress
 from sc2deploy.measure.stats import samples_entry, summarize
 from sc2deploy.preprocess import list_images, sample_images
 from sc2deploy.results.schema import header, utc_now
-from sc2deploy.targets import load_runner
+from sc2deploy.targets import get_target, load_runner
 from sc2deploy.targets.encoding import latent_codec
 
 PROTOCOL = 1
@@ -267,6 +267,7 @@ def stream(options: StreamOptions) -> dict:
     doc = _document(options, bundle, created, names, queue, sender.retries, codec.coder)
     doc["link"] = link.summary([p["bytes"] for p in doc["predictions"]]) if link else None
     doc["interrupted"] = interrupted
+    doc["executed"] = get_target(options.target).executed()
     doc["complete"] = doc["complete"] and not interrupted and len(names) >= total
     if camera is not None:
         doc["camera"] = camera

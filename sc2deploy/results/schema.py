@@ -256,7 +256,8 @@ STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": 
                       {"frame": INT, "frame_age_ms": NUM, "captured_utc": STR,
                        "served_by": _object({"node": STR, "replica": STR})}))},
                  {"conditions": CONDITIONS, "samples": _nullable(SAMPLES),
-                  "link": _nullable(LINK), "camera": CAMERA, "interrupted": BOOL})
+                  "link": _nullable(LINK), "camera": CAMERA, "interrupted": BOOL,
+                  "executed": EXECUTED})
 
 
 def _top_level(kind: str, version: int) -> Check:

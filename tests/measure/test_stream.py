@@ -273,6 +273,7 @@ def test_an_interrupted_stream_keeps_what_it_measured_and_the_rerun_sends_the_re
     assert out.read_bytes() == earlier and f"written to {partial}; {out} is as it was" in stdout
     doc = validate(json.loads(partial.read_text()))
     assert doc["interrupted"] and not doc["complete"]
+    assert doc["executed"]["text"] == "onnxruntime fp32"  # what ran the head
     assert doc["answered"] == len(front.seen) == doc["images"] >= 2
     assert doc["latency_ms"]["total"]["n"] == doc["answered"]
     sent = list(front.seen)

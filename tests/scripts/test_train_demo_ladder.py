@@ -15,7 +15,8 @@ SCRIPT = ROOT / "scripts" / "train_demo_ladder.py"
 TINY = ["--betas", "4", "0.5", "--channels", "4", "--decoder-width", "8",
         "--train-per-class", "2", "--eval-per-class", "1", "--teacher-epochs", "1",
         "--stage1-steps", "3", "--stage1-warm-steps", "2", "--stage2-epochs", "1",
-        "--aux-steps", "2", "--crop", "64", "--batch", "4", "--threads", "1"]
+        "--aux-steps", "2", "--crop", "64", "--batch", "4", "--threads", "1",
+        "--stage2-views", "2"]
 PUBLISHED = ("backbone.bottleneck_layer.encoder.0.weight", "backbone.bottleneck_layer.encoder.1.gamma",
              "backbone.bottleneck_layer.entropy_bottleneck.matrices.0",
              "backbone.bottleneck_layer.entropy_bottleneck.quantiles",
