@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from sc2deploy import atomic
-from sc2deploy.errors import Sc2DeployError, UsageError
+from sc2deploy.errors import Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import logger
 from sc2deploy.config_files import read_mapping
 from sc2deploy.measure.options import ProfileOptions, from_mapping, sweep_keys
@@ -178,14 +178,17 @@ def prepare_all(sweep: Sweep, out: Path) -> List[dict]:
 
 def _profile_one(sweep: Sweep, bundle: Path, target: str, host: str, label: str,
                  out: Path) -> dict:
-    from sc2deploy.results.schema import write_results
+    from sc2deploy.results.schema import write_measured
     from sc2deploy.measure.runtime import profile
 
     options = from_mapping(ProfileOptions, sweep.profile, "sweep profile", bundle=bundle,
                            target=target, images=sweep.images, label=label, progress=False)
     if host == LOCAL:
         doc = profile(options)
-        write_results(doc, out)
+        written = write_measured(doc, out)  # partial results never replace an earlier run's
+        if not doc["complete"]:
+            raise Interrupted(f"interrupted while profiling {label}: its PARTIAL results are in "
+                              f"{written}; the sweep's earlier results are as they were")
         return doc
     from sc2deploy.preprocess import sample_images
     from sc2deploy.measure.options import RemoteOptions
@@ -226,6 +229,8 @@ def run_sweep(sweep: Sweep, out: Path) -> Tuple[Path, dict]:
                     docs.append(_profile_one(sweep, Path(record["bundle"]), target, host,
                                              label, result))
                     item.update(status="ok", results=str(result))
+                except Interrupted:
+                    raise
                 except Sc2DeployError as exc:
                     item.update(status="failed", error=f"profile: {exc}")
                     logger.warning("  %s failed: %s", label, exc)

@@ -62,3 +62,29 @@ def test_paths_are_relative_to_the_sweep_file(tmp_path):
                                        "c/x.pt}]\ntargets: [onnx]\nimages: imgs\n"))
     assert sweep.checkpoints[0].path == (tmp_path / "c" / "x.pt").resolve()
     assert sweep.images == (tmp_path / "imgs").resolve() and sweep.hosts == ("local",)
+
+
+def test_an_interrupted_profile_keeps_the_earlier_result_and_stops_the_sweep(demo_bundle,
+                                                                            tmp_path):
+    import os
+    import signal
+    import threading
+
+    from sc2deploy.errors import Interrupted
+    from sc2deploy.orchestrate.sweep import LOCAL, Sweep, _profile_one
+
+    out = tmp_path / "demo_onnx.json"
+    earlier = b'{"an earlier complete run": true}\n'
+    out.write_bytes(earlier)
+    sweep = Sweep(checkpoints=(), targets=("onnx",),
+                  profile={"runs": 100000, "warmup": 1, "energy": "none", "idle_s": 0})
+    timer = threading.Timer(5.0, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C mid-run
+    timer.start()
+    try:
+        with pytest.raises(Interrupted, match="PARTIAL results are in .*demo_onnx.partial.json"):
+            _profile_one(sweep, demo_bundle.path, "onnx", LOCAL, "demo/onnx", out)
+    finally:
+        timer.cancel()
+    assert out.read_bytes() == earlier
+    partial = json.loads((tmp_path / "demo_onnx.partial.json").read_text())
+    assert partial["complete"] is False and partial["runs"]["measured"] > 0
