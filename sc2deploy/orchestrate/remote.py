@@ -255,10 +255,6 @@ def connection_inputs(remote_python: str, port: Optional[int], timeout: float,
     return command
 
 
-def _partial_path(out: Path) -> Path:
-    return out.with_name(f"{out.stem}.partial{out.suffix}")
-
-
 def profile_remote(destination: str, bundle: Path, images: Path, profile_args: Sequence[str],
                    out: Path, port: Optional[int] = None, remote_python: str = "python3",
                    timeout: float = 600, ssh_options: Sequence[str] = ()) -> dict:
@@ -440,7 +436,9 @@ def _download(remote: _Remote, remote_dir: str, out: Path, timeout: Optional[flo
 
 
 def _keep_partial(tmp: str, out: Path) -> str:
-    partial = _partial_path(out)
+    from sc2deploy.results.schema import partial_path
+
+    partial = partial_path(out)
     os.replace(tmp, partial)
     return f"; its partial results were kept as {partial} (not {out})"
 

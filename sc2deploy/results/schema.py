@@ -360,7 +360,7 @@ def write_results(doc: dict, path: Union[str, Path]) -> Path:
 def partial_path(path: Union[str, Path]) -> Path:
     """Where incomplete results go when ``path`` already holds a file: beside it."""
     path = Path(path)
-    return path.with_name(f"{path.stem}.partial{path.suffix or '.json'}")
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
 def write_measured(doc: dict, path: Union[str, Path]) -> Path:
