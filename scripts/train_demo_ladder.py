@@ -1,6 +1,6 @@
 """Train the demo's teacher and its β ladder of entropic students, as the seeds do.
 
-Dev-only, one command from nothing: ``make demo-ladder`` (about 45 minutes on 2 CPU
+Dev-only, one command from nothing: ``make demo-ladder`` (about 60 minutes on 2 CPU
 cores; the ladder points are trained one after the other, each warm-started from the
 previous, smaller β: a large β from nothing collapses the latent, tried). Writes, each file
 atomically as soon as it is done::
@@ -365,15 +365,15 @@ def point_name(beta: float) -> str:
 # ---------------------------------------------------------------------- main
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--betas", type=float, nargs="*", default=[0.1, 0.3, 1.0, 3.0],
+    p.add_argument("--betas", type=float, nargs="*", default=[0.03, 0.1, 0.3, 1.0, 3.0],
                    help="the ladder's β values, trained in increasing order")
     p.add_argument("--channels", type=int, default=12, help="latent channels N (encoder 4N, 2N)")
     p.add_argument("--decoder-width", type=int, default=32)
     p.add_argument("--train-per-class", type=int, default=200)
     p.add_argument("--eval-per-class", type=int, default=30)
     p.add_argument("--teacher-epochs", type=int, default=10)
-    p.add_argument("--stage1-steps", type=int, default=1200, help="first (smallest) β")
-    p.add_argument("--stage1-warm-steps", type=int, default=600, help="each later β")
+    p.add_argument("--stage1-steps", type=int, default=3000, help="first (smallest) β")
+    p.add_argument("--stage1-warm-steps", type=int, default=800, help="each later β")
     p.add_argument("--stage2-epochs", type=int, default=12)
     p.add_argument("--stage2-views", type=int, default=1, help="crops per image in stage 2: "
                    "the centre crop, then random ones")

@@ -2,11 +2,14 @@
 
 A backend turns a float64 pmf into a *model*, encodes segments
 ``(symbols, model)`` in order into uint32 words, and decodes them back with a
-stateful decoder (segments may depend on what was decoded before).
+stateful decoder (segments may depend on what was decoded before). Its
+``raw_encode``/``raw_decode`` code independent channels: the C coder in one
+call (tables made as it goes), falling back to :func:`encode_checked` and
+:func:`decode_checked`, whose checks name any problem.
 """
 
 import importlib.util
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,6 +31,13 @@ class ConstrictionBackend:
 
     def model(self, pmf: np.ndarray):
         return self._categorical(pmf, perfect=False)
+
+    def raw_encode(self, symbols: Sequence[np.ndarray], pmfs: Sequence[np.ndarray]) -> np.ndarray:
+        return encode_checked(self, symbols, pmfs)
+
+    def raw_decode(self, words: np.ndarray, sizes: Sequence[int], pmfs: Sequence[np.ndarray]
+                   ) -> List[np.ndarray]:
+        return decode_checked(self, words, sizes, pmfs)
 
     def encode(self, segments: Sequence[Tuple[np.ndarray, object]]) -> np.ndarray:
         encoder = self._stream.queue.RangeEncoder()
@@ -60,10 +70,25 @@ def constriction_available() -> bool:
         return False
 
 
+# Made once per coder (None: the default), since a raw call takes microseconds.
+_BACKENDS: Dict[Optional[str], object] = {}
+
+
 def get_backend(coder: Optional[str] = None):
     """The backend named ``coder``; by default constriction if installed, else the C coder."""
+    try:
+        return _BACKENDS[coder]
+    except (KeyError, TypeError):  # not made yet, or not a name at all
+        pass
     if coder is None:
-        coder = "constriction" if constriction_available() else "c"
+        backend = get_backend("constriction" if constriction_available() else "c")
+    else:
+        backend = _make_backend(coder)
+    _BACKENDS[coder] = backend
+    return backend
+
+
+def _make_backend(coder: str):
     if coder == "constriction":
         if not constriction_available():
             raise CodecError("coder 'constriction' is not installed (it has no Linux aarch64 "
@@ -117,12 +142,7 @@ def raw_encode(symbols: List[np.ndarray], pmfs: List[np.ndarray], coder: Optiona
     """
     if len(symbols) != len(pmfs):
         raise CodecError(f"{len(symbols)} symbol arrays but {len(pmfs)} pmfs")
-    backend = get_backend(coder)
-    segments = []
-    for i, (sym, pmf) in enumerate(zip(symbols, pmfs)):
-        check_pmf(pmf, f"channel {i}")
-        segments.append((check_symbols(sym, pmf, f"channel {i}"), backend.model(pmf)))
-    return backend.encode(segments)
+    return get_backend(coder).raw_encode(symbols, pmfs)
 
 
 def raw_decode(words: np.ndarray, sizes: Sequence[int], pmfs: List[np.ndarray],
@@ -132,7 +152,22 @@ def raw_decode(words: np.ndarray, sizes: Sequence[int], pmfs: List[np.ndarray],
         raise CodecError(f"{len(sizes)} sizes but {len(pmfs)} pmfs")
     if not isinstance(words, np.ndarray) or words.dtype != np.uint32 or words.ndim != 1:
         raise CodecError("words must be a 1-D numpy uint32 array")
-    backend = get_backend(coder)
+    return get_backend(coder).raw_decode(words, sizes, pmfs)
+
+
+def encode_checked(backend, symbols: Sequence[np.ndarray], pmfs: Sequence[np.ndarray]
+                   ) -> np.ndarray:
+    """raw_encode channel by channel, each checked first: the errors of every coder."""
+    segments = []
+    for i, (sym, pmf) in enumerate(zip(symbols, pmfs)):
+        check_pmf(pmf, f"channel {i}")
+        segments.append((check_symbols(sym, pmf, f"channel {i}"), backend.model(pmf)))
+    return backend.encode(segments)
+
+
+def decode_checked(backend, words: np.ndarray, sizes: Sequence[int],
+                   pmfs: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """raw_decode channel by channel, each checked first: the errors of every coder."""
     decoder = backend.decoder(words)
     out = []
     for i, (size, pmf) in enumerate(zip(sizes, pmfs)):

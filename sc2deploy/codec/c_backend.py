@@ -1,11 +1,13 @@
 """ctypes binding of sc2deploy's portable C range coder (rangecoder.c)."""
 
 import ctypes
+import struct
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sc2deploy.codec.backends import decode_checked, encode_checked
 from sc2deploy.errors import CodecError
 
 # Return codes of rangecoder.c (its enum S2C_*): name, and what it means for the caller.
@@ -24,7 +26,7 @@ CODES = {
                     "under this prior (decoder left its interval, too many escape digits, or "
                     "a value beyond int32); decode with the bundle that encoded it"),
 }
-LUT_SIZE = 256  # LUT_BITS = 8 in rangecoder.c
+LUT_SIZE = 257  # 2^LUT_BITS + 1 with LUT_BITS = 8 in rangecoder.c
 _LIB = None
 
 
@@ -55,6 +57,11 @@ def library() -> ctypes.CDLL:
         lib.s2c_decode_latent.argtypes = [p, i64, i32, i64, p, p, p, p, p, p, p, i64, p, p]
         lib.s2c_build_lut.argtypes = [p, i32, p]
         lib.s2c_build_lut.restype = None
+        # No argtypes: called only with a bytes object and ctypes buffers, which ctypes passes
+        # as pointers as they are (declared argtypes cost ~0.3 us each, about what a short
+        # channel takes to code).
+        lib.s2c_encode_channels.restype = i64
+        lib.s2c_decode_channels.restype = i64
         _LIB = lib
     return _LIB
 
@@ -98,13 +105,106 @@ def _pack(models):
     return cdfs, starts
 
 
+_F64, _I32 = np.dtype(np.float64), np.dtype(np.int32)
+# _BYTES.from_buffer(array) is a pointer to a numpy array for ~0.4 us (array.ctypes costs
+# ~1 us; a ctypes array type of each length would make a class per call).
+_BYTES = ctypes.c_char * 0
+_SPARE_WORDS = 64  # results keep up to this many unused words rather than pay for a copy
+STACK_TABLE = 64  # as in rangecoder.c: tables up to this size need no scratch
+
+
+def _scratch_words(lengths: List[int]) -> int:
+    """The channel functions' scratch, 2 max(n) + 2 doubles, in 4-byte words (or none)."""
+    longest = max(lengths) if lengths else 0
+    return 4 * longest + 4 if longest > STACK_TABLE else 0
+
+
+def pack_channels(lengths: Sequence[int], counts: Sequence[int], arrays: Sequence[np.ndarray],
+                  *extra: int) -> bytes:
+    """The input of s2c_encode_channels (no extra) or s2c_decode_channels (extra: w).
+
+    ``lengths`` are the pmfs' (n in rangecoder.c), ``counts`` the channels' symbols (m);
+    ``arrays`` the pmfs, then the symbols or the words.
+
+    Raises ValueError or BufferError for an array that is not contiguous, struct.error
+    for a number beyond int64.
+    """
+    header = (len(lengths), *lengths, *counts, *extra)
+    return b"".join((struct.pack(f"={len(header)}q", *header), *arrays))
+
+
 class CBackend:
-    """The C coder: same words as constriction's RangeEncoder + Categorical(perfect=False)."""
+    """The C coder: same words as constriction's RangeEncoder + Categorical(perfect=False).
+
+    Raw channels go to C in one call each way, packed into one bytes object::
+
+        symbols, pmfs --join--> bytes --s2c_encode_channels--> words (quantizing as it goes)
+
+    so a call costs a few microseconds plus time linear in the tables and symbols. Input
+    that call refuses (or cannot take as it is: other dtypes, strided views) goes the
+    checked way, channel by channel, which names the problem.
+    """
 
     name = "c"
 
     def __init__(self):
-        library()
+        self._lib = library()
+
+    def raw_encode(self, symbols: Sequence[np.ndarray], pmfs: Sequence[np.ndarray]) -> np.ndarray:
+        words = self._encode_channels(symbols, pmfs)
+        return words if words is not None else encode_checked(self, symbols, pmfs)
+
+    def raw_decode(self, words: np.ndarray, sizes: Sequence[int], pmfs: Sequence[np.ndarray]
+                   ) -> List[np.ndarray]:
+        out = self._decode_channels(words, sizes, pmfs)
+        return out if out is not None else decode_checked(self, words, sizes, pmfs)
+
+    def _encode_channels(self, symbols, pmfs) -> Optional[np.ndarray]:
+        """s2c_encode_channels, or None where the checked way must take the input."""
+        lengths, counts = [], []
+        try:
+            for sym, pmf in zip(symbols, pmfs):  # these dtypes, in native byte order
+                if not ((pmf.dtype is _F64 or pmf.dtype == _F64) and pmf.ndim == 1
+                        and (sym.dtype is _I32 or sym.dtype == _I32) and sym.ndim == 1):
+                    return None
+                lengths.append(pmf.size)
+                counts.append(sym.size)
+            packed = pack_channels(lengths, counts, (*pmfs, *symbols))
+        except (AttributeError, TypeError, ValueError, BufferError):  # not arrays, or strided
+            return None
+        scratch = _scratch_words(lengths)
+        buffer = np.empty(scratch + sum(counts) + 3, np.uint32)  # scratch first: aligned
+        ref = _BYTES.from_buffer(buffer)
+        n_words = self._lib.s2c_encode_channels(packed, ref, ctypes.byref(ref, 4 * scratch))
+        if n_words < 0:
+            return None
+        words = buffer[scratch:scratch + n_words]
+        return words if buffer.size - n_words <= _SPARE_WORDS else words.copy()
+
+    def _decode_channels(self, words, sizes, pmfs) -> Optional[List[np.ndarray]]:
+        """s2c_decode_channels, or None where the checked way must take the input."""
+        lengths = []
+        try:
+            for pmf in pmfs:
+                if not ((pmf.dtype is _F64 or pmf.dtype == _F64) and pmf.ndim == 1):
+                    return None
+                lengths.append(pmf.size)
+            counts = list(map(int, sizes))  # Python ints: numpy ones could overflow in sums
+            packed = pack_channels(lengths, counts, (*pmfs, words), words.size)
+            scratch = _scratch_words(lengths)
+            buffer = np.empty(scratch + sum(counts), np.int32)  # the C call refuses counts < 0
+        except (AttributeError, TypeError, ValueError, BufferError, OverflowError,
+                MemoryError, struct.error):  # not arrays, strided, or counts beyond int64
+            return None
+        ref = _BYTES.from_buffer(buffer)
+        if self._lib.s2c_decode_channels(packed, ref, ctypes.byref(ref, 4 * scratch)):
+            return None  # invalid data included: the checked way says where
+        symbols = buffer[scratch:] if scratch <= _SPARE_WORDS else buffer[scratch:].copy()
+        out, start = [], 0
+        for count in counts:  # views of one array, a channel each
+            out.append(symbols[start:start + count])
+            start += count
+        return out
 
     def model(self, pmf: np.ndarray) -> CModel:
         return CModel(pmf)

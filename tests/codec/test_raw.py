@@ -1,5 +1,7 @@
 """The raw layer: the C coder writes constriction's words, case after case."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,76 @@ def test_decoding_garbage_gives_symbols_or_the_codec_error(coder):
             assert "invalid compressed data" in str(exc)
         else:
             assert out[0].size == 50 and out[0].min() >= 0 and out[0].max() < 3
+
+
+def _edge_cases(rng):
+    """Zero channels, empty channels, 2-entry alphabets, many channels, improbable symbols."""
+    yield [], []
+    yield [np.zeros(0, np.int32)] * 3, [rng.random(int(n)) + 0.1 for n in (2, 50, 1999)]
+    for _ in range(40):
+        symbols, pmfs = [], []
+        for _ in range(int(rng.integers(1, 13))):
+            n = int(rng.choice([2, 2, 3, int(rng.integers(2, 2000))]))
+            m = int(rng.choice([0, 1, int(rng.integers(0, 3001))]))
+            pmfs.append(_random_pmf(rng, n).astype(np.float64))
+            symbols.append(rng.integers(0, n, size=m).astype(np.int32))
+        yield symbols, pmfs
+
+
+@needs_constriction
+def test_c_matches_constriction_on_empty_channels_and_2_entry_alphabets():
+    rng = np.random.default_rng(21)
+    for symbols, pmfs in _edge_cases(rng):
+        sizes = [s.size for s in symbols]
+        words = raw_encode(symbols, pmfs, "c")
+        assert np.array_equal(words, raw_encode(symbols, pmfs, "constriction"))
+        for coder in ("c", "constriction"):
+            back = raw_decode(words, sizes, pmfs, coder)
+            assert all(np.array_equal(a, b) for a, b in zip(back, symbols))
+
+
+@pytest.mark.parametrize("view", [
+    lambda a: np.repeat(a, 2)[::2],  # strided: coded the checked way
+    lambda a: np.frombuffer(a.tobytes(), a.dtype),  # read-only
+    lambda a: pickle.loads(pickle.dumps(a)),  # an equal dtype that is another object
+], ids=["strided", "read-only", "unpickled"])
+def test_arrays_of_every_layout_give_the_same_words(view):
+    symbols, pmfs = _arrays([[3, 3, 0, 1, 2] * 4, [0, 0, 1]], [[0.1, 0.2, 0.3, 0.4], [0.999, 0.001]])
+    words = raw_encode([view(s) for s in symbols], [view(p) for p in pmfs], "c")
+    assert words.tolist() == [3622245085, 1354824496]
+    back = raw_decode(view(words), [20, 3], [view(p) for p in pmfs], "c")
+    assert [b.tolist() for b in back] == [[3, 3, 0, 1, 2] * 4, [0, 0, 1]]
+
+
+def test_the_checked_way_names_the_channel_after_good_ones():
+    good = np.array([0.5, 0.5])
+    ok = np.array([0, 1], np.int32)
+    with pytest.raises(CodecError, match="channel 1: pmf has NaN, infinite or negative entries"):
+        raw_encode([ok, ok], [good, np.array([0.5, np.nan])], "c")
+    with pytest.raises(CodecError, match=r"channel 2: symbol 3 is outside \[0, 3\)"):
+        raw_encode([ok, ok, np.array([0, 3], np.int32)], [good, good, np.ones(3)], "c")
+    with pytest.raises(CodecError, match="channel 1: pmf sums to 5e-301 and cannot be normalized"):
+        raw_decode(np.zeros(2, np.uint32), [2, 2], [good, np.array([5e-301, 0.0])], "c")
+    with pytest.raises(CodecError, match="channel 1: negative size -1"):
+        raw_decode(np.zeros(2, np.uint32), [2, -1], [good, good], "c")
+
+
+@needs_constriction
+def test_a_sum_just_above_the_checks_limit_is_still_coded():
+    # The C call refuses sums below 2e-300 (a margin over the checks' 1e-300); the checked
+    # way then codes them, with constriction's words.
+    symbols, pmfs = [np.array([0, 1, 1], np.int32)], [np.array([1e-300, 5e-301])]
+    words = raw_encode(symbols, pmfs, "c")
+    assert np.array_equal(words, raw_encode(symbols, pmfs, "constriction"))
+    assert raw_decode(words, [3], pmfs, "c")[0].tolist() == [0, 1, 1]
+
+
+def test_sizes_may_be_any_integers():
+    symbols, pmfs = _arrays([[0, 1, 2, 1]], [[0.2, 0.5, 0.3]])
+    for size in (4, np.int64(4), np.uint8(4)):
+        assert raw_decode(np.array([498216161], np.uint32), [size], pmfs, "c")[0].tolist() == [
+            0, 1, 2, 1]
+    symbols = [np.arange(200, dtype=np.int32) % 3] * 2  # uint8 sizes whose sum overflows uint8
+    words = raw_encode(symbols, pmfs * 2, "c")
+    back = raw_decode(words, np.array([200, 200], np.uint8), pmfs * 2, "c")
+    assert all(np.array_equal(a, b) for a, b in zip(back, symbols))
