@@ -248,10 +248,21 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
         # RuntimeError: torch.export / litert-torch converter failures (torch's errors derive
         # from it). onnxruntime's own errors derive from Exception only and are not caught.
         except (Sc2DeployError, RuntimeError) as exc:
-            logger.error("  %s: %s", target.name, exc)
+            message = str(exc) + _runtime_hint(str(exc))
+            logger.error("  %s: %s", target.name, message)
             rows.append({"target": target.name, "precision": target.precision,
-                         "executed": target.executed(), "passed": False, "error": str(exc)})
+                         "executed": target.executed(), "passed": False, "error": message})
     return rows
+
+
+def _runtime_hint(message: str) -> str:
+    """What a runtime's terse refusal means for these heads, where it is known."""
+    if "DIV" in message and "zero_point" in message:
+        return ("; LiteRT refused to divide by a quantized value equal to its zero point: in "
+                "these heads that is GDN's norm, whose calibrated range is too wide for int8 "
+                "steps near its smallest values. Build with --activations dynamic, or --search "
+                "to try the target's other configurations")
+    return ""
 
 
 def _check_activations(target: Target, options: BuildOptions) -> None:

@@ -52,11 +52,15 @@ def test_fp32_and_fp16(tflite_bundle):
 def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
     static = BuildOptions(latency_runs=1, allow_low_fidelity=True)
     row = build_targets(tflite_bundle, ["tflite-int8"], static)[0]
-    assert 90 < row["agreement_pct"] < 100 and row["within_one_pct"] > 99.9
-    bundle = Bundle.open(tflite_bundle)
-    with load_runner(bundle, "tflite-int8") as runner:
-        assert np.dtype(runner._input["dtype"]) == np.int8  # the runner quantizes the input
-        assert runner.infer(np.zeros((1, 3, 224, 224), np.float32)).dtype == np.int32
+    if "error" in row:  # students whose GDN norm quantizes to zero: LiteRT refuses to run
+        assert not row["passed"] and "DIV" in row["error"]
+        assert "GDN's norm" in row["error"] and "--activations dynamic" in row["error"]
+    else:
+        assert 90 < row["agreement_pct"] < 100 and row["within_one_pct"] > 99.9
+        bundle = Bundle.open(tflite_bundle)
+        with load_runner(bundle, "tflite-int8") as runner:
+            assert np.dtype(runner._input["dtype"]) == np.int8  # the runner quantizes input
+            assert runner.infer(np.zeros((1, 3, 224, 224), np.float32)).dtype == np.int32
     dynamic = BuildOptions(latency_runs=1, gate="symbols", int8=Int8Options(activations="dynamic"))
     row = build_targets(tflite_bundle, ["tflite-int8"], dynamic)[0]
     assert row["passed"] and row["agreement_pct"] >= 99.0
