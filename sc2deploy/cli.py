@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
@@ -70,8 +71,9 @@ GATE = (arg("--gate", choices=("auto", "task", "symbols"), default="auto",
                  "auto = task when the bundle has a tail (fp32: always symbols)"),
         arg("--min-agreement", type=float, metavar="PCT", help="symbols gate: required %% of "
             "symbols equal to torch (default: fp32 100, fp16 99.9, int8 99)"),
-        arg("--min-top1", type=float, metavar="PCT", help="task gate: %% of images whose top-1 "
-            "equals the fp32 pipeline's (default: 100)"),
+        arg("--min-top1", type=float, metavar="PCT", help="task gate: the bar for the lower "
+            "bound of the 95 %% interval of the top-1 agreement with the fp32 pipeline "
+            "(default: 95)"),
         arg("--max-kl", type=float, metavar="NATS", help="task gate: mean KL divergence of the "
             "predictions from the fp32 pipeline's (default: 0.01)"))
 CODER = arg("--coder", choices=CODERS, help=CODER_HELP)
@@ -155,6 +157,7 @@ def _build(args) -> int:
                        activations=args.activations, calibration=args.calibration,
                        keep_float=tuple(args.keep_float))
     options = BuildOptions(calib=list_images(args.calib) if args.calib else None,
+                           task_images=list_images(args.task_images) if args.task_images else None,
                            search=args.search, allow_low_fidelity=args.allow_low_fidelity,
                            int8=int8, **_gate(args))
     if args.emulate:
@@ -265,10 +268,18 @@ def _profile(args) -> int:
     atomic.ensure_writable(args.out.parent, "the folder of the results file")
     options, remote = from_namespace(ProfileOptions, args), from_namespace(RemoteOptions, args)
     if not remote.host:
-        return _measure(profile, options, args.out, "sc2deploy report {out} -o REPORT_DIR")
-    doc = profile_on_host(options, remote, args.out)
-    print(f"{format_profile(doc)}\nresults written: {args.out} (measured on {remote.host})")
-    return 0
+        code = _measure(profile, options, args.out, "sc2deploy report {out} -o REPORT_DIR")
+    else:
+        doc = profile_on_host(options, remote, args.out)
+        print(f"{format_profile(doc)}\nresults written: {args.out} (measured on {remote.host})")
+        code = 0
+    if options.per_op and code == 0:
+        from sc2deploy.report.per_op import figure_beside
+
+        drawn = figure_beside(args.out)
+        if drawn:
+            print(drawn)
+    return code
 
 
 def _profile_server(args) -> int:
@@ -348,16 +359,19 @@ def _serve(args) -> int:
     import signal
     import time
 
+    from sc2deploy.measure.ladder import open_family
     from sc2deploy.serving.auth import server_token
     from sc2deploy.serving.service import ServeOptions
 
-    options = ServeOptions(bundle=args.bundle, host=args.host, port=args.port,
+    options = ServeOptions(bundle=args.bundle[0], family=tuple(args.bundle[1:]),
+                           host=args.host, port=args.port,
                            replicas=args.replicas, max_batch=args.max_batch,
                            batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing,
                            max_bytes=args.max_bytes,
                            coder=args.coder, threads=args.threads, ray_address=args.ray_address,
                            tail_batch=args.tail_batch)
-    refuse_unbatchable(Bundle.open(options.bundle), options.tail_batch)
+    for bundle in open_family(options.bundles):  # one ladder's points, or refused with why
+        refuse_unbatchable(bundle, options.tail_batch)
     token, where = server_token(args.token_file)
     from sc2deploy.serving import ray_app
 
@@ -368,10 +382,13 @@ def _serve(args) -> int:
         # and SIGINT are Ctrl-C again, which stops Ray below
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.default_int_handler)
-        print(f"serving {options.bundle} at {url} (token: {where})", flush=True)
+        print(f"serving {' '.join(map(str, options.bundles))} at {url} (token: {where})",
+              flush=True)
         if args.token_file is None and "generated" in where:
             print(f"token: {token}", flush=True)
-        print(f"next, on the device: sc2deploy stream {options.bundle} --server {url} "
+        which = (f"--ladder {' '.join(map(str, options.bundles))} --deadline-ms MS "
+                 "--evaluation EVAL.json ..." if options.family else str(options.bundle))
+        print(f"next, on the device: sc2deploy stream {which} --server {url} "
               "--token-file TOKEN_FILE --images DIR -o RESULTS.json", flush=True)
         while True:
             time.sleep(3600)
@@ -388,11 +405,18 @@ def _stream(args) -> int:
     from sc2deploy.measure.stream import StreamOptions, read_token, stream
     from sc2deploy.results.schema import write_measured
 
+    ladder = _ladder(args)
     atomic.ensure_writable(args.out.parent, "the folder of the results file")
     queue = args.queue or args.out.with_name(args.out.name + ".queue.json")
     stop_on_signals()
-    doc = stream(StreamOptions(
-        bundle=args.bundle, server=args.server, token=read_token(args.token_file),
+    run = stream
+    if ladder is not None:
+        from sc2deploy.measure.adaptive_stream import stream_ladder
+
+        run = partial(stream_ladder, ladder=ladder)
+    doc = run(StreamOptions(
+        bundle=ladder.bundles[0] if ladder else args.bundle, server=args.server,
+        token=read_token(args.token_file),
         queue=queue, images=args.images, target=args.target, coder=args.coder,
         max_retries=args.max_retries, interval_s=args.interval_ms / 1e3, link=args.link,
         label=args.label, camera=args.camera, camera_command=args.camera_command,
@@ -420,8 +444,36 @@ def _stream(args) -> int:
               f"{written}{kept}\nthe same command resumes: the queue {queue} sends only what "
               "is unanswered")
         return EXIT_INTERRUPTED
+    if ladder is not None:
+        a = doc["adaptive"]["summary"]
+        used = ", ".join(f"{n} x{k}" for n, k in a["images_per_point"].items() if k)
+        print(f"adaptive ({doc['adaptive']['mode']}): deadline {ladder.deadline_ms:g} ms met for "
+              f"{a['met']}/{a['images']} images; points: {used}; {a['switches']} switches; "
+              f"expected top-1 {a['mean_top1'] or 0:.1f} %")
     print(f"results written: {written}{kept} (queue: {queue})")
     return 0 if doc["complete"] else 1
+
+
+def _ladder(args):
+    """The adaptive stream's ladder options (None: one bundle, as given)."""
+    from sc2deploy.errors import UsageError
+    from sc2deploy.measure.adaptive_stream import LadderOptions
+
+    if (args.bundle is None) == (not args.ladder):
+        raise UsageError("give one BUNDLE, or --ladder B1 B2 ... (an adaptive stream), not both")
+    adaptive = {"--deadline-ms": args.deadline_ms, "--evaluation": args.evaluation or None,
+                "--min-top1": args.min_top1, "--prior-kbps": args.prior_kbps}
+    if not args.ladder:
+        given = [flag for flag, value in adaptive.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: for an adaptive stream; give --ladder too")
+        return None
+    missing = [flag for flag in ("--deadline-ms", "--evaluation") if adaptive[flag] is None]
+    if missing:
+        raise UsageError(f"--ladder needs {' and '.join(missing)} (the deadline per image; each "
+                         "point's `sc2deploy evaluate` results, for its top-1)")
+    return LadderOptions(tuple(args.ladder), tuple(args.evaluation), args.deadline_ms,
+                         args.min_top1, args.prior_kbps)
 
 
 COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --help`
@@ -460,6 +512,9 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             help="target to build (repeat for several); see `sc2deploy targets`"),
         arg("--calib", type=Path, metavar="DIR",
             help="calibration images (default: half of the bundled samples)"),
+        arg("--task-images", type=Path, metavar="DIR",
+            help="task gate (bundles with a tail): evaluation images, ideally >= 200 and apart "
+                 "from --calib (default: 200 generated texture images)"),
         switch("--search", "int8, onnx-fp16: try configurations, keep the fastest that passes "
                "the gate (with --emulate: the first that passes on every CPU)"),
         switch("--allow-low-fidelity", "keep an artifact that fails the gate"), *GATE,
@@ -545,7 +600,10 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
              out("DIR", "folder for the demo's outputs (its bundle: DIR/demo-bundle)", "--out")),
     "serve": (
         "serve a bundle's server side (decoding, tail) on Ray Serve, behind a token", _serve,
-        BUNDLE, arg("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)"),
+        arg("bundle", type=Path, nargs="+", metavar="BUNDLE", help="bundle directory; several: "
+            "the points of one ladder (same input and task), each container routed to the "
+            "bundle whose prior coded it"),
+        arg("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)"),
         arg("--port", type=int, default=8000, help="port (default: 8000)"),
         arg("--token-file", type=Path, metavar="FILE", help="bearer token file; generated "
             "(mode 0600) when missing (default: $SC2DEPLOY_TOKEN, else a printed new token)"),
@@ -570,7 +628,9 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             "local cluster)"), CODER),
     "stream": (
         "encode images, send them to `sc2deploy serve` and measure end to end", _stream,
-        BUNDLE, arg("--server", required=True, metavar="URL", help="http://HOST:PORT"),
+        arg("bundle", type=Path, nargs="?", metavar="BUNDLE", help="bundle directory (or "
+            "--ladder)"),
+        arg("--server", required=True, metavar="URL", help="http://HOST:PORT"),
         arg("--token-file", type=Path, metavar="FILE",
             help="the server's token (default: $SC2DEPLOY_TOKEN)"),
         images("images to send (default: the bundled samples)"), TARGET, CODER,
@@ -593,6 +653,17 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--frames", type=int, metavar="N", help="with a camera: frames to send (a rerun "
             "sends the queue's pending frames, then captures the rest)"),
         arg("--label", metavar="NAME", help="name in reports"),
+        arg("--ladder", type=Path, nargs="+", metavar="BUNDLE", help="adapt to the link: per "
+            "image, the most accurate of these points (one ladder, as `serve` holds them) whose "
+            "predicted end to end meets --deadline-ms"),
+        arg("--deadline-ms", type=float, metavar="MS", help="with --ladder: end to end per image"),
+        arg("--evaluation", type=Path, nargs="+", metavar="RESULTS", help="with --ladder: "
+            "`sc2deploy evaluate` results of every point (its top-1 and ms)"),
+        arg("--min-top1", type=float, metavar="PCT", help="with --ladder: choose the least "
+            "device + radio energy (radio: --link's TX power x airtime) among points with "
+            "top-1 >= PCT instead"),
+        arg("--prior-kbps", type=float, metavar="K", help="with --ladder: the link's rate "
+            "before the first answer (default: --link's model)"),
         out("RESULTS.json", "results file (kind: stream)")),
 }
 

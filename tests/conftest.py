@@ -67,3 +67,30 @@ def few_images():
     from sc2deploy.preprocess import sample_images
 
     return sample_images()[:4]
+
+
+@pytest.fixture(scope="session")
+def ladder_bundles(tmp_path_factory):
+    """Three points of the demo ladder (~2,200, ~580 and ~240 B per image), most bytes first:
+    one family (issue 22), each folder named after its point."""
+    from sc2deploy.export import ExportOptions, export_bundle
+    from sc2deploy.preprocess import sample_images
+
+    folder = tmp_path_factory.mktemp("ladder")
+    return [export_bundle(ExportOptions(model=name, out=folder / name, images=sample_images()[:4]))
+            for name in ("demo-beta0.1", "demo-beta1", "demo-beta3")]
+
+
+@pytest.fixture(scope="session")
+def ladder_evaluations(ladder_bundles, tmp_path_factory):
+    """`sc2deploy evaluate` results (target onnx) of every ladder point on 100 held-out demo
+    images (10 per class of seed 2): each point's top-1 and ms for the adaptive stream."""
+    from sc2deploy.measure.evaluate import evaluate, image_folder
+    from sc2deploy.orchestrate.demo_data import write_labeled_set
+    from sc2deploy.results.schema import write_results
+
+    folder = tmp_path_factory.mktemp("ladder-eval")
+    data = image_folder(write_labeled_set(folder / "images", 10, seed=2))
+    return [write_results(evaluate(b.path, data, targets=("onnx",), label=b.path.name,
+                                   progress=False), folder / f"{b.path.name}.json")
+            for b in ladder_bundles]

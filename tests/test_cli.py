@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def run_cli(*args):
     """Run the installed entry point the way a user does."""
     return subprocess.run([sys.executable, "-m", "sc2deploy.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1200)
 
 
 def test_info_prints_a_verified_summary(demo_bundle, capsys):

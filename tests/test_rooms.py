@@ -19,7 +19,7 @@ import sc2deploy
 
 CORE = {"sc2deploy", "sc2deploy.errors", "sc2deploy.log", "sc2deploy.atomic", "sc2deploy.bundle",
         "sc2deploy.prior", "sc2deploy.images", "sc2deploy.preprocess", "sc2deploy.specs",
-        "sc2deploy.config_files", "sc2deploy.machine"}
+        "sc2deploy.config_files", "sc2deploy.machine", "sc2deploy.textures"}
 PACKAGES = ("camera", "codec", "targets", "results", "measure", "report", "export", "builders",
             "orchestrate", "serving")
 MAY_IMPORT = {

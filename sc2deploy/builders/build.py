@@ -10,7 +10,10 @@ built) is read from its record (``sc2deploy.targets.registry``); the metric, the
 rule and the thresholds are ``sc2deploy.targets.gate``.
 
 Fidelity is measured on images not used for calibration: by default the
-sample images are split in two halves (calibration, evaluation).
+sample images are split in two halves (calibration, evaluation). A bundle with a tail is
+judged on the task, whose verdict needs more images than the samples hold: its evaluation
+images are ``--task-images`` (the user's), else ``TASK_IMAGES`` generated textures
+(``sc2deploy.textures``, seed GATE_SEED: reproducible, never trained or evaluated on).
 """
 
 import importlib.util
@@ -19,7 +22,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from types import SimpleNamespace
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -30,7 +34,8 @@ from sc2deploy.errors import FidelityError, Interrupted, Sc2DeployError, UsageEr
 from sc2deploy.log import logger, step
 from sc2deploy.machine import here_entry, here_key
 from sc2deploy.preprocess import sample_images
-from sc2deploy.targets.gate import GATES, agreement, decide, task_agreement
+from sc2deploy.targets.gate import (GATES, TASK_IMAGES, agreement, decide, refuted,
+                                   task_agreement)
 from sc2deploy.targets.registry import (Fp16Options, Int8Options,  # re-exported
                                         Target, get_target)
 
@@ -47,6 +52,7 @@ class BuildOptions:
     gate: str = "auto"  # "task" (needs a tail), "symbols", or auto: task when there is a tail
     min_top1: Optional[float] = None  # task gate: % images with the fp32 pipeline's top-1
     max_kl: Optional[float] = None  # task gate: mean KL divergence of the predictions, nats
+    task_images: Optional[Sequence[Path]] = None  # task gate's images; default: generated
 
     def __post_init__(self):
         for flag, value in (("--min-agreement", self.min_agreement),
@@ -77,17 +83,76 @@ def split_images(calib: Optional[Sequence[Path]]):
     return samples[:half], samples[half:]
 
 
-class Reference:
-    """Torch fp32 symbols (and pre-rounding values, to spot .5 ties) on evaluation images."""
+@dataclass(frozen=True)
+class EvalImages:
+    """The images a verdict rests on and where they come from (said in the log and recorded)."""
+    images: Sequence[Union[Path, np.ndarray]]  # files, or uint8 [H, W, 3] pixels (generated)
+    source: str
 
-    def __init__(self, bundle: Bundle, images: Sequence[Path]):
+
+def has_tail(bundle: Bundle) -> bool:
+    """True when the bundle carries the classification tail the task gate runs."""
+    return "file" in bundle.manifest.get("tail", {})
+
+
+def task_images(bundle: Bundle, images: Optional[Sequence[Path]] = None,
+                calib: Optional[Sequence[Path]] = None) -> EvalImages:
+    """The task gate's images: ``images`` (the user's evaluation set), else ``TASK_IMAGES``
+    generated textures (seed GATE_SEED). Fewer than ``TASK_IMAGES`` are used as given (the
+    verdict then says what that costs); calibration images among them are warned about."""
+    if images:
+        images = list(images)
+        used = {Path(p).resolve() for p in calib or ()}
+        overlap = sum(Path(p).resolve() in used for p in images)
+        if overlap:
+            logger.warning("warning: %d of the %d task images also calibrate: the task "
+                           "verdict is optimistic on them (give --task-images a set apart "
+                           "from --calib)", overlap, len(images))
+        if len(images) < TASK_IMAGES:
+            logger.warning("warning: %d task images, fewer than %d: the verdict says what "
+                           "that costs in certainty", len(images), TASK_IMAGES)
+        folders = sorted({str(Path(p).parent) for p in images})
+        return EvalImages(images, f"{len(images)} given images ({', '.join(folders)})"
+                          + (f", {overlap} of them calibration images" if overlap else ""))
+    from sc2deploy.textures import GATE_SEED, gate_images
+
+    crop = bundle.preprocessing()
+    size = max(256, crop.resize, *crop.crop)
+    return EvalImages(gate_images(TASK_IMAGES, size),
+                      f"{TASK_IMAGES} generated texture images (sc2deploy.textures, seed "
+                      f"{GATE_SEED}, {size} px: no evaluation set given, see --task-images)")
+
+
+def eval_images(bundle: Bundle, options: "BuildOptions", calib: Sequence[Path],
+                evals: Sequence[Path]) -> EvalImages:
+    """What a build measures on: the task's images when the task gate may decide, else
+    ``evals`` (the samples not used to calibrate)."""
+    if has_tail(bundle) and options.gate != "symbols":
+        return task_images(bundle, options.task_images, calib)
+    if options.task_images:
+        why = "has no tail (tail.onnx)" if not has_tail(bundle) else "is gated on symbols"
+        raise UsageError(f"--task-images received, but {bundle.path} {why}: the task images "
+                         "serve the task gate only; omit --task-images (symbols are measured "
+                         "on the samples not used to calibrate)")
+    return EvalImages(list(evals), f"{len(evals)} sample images not used to calibrate")
+
+
+class Reference:
+    """Torch fp32 symbols (and pre-rounding values, to spot .5 ties) on evaluation images
+    (files, or uint8 [H, W, 3] pixels); ``source`` says where they come from."""
+
+    def __init__(self, bundle: Bundle, images: Sequence[Union[Path, np.ndarray]],
+                 source: Optional[str] = None):
         import torch  # host side: the reference is the torch fp32 head
+        from PIL import Image
 
         from sc2deploy.export.heads import head_from_arrays
 
         self.module = head_from_arrays(bundle.model["family"], bundle.torch_head_arrays())
         pre = bundle.preprocessing()
-        self.inputs = [pre(p) for p in images]
+        self.inputs = [pre.transform(Image.fromarray(p)) if isinstance(p, np.ndarray)
+                       else pre(p) for p in images]
+        self.source = source or f"{len(images)} images"
         with torch.no_grad():  # both heads' symbols are round(pre_round): run torch once
             self.pre_round = [self.module.pre_round(torch.from_numpy(x)).numpy()
                               for x in self.inputs]
@@ -111,6 +176,8 @@ class StoredReference:
         pre = bundle.preprocessing()
         self.inputs = [pre(by_name[n]) for n in names]
         stored = bundle.reference()
+        self.source = (f"the bundle's {len(names)} reference images (torch outputs stored at "
+                       "export; no torch here)")
         self.symbols = [stored["symbols"][i:i + 1] for i in range(len(names))]
         self.pre_round = None
         side = bundle.model["latent"]["outputs"][1:]  # BQ: scale, zero_point
@@ -138,13 +205,41 @@ def _server_fidelity(bundle: Bundle, reference, symbols) -> Dict:
     got = server_outputs(bundle, symbols, getattr(reference, "side", None))  # fp32 scale (BQ)
     stats = {}
     if "tail" in got:
-        stats["task"] = task_agreement(reference.server["tail"], got["tail"])
+        stats["task"] = {**task_agreement(reference.server["tail"], got["tail"]),
+                         "source": getattr(reference, "source", None)}
     if "decoder" in got:
         ref = np.concatenate([f.ravel() for f in reference.server["decoder"]]).astype(np.float64)
         new = np.concatenate([f.ravel() for f in got["decoder"]]).astype(np.float64)
         stats["decoder_relative_mse"] = float(np.sum((ref - new) ** 2) / max(np.sum(ref ** 2),
                                                                             1e-300))
     return stats
+
+
+def pick_evenly(items: Sequence, n: int) -> list:
+    """n items spread over the sequence, first one included, order kept."""
+    if n <= 0 or not items:
+        return []
+    n = min(n, len(items))
+    return [items[i * len(items) // n] for i in range(n)]
+
+
+def emulation_indices(count: int, n: int) -> List[int]:
+    """Which of ``count`` evaluation images are run under emulation (``n`` of them)."""
+    return pick_evenly(list(range(count)), n)
+
+
+def subset(reference, indices: Sequence[int]):
+    """The reference restricted to some of its images (inputs, symbols, ties, the head's other
+    outputs the tail takes, server)."""
+    pick = (lambda seq: None if seq is None else [seq[i] for i in indices])
+    source = getattr(reference, "source", None) or f"{len(reference.inputs)} images"
+    if len(indices) != len(reference.inputs):
+        source = f"{len(indices)} of {source}, picked evenly"
+    return SimpleNamespace(inputs=pick(reference.inputs), symbols=pick(reference.symbols),
+                           pre_round=pick(reference.pre_round),
+                           side=pick(getattr(reference, "side", None)),
+                           server={k: pick(v) for k, v in reference.server.items()},
+                           source=source)
 
 
 def evaluate(bundle: Bundle, target: Target, path: Path, reference: Reference,
@@ -222,10 +317,11 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
             raise UsageError(f"cannot build {target.name} here: {missing}")
         _check_activations(target, options)
     calib, evals = split_images(options.calib)
-    if not evals:
+    measured = eval_images(bundle, options, calib, evals)
+    if not measured.images:
         raise UsageError("no evaluation images left: --calib uses every sample image")
-    with step(f"torch fp32 reference on {len(evals)} evaluation images"):
-        reference = Reference(bundle, evals)
+    with step(f"torch fp32 reference on {measured.source}"):
+        reference = Reference(bundle, measured.images, measured.source)
     calibration = None
     if any(t.needs_calibration for t in chosen):
         pre = bundle.preprocessing()
@@ -355,24 +451,76 @@ def faithfulness(stats: Dict):
     return (stats["agreement_pct"],)
 
 
+SCREEN_IMAGES = 32  # a search's first look at each configuration (evenly picked images)
+
+
 def host_search(txn: Transaction, target: Target, options, calibration, reference) -> Choice:
     """Keep the fastest configuration that passes the gate here (else the most faithful);
-    losers' folders are removed at once."""
-    tried, best = [], None
-    for found in candidates(txn, target, options, calibration, reference):
+    losers' folders are removed at once.
+
+    With several configurations and more than SCREEN_IMAGES images, each is first measured on
+    SCREEN_IMAGES of them: under the task gate those images can refute a configuration (the
+    interval wholly below the bar, or the KL above it) but not pass one, so the others are then
+    measured on every image, fastest first, until one passes: a verdict rests on every image."""
+    configs = configurations(target, options)
+    screen = len(configs) > 1 and len(reference.inputs) > SCREEN_IMAGES
+    first = (subset(reference, emulation_indices(len(reference.inputs), SCREEN_IMAGES))
+             if screen else reference)
+    tried, kept, least_bad = [], [], None
+    for found in candidates(txn, target, options, calibration, first):
         tried.append(found.tried())
+        if not (screen and "evidence" in found.verdict and refuted(found.verdict)):
+            kept.append((len(tried) - 1, found))
+        elif least_bad is None or faithfulness(found.stats) > faithfulness(least_bad[1].stats):
+            if least_bad is not None:
+                shutil.rmtree(least_bad[1].stage)
+            least_bad = (len(tried) - 1, found)
+        else:
+            shutil.rmtree(found.stage)
+    if screen:  # every one refuted: the most faithful, measured on every image
+        if least_bad is not None and kept:
+            shutil.rmtree(least_bad[1].stage)
+        kept = _confirm(txn, target, options, reference, kept or [least_bad], tried)
+    else:
+        kept = [found for _, found in kept]
+    best = None
+    for found in kept:
         ok = found.verdict["passed"]
         key = (ok, (-found.stats["latency_p50_ms"],) if ok else faithfulness(found.stats))
         if best is None or key > best[0]:
             if best is not None:
-                shutil.rmtree(best[1].stage)
+                shutil.rmtree(best[1].stage, ignore_errors=True)
             best = (key, found)
         else:
-            shutil.rmtree(found.stage)
+            shutil.rmtree(found.stage, ignore_errors=True)
     found = best[1]
     recorded = found.recorded if found.config is None else {**found.recorded, "search": tried}
     return Choice(found, recorded, found.verdict,
                   host_fidelity(target, found.stats, found.verdict), tried=len(tried))
+
+
+def _confirm(txn: Transaction, target: Target, options, reference, screened: List[Tuple],
+             tried: List[Dict]) -> List[Candidate]:
+    """Screened (index in ``tried``, candidate) measured on every image, fastest first,
+    until one passes (the others are removed); without a pass, all of them, for the most
+    faithful. Each one's entry in ``tried`` then holds its measure on every image."""
+    measured = []
+    for index, found in sorted(screened, key=lambda e: e[1].stats["latency_p50_ms"]):
+        stats = evaluate(txn.bundle, target, found.path, reference, options.latency_runs)
+        verdict = {**options.verdict(target.precision, stats), "cpu": host_cpu(target)}
+        full = Candidate(found.config, found.stage, found.path, found.recorded, stats, verdict)
+        logger.info("  on all %d images: %-53s %8.4f %% equal,%s %s", len(reference.inputs),
+                    full.describe(), stats["agreement_pct"], _task_text(stats),
+                    "passes" if verdict["passed"] else "does not pass")
+        tried[index] = {**full.tried(), "screened": {"images": found.stats["images"],
+                                                     "decision": found.verdict.get("decision")}}
+        measured.append(full)
+        if verdict["passed"]:
+            for _, rest in screened:
+                if rest is not found:
+                    shutil.rmtree(rest.stage, ignore_errors=True)
+            return [full]
+    return measured
 
 
 def host_cpu(target: Target) -> str:
@@ -404,7 +552,9 @@ def _task_text(stats: Dict) -> str:
     task = stats.get("task")
     if not task:
         return ""
-    return (f" top-1 {task['top1_agree']}/{task['images']}, KL {task['kl_mean']:.2e},")
+    lo, hi = task["top1_ci95_pct"]
+    return (f" top-1 {task['top1_agree']}/{task['images']} (95 % {lo:.1f}-{hi:.1f} %), KL "
+            f"{task['kl_mean']:.2e},")
 
 
 def _refusal(target: Target, choice: Choice, options: BuildOptions, bundle: Bundle) -> str:
@@ -414,11 +564,10 @@ def _refusal(target: Target, choice: Choice, options: BuildOptions, bundle: Bund
         choice.candidate.path
     task = stats.get("task")
     if verdict["rule"].startswith("task"):
-        lo, hi = task["top1_ci95_pct"]
+        evidence = verdict["evidence"]
         failed = []
-        if task["top1_agreement_pct"] < verdict["min_top1_pct"]:
-            failed.append(f"top-1 agreement ({task['top1_agree']}/{task['images']}, 95 % CI "
-                          f"{lo:.1f}-{hi:.1f} %, below {verdict['min_top1_pct']:g} %)")
+        if evidence["decision"] != "passed":
+            failed.append(f"the top-1 agreement's lower bound ({evidence['certainty']})")
         if task["kl_mean"] > verdict["max_kl"]:
             failed.append(f"mean KL ({task['kl_mean']:.3g} > {verdict['max_kl']:g} nats)")
         what = (f"the server's top-1 equals the fp32 pipeline's on {task['top1_agree']} of "
@@ -472,6 +621,7 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
         if not ok and not options.allow_low_fidelity:
             raise FidelityError(_refusal(target, choice, options, bundle),
                                 {**stats, "rule": verdict["rule"], "measured_on": verdict["cpu"],
+                                 **verdict_fields(verdict),
                                  "quantization": scheme, **choice.row,
                                  **({"note": choice.note} if choice.note else {})})
         txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
@@ -483,16 +633,30 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
                          **({"quantization": scheme} if scheme else {}))
         txn.commit()
     return {"target": target.name, "passed": ok, "file": path.name, "rule": verdict["rule"],
+            **verdict_fields(verdict),
             "measured_on": verdict["cpu"], "precision": target.precision, "quantization": scheme,
             "executed": target.executed(),
             **({"note": choice.note} if choice.note else {}), **choice.row, **stats}
 
 
+def verify_images(bundle: Bundle, images: Optional[Sequence[Path]] = None) -> EvalImages:
+    """What verify measures on: ``images``, else the task gate's images (a bundle with a
+    tail: the same images as ``build``'s), else the evaluation half of the samples."""
+    if images:
+        return EvalImages(list(images), f"{len(images)} given images")
+    if has_tail(bundle):
+        return task_images(bundle)
+    evals = split_images(None)[1]
+    return EvalImages(evals, f"{len(evals)} sample images not used to calibrate")
+
+
 def verify_reference(bundle: Bundle, images: Optional[Sequence[Path]] = None):
-    """verify's reference: torch fp32 on ``images`` (default: the evaluation half of the
-    samples); without torch, the outputs stored in the bundle at export."""
+    """verify's reference: torch fp32 on :func:`verify_images`; without torch, the outputs
+    stored in the bundle at export (its reference images: fewer, and the verdict says so)."""
     if importlib.util.find_spec("torch") is not None:
-        return Reference(bundle, images or split_images(None)[1])
+        measured = verify_images(bundle, images)
+        with step(f"torch fp32 reference on {measured.source}"):
+            return Reference(bundle, measured.images, measured.source)
     if images is None:
         return StoredReference(bundle)
     raise UsageError("verify --images needs torch for the reference; without torch, verify "
@@ -504,7 +668,14 @@ def verify_row(bundle: Bundle, name: str, target: Target, stats: Dict, verdict: 
     entry = bundle.manifest["artifacts"][name]
     return {"target": name, "precision": entry.get("precision", target.precision),
             "quantization": entry.get("quantization"), "executed": target.executed(),
-            "passed": verdict["passed"], "rule": verdict["rule"], **stats}
+            "passed": verdict["passed"], "rule": verdict["rule"], **verdict_fields(verdict),
+            **stats}
+
+
+def verdict_fields(verdict: Dict) -> Dict:
+    """A row's copy of the verdict's decision and, for the task gate, its evidence."""
+    return {"decision": verdict.get("decision"),
+            **({"task_evidence": verdict["evidence"]} if "evidence" in verdict else {})}
 
 
 def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
@@ -575,8 +746,10 @@ def format_table(rows: List[Dict]) -> str:
     ran_width = max([3] + [len(ran_text(r)) for r in rows])
     lines = [f"{'target':<14}" + (f" {'measured on':<{width}}" if cpus else "")
              + f" {'precision':<17} {'ran':<{ran_width}} {'equal %':>10} {'±1 %':>9} "
-             f"{'mean|Δ|':>8} {'rate Δ %':>9}" + (f" {'top-1':>7} {'KL nats':>9}" if task else "")
+             f"{'mean|Δ|':>8} {'rate Δ %':>9}"
+             + (f" {'top-1':>9} {'95 % CI':>11} {'KL nats':>9}" if task else "")
              + f" {'p50 ms':>8}  result"]
+    notes = []
     for r in rows:
         precision = r.get("precision", "")
         if r.get("quantization"):
@@ -592,7 +765,8 @@ def format_table(rows: List[Dict]) -> str:
         rate = "n/a" if r["rate_change_pct"] is None else f"{r['rate_change_pct']:+.3f}"
         verdict = "" if "passed" not in r else ("passed" if r["passed"] else "FAILED")
         if r.get("rule"):
-            verdict += f" ({r['rule'].split(':')[0]})"
+            undecided = r.get("decision") == "undecided"
+            verdict += f" ({r['rule'].split(':')[0]}{', undecided' if undecided else ''})"
         if r.get("timing"):
             verdict += f"; {r['timing']}"
         if r.get("note"):
@@ -600,12 +774,22 @@ def format_table(rows: List[Dict]) -> str:
         extra = ""
         if task:
             t = r.get("task")
-            extra = (f" {t['top1_agree']:>3}/{t['images']:<3} {t['kl_mean']:>9.2e}" if t
-                     else f" {'n/a':>7} {'n/a':>9}")
+            ci = t and "{:.1f}-{:.1f}".format(*t["top1_ci95_pct"])
+            extra = (f" {t['top1_agree']:>4}/{t['images']:<4} {ci:>11} {t['kl_mean']:>9.2e}" if t
+                     else f" {'n/a':>9} {'n/a':>11} {'n/a':>9}")
+        if r.get("task_evidence"):
+            where = f" on {r['cpu']}" if r.get("cpu") else ""
+            source = (r.get("task") or {}).get("source")
+            notes.append(f"{r['target']}{where}: {r['task_evidence']['certainty']}"
+                         + (f"; images: {source}" if source else ""))
         p50 = "n/a" if r["latency_p50_ms"] is None else f"{r['latency_p50_ms']:.1f}"
         lines.append(f"{head} {r['agreement_pct']:>10.4f} "
                      f"{r['within_one_pct']:>9.4f} {r['mean_abs_diff']:>8.5f} {rate:>9}{extra} "
                      f"{p50:>8}  {verdict}")
+    if notes:
+        lines.append("task evidence (the gate: the 95 % interval's lower bound of the top-1 "
+                     "agreement at or above the bar):")
+        lines.extend(f"  {n}" for n in notes)
     return "\n".join(lines)
 
 

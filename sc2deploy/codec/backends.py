@@ -72,6 +72,7 @@ def constriction_available() -> bool:
 
 # Made once per coder (None: the default), since a raw call takes microseconds.
 _BACKENDS: Dict[Optional[str], object] = {}
+_U32 = np.dtype(np.uint32)
 
 
 def get_backend(coder: Optional[str] = None):
@@ -150,7 +151,8 @@ def raw_decode(words: np.ndarray, sizes: Sequence[int], pmfs: List[np.ndarray],
     """Invert :func:`raw_encode`: ``sizes[i]`` symbols of channel ``i`` with ``pmfs[i]``."""
     if len(sizes) != len(pmfs):
         raise CodecError(f"{len(sizes)} sizes but {len(pmfs)} pmfs")
-    if not isinstance(words, np.ndarray) or words.dtype != np.uint32 or words.ndim != 1:
+    if not isinstance(words, np.ndarray) or words.ndim != 1 or (
+            words.dtype is not _U32 and words.dtype != _U32):
         raise CodecError("words must be a 1-D numpy uint32 array")
     return get_backend(coder).raw_decode(words, sizes, pmfs)
 

@@ -1,4 +1,5 @@
-"""ctypes binding of sc2deploy's portable C range coder (rangecoder.c)."""
+"""ctypes binding of sc2deploy's portable C range coder (rangecoder.c); the raw channel
+path goes through its CPython entry points (rangecoder_module.c) where they are built."""
 
 import ctypes
 import struct
@@ -9,6 +10,11 @@ import numpy as np
 
 from sc2deploy.codec.backends import decode_checked, encode_checked
 from sc2deploy.errors import CodecError
+
+try:  # optional (setup.py): without it the raw path goes through ctypes
+    from sc2deploy.codec import _rangecoder_py as _entry_points
+except ImportError:
+    _entry_points = None
 
 # Return codes of rangecoder.c (its enum S2C_*): name, and what it means for the caller.
 _OK, _BAD_PMF, _BAD_SYMBOL, _OUT_OF_SPACE, _INVALID_DATA = range(5)
@@ -32,7 +38,7 @@ _LIB = None
 
 def _find_library() -> Path:
     here = Path(__file__).resolve().parent
-    found = sorted(p for p in here.glob("_rangecoder*") if p.suffix in (".so", ".pyd", ".dylib"))
+    found = sorted(p for p in here.glob("_rangecoder.*") if p.suffix in (".so", ".pyd", ".dylib"))
     if not found:
         raise CodecError(
             "the C coder is not built (no sc2deploy/codec/_rangecoder*.so): reinstall sc2deploy "
@@ -119,6 +125,15 @@ def _scratch_words(lengths: List[int]) -> int:
     return 4 * longest + 4 if longest > STACK_TABLE else 0
 
 
+def _split(symbols: np.ndarray, counts: Sequence[int]) -> List[np.ndarray]:
+    """Views of one array, a channel each."""
+    out, start = [], 0
+    for count in counts:
+        out.append(symbols[start:start + count])
+        start += count
+    return out
+
+
 def pack_channels(lengths: Sequence[int], counts: Sequence[int], arrays: Sequence[np.ndarray],
                   *extra: int) -> bytes:
     """The input of s2c_encode_channels (no extra) or s2c_decode_channels (extra: w).
@@ -140,15 +155,17 @@ class CBackend:
 
         symbols, pmfs --join--> bytes --s2c_encode_channels--> words (quantizing as it goes)
 
-    so a call costs a few microseconds plus time linear in the tables and symbols. Input
-    that call refuses (or cannot take as it is: other dtypes, strided views) goes the
-    checked way, channel by channel, which names the problem.
+    so a call costs a few microseconds plus time linear in the tables and symbols; through
+    the CPython entry points (``_rangecoder_py``, where built) about one microsecond, with
+    the packing done in C. Input that call refuses (or cannot take as it is: other dtypes,
+    strided views) goes the checked way, channel by channel, which names the problem.
     """
 
     name = "c"
 
-    def __init__(self):
+    def __init__(self, entry_points=True):
         self._lib = library()
+        self._fast = _entry_points if entry_points else None
 
     def raw_encode(self, symbols: Sequence[np.ndarray], pmfs: Sequence[np.ndarray]) -> np.ndarray:
         words = self._encode_channels(symbols, pmfs)
@@ -156,11 +173,17 @@ class CBackend:
 
     def raw_decode(self, words: np.ndarray, sizes: Sequence[int], pmfs: Sequence[np.ndarray]
                    ) -> List[np.ndarray]:
-        out = self._decode_channels(words, sizes, pmfs)
+        if self._fast is not None:
+            out = self._decode_fast(words, sizes, pmfs)
+        else:
+            out = self._decode_channels(words, sizes, pmfs)
         return out if out is not None else decode_checked(self, words, sizes, pmfs)
 
     def _encode_channels(self, symbols, pmfs) -> Optional[np.ndarray]:
         """s2c_encode_channels, or None where the checked way must take the input."""
+        if self._fast is not None:
+            words = self._fast.encode_channels(pmfs, symbols)
+            return None if words is None else np.frombuffer(words, np.uint32)
         lengths, counts = [], []
         try:
             for sym, pmf in zip(symbols, pmfs):  # these dtypes, in native byte order
@@ -200,11 +223,14 @@ class CBackend:
         if self._lib.s2c_decode_channels(packed, ref, ctypes.byref(ref, 4 * scratch)):
             return None  # invalid data included: the checked way says where
         symbols = buffer[scratch:] if scratch <= _SPARE_WORDS else buffer[scratch:].copy()
-        out, start = [], 0
-        for count in counts:  # views of one array, a channel each
-            out.append(symbols[start:start + count])
-            start += count
-        return out
+        return _split(symbols, counts)
+
+    def _decode_fast(self, words, sizes, pmfs) -> Optional[List[np.ndarray]]:
+        """The entry point's decode_channels, or None where the checked way must take it."""
+        out = self._fast.decode_channels(pmfs, sizes, words)
+        if out is None or len(sizes) == 1:
+            return None if out is None else [out]
+        return _split(out, list(map(int, sizes)))  # Python ints: numpy uint8 ones would wrap
 
     def model(self, pmf: np.ndarray) -> CModel:
         return CModel(pmf)

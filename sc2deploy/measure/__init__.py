@@ -1,7 +1,8 @@
 """Room ``measure``: the device runtime and what it measures (torch-free, runs on the device).
 
-Per-stage latency (``runtime``), the power sampler and sensors (``sampler``, ``power``),
-energy models, run conditions, statistics, link models, the adaptive ladder policy and its
-modeled replay (``adaptive``, ``replay``), JPEG/WebP input baselines and server-side timing.
+Per-stage latency (``runtime``), per-op latency with the runtime's profiler (``per_op``), the
+power sampler and sensors (``sampler``, ``power``), energy models, run conditions, statistics,
+link models, the adaptive ladder policy and its modeled replay (``adaptive``, ``replay``),
+JPEG/WebP input baselines and server-side timing.
 May import: core, ``codec``, ``targets``, ``results``.
 """

@@ -385,6 +385,10 @@ class ProfileOptions:
                              help="skip the JPEG/WebP input-compression baselines")
     label: Optional[str] = option(None, flag="--label", sweep=False,  # the sweep's item names
                                   help="name of this configuration in reports")
+    per_op: bool = option(False, flag="--per-op", type=bool,
+                          help="then profile each op of the head with the runtime's profiler "
+                               "(onnx targets: onnxruntime's; its Chrome trace is kept as "
+                               "RESULTS.ort-trace.json, a figure as RESULTS.per-op.png)")
     progress: bool = option(True, type=bool, sweep=False, help="progress bars on stderr")
 
     def __post_init__(self):

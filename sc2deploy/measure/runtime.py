@@ -126,7 +126,7 @@ def profile(options: ProfileOptions) -> dict:
     pre = bundle.preprocessing()
     cond = conditions.collect(options.sysfs_root)
     runs = options.runs if options.runs is not None or options.duration_s else DEFAULT_RUNS
-    loop, interrupted = _Loop(), False
+    loop, interrupted, per_op, loop_end = _Loop(), False, None, None
     cpu_start = rss_start = rss_after_warmup = None
     sampler = Sampler(source, options.sample_interval_s) if source is not None else None
     idle = None
@@ -142,16 +142,19 @@ def profile(options: ProfileOptions) -> dict:
             cpu_start = process.cpu_times()
             _measure(runner, codec, pre, images, runs, options.duration_s, loop,
                      options.progress, process)
+            loop_end = process.cpu_times(), _rss_mb(process)  # before the per-op pass
+            if options.per_op:
+                per_op = _per_op(bundle, options, pre, images, loop, runner)
     except KeyboardInterrupt:
         interrupted = True
         logger.warning("interrupted: keeping the %d images measured so far", len(loop))
     wall_s = (loop.ends_ns[-1] - loop.start_ns) / 1e9 if loop.ends_ns else None
     cpu_percent = None
     if wall_s:
-        cpu_end = process.cpu_times()
+        cpu_end = loop_end[0] if loop_end else process.cpu_times()
         cpu_percent = 100.0 * ((cpu_end.user - cpu_start.user) +
                                (cpu_end.system - cpu_start.system)) / wall_s
-    rss_end = _rss_mb(process)
+    rss_end = loop_end[1] if loop_end else _rss_mb(process)
     cond["temperatures_c"]["after"] = conditions.temperatures(Path(options.sysfs_root))
     latency, samples = _latency(loop)
     nbytes = np.asarray(loop.nbytes, dtype=np.float64)
@@ -185,7 +188,29 @@ def profile(options: ProfileOptions) -> dict:
     doc["end_to_end_ms"] = _end_to_end(doc, link, nbytes)
     doc["baselines"] = (_baselines(images, pre, link) if options.baselines and not interrupted
                         else [])
+    if options.per_op:
+        doc["per_op"] = per_op or {"available": False,
+                                   "reason": "per-op profile: not run (interrupted)"}
     return doc
+
+
+def _per_op(bundle, options: ProfileOptions, pre, images, loop: _Loop, runner
+            ) -> Optional[dict]:
+    """The ``per_op`` entry, its trace events under ``trace_events`` (written beside the
+    results by ``write_measured``); None when nothing was measured. ``runner`` (the measured
+    loop's) runs unprofiled between the profiled runs."""
+    from sc2deploy.measure.per_op import MAX_RUNS, profile_ops
+
+    if not len(loop):
+        return None
+    inputs = [pre.transform(load_image(path)) for path in images[:min(len(loop), 16)]]
+    head_p50 = float(np.percentile(ns_to_ms(loop.stage_ns["head"]), 50))
+    entry, events = profile_ops(bundle, options.target, options.threads, inputs,
+                                min(len(loop), MAX_RUNS), max(options.warmup, 1), head_p50,
+                                options.progress, reference=runner)
+    if events is not None:
+        entry["trace_events"] = events
+    return entry
 
 
 def _idle_baseline(seconds: float) -> Optional[tuple]:
@@ -365,7 +390,7 @@ def measure_and_write(measure, options, out: Path) -> Tuple[dict, Path]:
     SIGTERM ending it early; (results, where written). Partial results (``complete: false``)
     never replace an existing file: they go beside it (``OUT.partial.json``); nothing is
     written when it was stopped before measuring (Interrupted)."""
-    from sc2deploy.results.schema import write_measured
+    from sc2deploy.results.schema import trace_path, write_measured
 
     stop_on_signals()
     try:
@@ -373,4 +398,9 @@ def measure_and_write(measure, options, out: Path) -> Tuple[dict, Path]:
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any image was measured: nothing written, "
                           "earlier files are as they were") from None
-    return doc, write_measured(doc, out)
+    written = write_measured(doc, out)
+    per_op = doc.get("per_op") or {}
+    if "trace_events" in per_op:  # written beside the results: name it as they do
+        doc["per_op"] = {**{k: v for k, v in per_op.items() if k != "trace_events"},
+                         "trace": trace_path(written).name}
+    return doc, written

@@ -171,13 +171,17 @@ class Client:
                         "Content-Type": "application/octet-stream", BUNDLE_HEADER: bundle_digest}
         self._conn: Optional[http.client.HTTPConnection] = None
 
-    def post(self, request_id: str, body: bytes) -> Tuple[int, dict]:
-        """(status, JSON body); raises OSError/HTTPException when the link or server drops."""
+    def post(self, request_id: str, body: bytes, bundle: Optional[str] = None
+             ) -> Tuple[int, dict]:
+        """(status, JSON body); raises OSError/HTTPException when the link or server drops.
+        ``bundle``: the digest of the bundle that encoded ``body`` (default: the client's)."""
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        headers = {**self.headers, REQUEST_ID_HEADER: request_id}
+        if bundle is not None:
+            headers[BUNDLE_HEADER] = bundle
         try:
-            self._conn.request("POST", INFER_PATH, body,
-                               {**self.headers, REQUEST_ID_HEADER: request_id})
+            self._conn.request("POST", INFER_PATH, body, headers)
             response = self._conn.getresponse()
             raw = response.read()
         except (OSError, http.client.HTTPException):
@@ -202,7 +206,7 @@ def send(client: Client, entry: dict, options: StreamOptions) -> int:
         entry["attempts"] += 1
         t0 = time.perf_counter_ns()
         try:
-            status, reply = client.post(entry["request_id"], body)
+            status, reply = client.post(entry["request_id"], body, entry.get("bundle"))
         except (OSError, http.client.HTTPException) as exc:
             status, reply = None, {"error": f"{type(exc).__name__}: {exc}"}
         elapsed_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -383,7 +387,8 @@ def _document(options, bundle, created, names, queue: Queue, retries: int, coder
 
 def _prediction(image: str, entry: dict) -> dict:
     answer = entry["answer"] or {}
-    extra = {k: entry[k] for k in ("frame", "frame_age_ms", "captured_utc") if k in entry}
+    extra = {k: entry[k] for k in ("frame", "frame_age_ms", "captured_utc", "adaptive")
+             if k in entry}
     if answer.get("served_by"):
         extra["served_by"] = answer["served_by"]
     return {"image": image, "request_id": entry["request_id"], "bytes": entry["bytes"],

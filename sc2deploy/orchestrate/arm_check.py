@@ -171,7 +171,7 @@ def fidelity_lines(rows: Sequence[Dict], names: Sequence[str],
     from sc2deploy.targets.gate import threshold
 
     by_key = {(r["target"], row_platform(r)): r for r in rows if r.get("target") in names}
-    lines, below, missing, passed = [], [], [], 0
+    lines, below, undecided, missing, passed = [], [], [], [], 0
     for name in names:
         for plat in platforms:
             r = by_key.get((name, plat))
@@ -184,16 +184,18 @@ def fidelity_lines(rows: Sequence[Dict], names: Sequence[str],
             precision = r["precision"]
             gate = (f"{threshold(precision):g} %" if r["rule"].startswith("symbols")
                     else r["rule"])
-            verdict = "passes" if r["passed"] else "below"
+            decision = r.get("decision") or ("passed" if r["passed"] else "failed")
+            verdict = {"passed": "passes", "undecided": "undecided by"}.get(decision, "below")
             lines.append(head + f"{r['agreement_pct']:.4f} % symbols equal "
                          f"({r['images']} images) — {verdict} the {precision} gate ({gate})")
-            if r["passed"]:
+            if decision == "passed":
                 passed += 1
             else:
-                below.append(f"{name} on {plat}")
+                (undecided if decision == "undecided" else below).append(f"{name} on {plat}")
     total = len(names) * len(platforms)
     summary = (f"fidelity summary: {passed}/{total} reduced-precision results pass their gate"
                + (f"; below it: {', '.join(below)}" if below else "")
+               + (f"; too few images to decide: {', '.join(undecided)}" if undecided else "")
                + (f"; not measured: {', '.join(missing)}" if missing else "")
                + " (informational: reduced precision may differ by CPU, not a failure)")
     return lines, summary

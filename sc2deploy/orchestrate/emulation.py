@@ -60,7 +60,8 @@ PIP = (sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir",
 HOST_TOOLS = {QEMU: "qemu-user-static", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
               "apt-get": "apt", "dpkg": "dpkg"}
 CROSS_ENV = {"CC": "aarch64-linux-gnu-gcc", "LDSHARED": "aarch64-linux-gnu-gcc -shared",
-             "SETUPTOOLS_EXT_SUFFIX": ".cpython-311-aarch64-linux-gnu.so"}
+             "SETUPTOOLS_EXT_SUFFIX": ".cpython-311-aarch64-linux-gnu.so",
+             "SC2DEPLOY_CTYPES_ONLY": "1"}  # setup.py: the Python headers here are x86's
 ELF_AARCH64 = 183  # e_machine
 # what a wheel's library may link (ld.so: Debian's -fstack-protector uses its guard)
 GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "ld-linux-aarch64.so.1")
@@ -507,12 +508,13 @@ class Emulator:
         import zipfile
 
         with zipfile.ZipFile(wheel) as z:
-            libs = [n for n in z.namelist() if "/_rangecoder" in n and n.endswith(".so")]
+            libs = [n for n in z.namelist() if "/_rangecoder." in n and n.endswith(".so")]
             if len(libs) != 1:
-                raise EmulationError(f"{wheel.name} holds {libs}, expected one _rangecoder*.so")
+                raise EmulationError(f"{wheel.name} holds {libs}, expected one _rangecoder.*.so")
             data = z.read(libs[0])
-        if elf_machine(data) != ELF_AARCH64:
-            raise EmulationError(f"{libs[0]} in {wheel.name} is not an aarch64 library")
+            for name in (n for n in z.namelist() if n.endswith(".so")):  # entry points too
+                if elf_machine(z.read(name)) != ELF_AARCH64:
+                    raise EmulationError(f"{name} in {wheel.name} is not an aarch64 library")
         so = self.layout.tmp / "rangecoder-check.so"
         so.parent.mkdir(parents=True, exist_ok=True)
         so.write_bytes(data)

@@ -10,6 +10,7 @@ The user's ``~/.ssh/config`` (aliases, keys, jump hosts) is honored; ssh runs wi
     scp -r BUNDLE, image files      ──────▶ DIR/bundle, DIR/images
     ssh: PY -m sc2deploy profile    ──────▶ writes DIR/results.json   (output streamed back)
     scp DIR/results.json            ◀────── OUT (temp file + rename; complete runs only)
+    scp DIR/results.ort-trace.json  ◀────── OUT_STEM.ort-trace.json (profile --per-op only)
     ssh: rm -rf DIR                 ──────▶ always (finally)
 
 If the SSH connection drops (timeout, Ctrl-C), the remote run gets SIGINT, keeps what it
@@ -37,7 +38,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
-from sc2deploy import __version__
+from sc2deploy import __version__, atomic
 from sc2deploy.errors import RemoteError, UsageError
 from sc2deploy.log import logger, step
 from sc2deploy.preprocess import list_images
@@ -54,6 +55,7 @@ REMOTE_TIMEOUT_S = 600.0  # copy + run + fetch, on top of the run's --duration a
 
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _HOST = re.compile(r"[A-Za-z0-9_.%:\[\]-]+")
+_TRACE_NAME = re.compile(r"[A-Za-z0-9_.-]+\.ort-trace\.json")
 _REMOTE_DIR = re.compile(r"/[A-Za-z0-9_./+-]*sc2deploy-(profile|verify)\.[A-Za-z0-9]+")
 
 
@@ -349,7 +351,8 @@ def _run_in(remote: _Remote, remote_dir: str, python: List[str], bundle: Path,
         raise RemoteError(f"the remote run on {remote.label} was {why}{kept}")
     if returncode == 255 and _looks_like_ssh_failure(stderr):
         raise connection_error(stderr, returncode, "running sc2deploy profile", remote.label)
-    return _fetch(remote, remote_dir, out, returncode, stderr)
+    return _fetch_trace(remote, remote_dir, out, _fetch(remote, remote_dir, out, returncode,
+                                                        stderr))
 
 
 def _stream(remote: _Remote, argv: List[str]) -> Tuple[str, Optional[int], str]:
@@ -418,6 +421,35 @@ def _fetch(remote: _Remote, remote_dir: str, out: Path, returncode: int, stderr:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fetch_trace(remote: _Remote, remote_dir: str, out: Path, doc: dict) -> dict:
+    """``profile --per-op``: fetch the raw trace the device wrote beside its results to
+    ``trace_path(out)``, then name it in the results at ``out``."""
+    from sc2deploy.results.schema import trace_path, write_results
+
+    name = (doc.get("per_op") or {}).get("trace")
+    if not name:
+        return doc
+    if not _TRACE_NAME.fullmatch(name):
+        raise RemoteError(f"the results from {remote.label} name the per-op trace {name!r}; "
+                          "expected a file name such as results.ort-trace.json")
+    local = trace_path(out)
+    with step(f"fetching the per-op trace to {local}"):
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{local.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            remote.check(remote.run(remote.scp_argv([remote.remote_path(f"{remote_dir}/{name}")],
+                                                    tmp), "fetching the per-op trace"),
+                         "fetching the per-op trace")
+            atomic.make_readable(tmp)
+            os.replace(tmp, local)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    doc = {**doc, "per_op": {**doc["per_op"], "trace": local.name}}
+    write_results(doc, out)
+    return doc
 
 
 def _download(remote: _Remote, remote_dir: str, out: Path, timeout: Optional[float]

@@ -4,8 +4,10 @@
     qemu-aarch64-static -cpu CPU: one python per CPU runs every candidate on a few of the
         evaluation images (verify_emulated's machinery)
     host: fidelity_stats + the gate, per candidate and CPU ─ keep the first configuration in
-        search order (the cheapest) that passes on the host AND on every emulated CPU, else
-        the most faithful (on its worst CPU), refused unless --allow-low-fidelity
+        search order (the cheapest) that passes on the host AND is refuted on no emulated CPU
+        (a task verdict on a few emulated images is often undecided: it can refute, not
+        show a pass), else the most faithful (on its worst CPU), refused unless
+        --allow-low-fidelity
     manifest["artifacts"][T]["fidelity_by_cpu"]: the host's key and each emulated CPU's
 
 Emulated time is meaningless, so the choice is by fidelity only, and the log and the row
@@ -24,6 +26,7 @@ from sc2deploy.log import logger
 from sc2deploy.orchestrate.emulation import Emulator
 from sc2deploy.orchestrate.verify_emulated import (EmulateOptions, cost, emulated_entry,
                                                    emulation_indices, run_files, subset)
+from sc2deploy.targets.gate import refuted
 from sc2deploy.targets.registry import get_target
 
 PICKED = "picked by fidelity on {cpus} (emulated): emulated time is meaningless"
@@ -100,25 +103,35 @@ class EmulatedSearch:
             return host + [(f"{k} (emulated)", e["stats"], e["verdict"])
                            for k, e in by_cpu[i].items()]
 
-        passing = [i for i in range(len(found)) if all(v["passed"] for _, _, v in measured(i))]
+        def failures(i):  # the host must pass; an emulated CPU's few images must not refute
+            host, *emulated = measured(i)
+            return ([host] if not host[2]["passed"] else []) + [m for m in emulated
+                                                                if refuted(m[2])]
+
+        passing = [i for i in range(len(found)) if not failures(i)]
         pick = passing[0] if passing else max(
             range(len(found)), key=lambda i: min(faithfulness(s) for _, s, _ in measured(i)))
         for i, candidate in enumerate(found):
             if i != pick and candidate.stage != found[pick].stage:
                 shutil.rmtree(candidate.stage, ignore_errors=True)
         kept = found[pick]
-        failing = [m for m in measured(pick) if not m[2]["passed"]]
+        failing = failures(pick)
+        undecided = [w for w, _, v in measured(pick)[1:] if v.get("decision") == "undecided"]
         where, stats, verdict = failing[0] if failing else measured(pick)[0]
         everywhere = " and ".join(w for w, _, _ in measured(pick))
         verdict = {**{k: v for k, v in verdict.items() if k != "cpu"}, "passed": not failing,
                    "cpu": where if failing else everywhere}
         tried = [{**c.tried(), "fidelity_by_cpu": {
-            k: {"stats": e["stats"], "passed": e["verdict"]["passed"]}
+            k: {"stats": e["stats"], "passed": e["verdict"]["passed"],
+                "decision": e["verdict"].get("decision")}
             for k, e in by_cpu[i].items()}} for i, c in enumerate(found)]
         recorded = kept.recorded if kept.config is None else {**kept.recorded, "search": tried}
         note = PICKED.format(cpus=", ".join(f"aarch64/{c}" for c in self.emulate.cpus))
         if failing:
             note = f"no configuration passed everywhere; {note}"
+        elif undecided:
+            note = (f"{note}; the task verdict rests on the host's images: too few ran on "
+                    f"{', '.join(undecided)} to decide (they refute nothing)")
         return Choice(kept, recorded, verdict,
                       {**host_fidelity(target, kept.stats, kept.verdict), **by_cpu[pick]},
                       tried=len(found), note=note, deciding=stats, row={"emulation": spent})

@@ -11,7 +11,9 @@ Only the head runs emulated; the reference, preprocessing and statistics stay on
 KEY is ``MACHINE/CPU/RUNTIME-VERSION``, e.g. ``aarch64/cortex-a76/onnxruntime-1.31.1``; the
 host's own measurement is recorded under its key too. Emulated latency means nothing:
 it is recorded as null ("emulated: no timing"). Emulation costs ~2.5 s per 224 px head
-inference, so few images are used (default 4, picked evenly from the evaluation images).
+inference, so few images are used (default 4, picked evenly from the evaluation images): the
+task gate's rule is the same (``gate.decide``), and on 4 images its verdict says what they cost
+(undecided unless they refute: a flip rate up to 49 % cannot be ruled out by 4/4).
 The emulated Python lives in the work folder (default ``build/arm``, shared with
 ``make arm-check``: its setup is cached by stamps). ``run_files`` (any staged file, by key)
 also serves ``build --search --emulate`` (``search_emulated``). The emulated python runs
@@ -24,13 +26,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from sc2deploy.atomic import ensure_writable
-from sc2deploy.builders.build import (BuildOptions, evaluate, fidelity_stats, record_fidelity,
+from sc2deploy.builders.build import (BuildOptions, emulation_indices, evaluate,  # noqa: F401
+                                      fidelity_stats, pick_evenly, record_fidelity, subset,
                                       verify_reference, verify_row)
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import EmulationError, UsageError
@@ -65,29 +67,6 @@ class CpuRun:
     symbols: Dict[str, List[np.ndarray]] = field(default_factory=dict)
     info: Dict[str, Dict] = field(default_factory=dict)
     seconds: float = 0.0  # the whole emulated process
-
-
-def pick_evenly(items: Sequence, n: int) -> list:
-    """n items spread over the sequence, first one included, order kept."""
-    if n <= 0 or not items:
-        return []
-    n = min(n, len(items))
-    return [items[i * len(items) // n] for i in range(n)]
-
-
-def emulation_indices(count: int, n: int) -> List[int]:
-    """Which of ``count`` evaluation images are run under emulation (``n`` of them)."""
-    return pick_evenly(list(range(count)), n)
-
-
-def subset(reference, indices: Sequence[int]):
-    """The reference restricted to some of its images (inputs, symbols, ties, the head's other
-    outputs the tail takes, server)."""
-    pick = (lambda seq: None if seq is None else [seq[i] for i in indices])
-    return SimpleNamespace(inputs=pick(reference.inputs), symbols=pick(reference.symbols),
-                           pre_round=pick(reference.pre_round),
-                           side=pick(getattr(reference, "side", None)),
-                           server={k: pick(v) for k, v in reference.server.items()})
 
 
 def split_artifacts(bundle: Bundle, why_not) -> Tuple[List[str], Dict[str, str]]:

@@ -1,6 +1,7 @@
 """A short human summary of a results document, printed by the CLI."""
 
 from sc2deploy.report.data import host_check_of, host_timed_on, ran_text
+from sc2deploy.report.per_op import format_per_op
 
 
 def format_profile(doc: dict) -> str:
@@ -33,4 +34,6 @@ def format_profile(doc: dict) -> str:
             lines.append(f"  end-to-end {e2e['total']:.1f} ms = device {e2e['device']:.1f} + "
                          f"link {e2e['link']:.1f} + server {e2e['server'] or 0:.1f}"
                          + ("" if e2e["server"] is not None else " (no server time given)"))
+    if doc.get("per_op"):
+        lines += format_per_op(doc["per_op"])
     return "\n".join(lines)

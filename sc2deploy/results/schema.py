@@ -173,6 +173,27 @@ BASELINE = _object({"name": STR, "bytes_mean": NUM, "encode_ms_p50": NUM,
 # What ran the head: host_check true = another runtime than the target's (docs/results.md)
 EXECUTED = _object({"runtime": STR, "precision": STR, "host_check": BOOL, "text": STR})
 
+# profile --per-op: each node of the head as the runtime's profiler timed it (docs/results.md)
+PER_OP_NODE = _object({"name": STR, "op_type": STR, "graph_node": _nullable(STR), "order": INT,
+                       "p50_ms": NUM, "mean_ms": NUM, "share_pct": NUM})
+_PER_OP_PROFILE = _object({"available": BOOL, "profiler": STR, "runs": INT, "warmup": INT,
+                           "head_p50_ms": NUM, "profiled_head_p50_ms": _nullable(NUM),
+                           "unprofiled_head_p50_ms": _nullable(NUM),
+                           "ratio_unprofiled": _nullable(NUM),
+                           "nodes_sum_ms": _object({"p50": NUM, "mean": NUM}),
+                           "model_run_p50_ms": NUM, "ratio": _nullable(NUM),
+                           "ratio_profiled": _nullable(NUM),
+                           "graph_nodes": INT, "nodes": _list(PER_OP_NODE)},
+                          {"trace": _nullable(STR), "trace_events": _list(_object({}))})
+_PER_OP_NONE = _object({"available": BOOL, "reason": STR})
+
+
+def PER_OP(value, path):  # noqa: N802 (a check, like the other constants)
+    """A per-op profile, or why there is none (``available: false`` and a ``reason``)."""
+    _object({"available": BOOL})(value, path)
+    (_PER_OP_PROFILE if value["available"] else _PER_OP_NONE)(value, path)
+
+
 _SAMPLES = _object({"cap": INT, "selection": _one_of(*SAMPLE_SELECTIONS),
                     "latency_ms": _object({}, extra=_list(NUM))})
 
@@ -275,7 +296,7 @@ def _top_level(kind: str, version: int) -> Check:
                 "cpu_percent": _nullable(NUM), "conditions": CONDITIONS,
                 "link": _nullable(LINK), "server_ms": _nullable(SERVER_MS),
                 "end_to_end_ms": _nullable(END_TO_END), "baselines": _list(BASELINE),
-                "executed": EXECUTED}
+                "executed": EXECUTED, "per_op": PER_OP}
     if version >= 3:
         optional["samples"] = _nullable(SAMPLES)
     energy = ENERGY[min(version, max(ENERGY))]  # ENERGY changed last in version 2
@@ -363,13 +384,43 @@ def partial_path(path: Union[str, Path]) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
+def trace_path(path: Union[str, Path]) -> Path:
+    """Where the per-op profile's raw trace (Chrome trace JSON) of the results ``path`` goes."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.ort-trace.json")
+
+
 def write_measured(doc: dict, path: Union[str, Path]) -> Path:
     """Write a measurement's results; incomplete ones never replace an existing file (an
-    earlier complete run stays byte-identical): they go to :func:`partial_path`."""
+    earlier complete run stays byte-identical): they go to :func:`partial_path`.
+
+    A per-op profile's raw trace (``per_op.trace_events``) goes beside them, to
+    :func:`trace_path`, written first; the results name it in ``per_op.trace``."""
     path = Path(path)
     if not doc.get("complete", True) and path.exists():
         path = partial_path(path)
+    per_op = doc.get("per_op")
+    if isinstance(per_op, dict) and "trace_events" in per_op:
+        trace = trace_path(path)
+        write_trace(per_op["trace_events"], trace)
+        doc = {**doc, "per_op": {**{k: v for k, v in per_op.items() if k != "trace_events"},
+                                 "trace": trace.name}}
     return write_results(doc, path)
+
+
+def write_trace(events: list, path: Union[str, Path]) -> Path:
+    """Write a profiler's trace events as Chrome trace JSON (chrome://tracing, Perfetto)."""
+    path = Path(path)
+    try:
+        text = json.dumps(events, allow_nan=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, text + "\n")
+    except (TypeError, ValueError) as exc:
+        raise ResultsError(f"{path}: the trace cannot be written as JSON: {exc}") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot write the trace ({exc.strerror or exc}): "
+                           f"{atomic.fix_for(exc)}") from None
+    return path
 
 
 def utc_now() -> str:

@@ -15,10 +15,11 @@ import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from sc2deploy.errors import Refused, UsageError
 from sc2deploy.log import logger
+from sc2deploy.measure.ladder import open_family
 from sc2deploy.measure.stream import INFER_PATH, INFO_PATH, REQUEST_ID_HEADER
 from sc2deploy.serving.service import Pending, ServeOptions, Service, refusal_body
 
@@ -31,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - the serve extra is part of dev
                      ) from None
 
 APP = "sc2deploy"
-MAX_BUNDLE_BYTES = 1 << 30  # what a deployment carries to its replicas
+MAX_BUNDLE_BYTES = 1 << 30  # what a deployment carries to its replicas, per bundle
 
 
 def bundle_files(folder: Path) -> Dict[str, bytes]:
@@ -48,11 +49,15 @@ def bundle_files(folder: Path) -> Dict[str, bytes]:
     return files
 
 
-def _unpack(files: Dict[str, bytes]) -> tempfile.TemporaryDirectory:
+def _unpack(files: Dict[str, bytes], bundle: str) -> tempfile.TemporaryDirectory:
+    """The files in FOLDER/``bundle`` (the bundle folder's name: a ladder point's name)."""
     folder = tempfile.TemporaryDirectory(prefix="sc2deploy-bundle-")
+    root = Path(folder.name, bundle)
+    if bundle in ("", ".", "..") or "/" in bundle:
+        raise UsageError(f"bundle name {bundle!r}: expected a folder name")
     for name, data in files.items():
-        path = Path(folder.name, name)
-        if Path(folder.name) not in path.resolve().parents:
+        path = root / name
+        if root.resolve() not in path.resolve().parents:
             raise UsageError(f"bundle file {name!r} points outside the bundle")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -69,9 +74,11 @@ def _json(status: int, body: dict) -> Response:
 class SplitServer:
     """One replica: a Service behind Ray Serve's HTTP proxy."""
 
-    def __init__(self, options: ServeOptions, token: str, files: Dict[str, bytes]):
-        self._bundle = _unpack(files)  # Bundle.open in Service re-verifies every hash
-        self.service = Service(replace(options, bundle=Path(self._bundle.name)), token)
+    def __init__(self, options: ServeOptions, token: str,
+                 bundles: List[Tuple[str, Dict[str, bytes]]]):
+        self._bundles = [_unpack(files, name) for name, files in bundles]  # Service re-verifies
+        paths = [Path(folder.name, name) for folder, (name, _) in zip(self._bundles, bundles)]
+        self.service = Service(replace(options, bundle=paths[0], family=tuple(paths[1:])), token)
         context = serve.get_replica_context()
         self.identity = {"node": ray.get_runtime_context().get_node_id()[:12],
                          "replica": context.replica_id.unique_id}
@@ -120,9 +127,10 @@ class SplitServer:
 
 
 def start(options: ServeOptions, token: str) -> str:
-    """Start a local Ray cluster, or join ``options.ray_address``, and serve the bundle;
-    returns the server's URL."""
-    files = bundle_files(options.bundle)
+    """Start a local Ray cluster, or join ``options.ray_address``, and serve the bundle (or
+    the family of bundles); returns the server's URL."""
+    open_family(options.bundles)  # refused here, with the reason, before Ray starts
+    bundles = [(Path(path).resolve().name, bundle_files(path)) for path in options.bundles]
     if not ray.is_initialized():
         try:
             ray.init(address=options.ray_address or "local", include_dashboard=False,
@@ -134,7 +142,7 @@ def start(options: ServeOptions, token: str) -> str:
     serve.start(http_options={"host": options.host, "port": options.port})
     app = SplitServer.options(num_replicas=options.replicas,
                               max_ongoing_requests=options.max_ongoing).bind(
-        options, token, files)
+        options, token, bundles)
     serve.run(app, name=APP, route_prefix="/")
     return f"http://{options.host}:{options.port}"
 

@@ -4,6 +4,7 @@
 
     headers, body ─ token? 401 ─ size? 413 ─ request id? 400 ─ replay? cached answer
                   ─ bundle / prior digest? 409 ─ container, decoding? 400 (CodecError's text)
+                  (a family of bundles: routed to the one whose prior coded the container)
                   ─ Pending ─ run_batch: every task ─ answer
     tasks: tail.onnx, then every tail-NAME.onnx | else decoder.onnx | else decoding alone
 
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from sc2deploy.bundle import Bundle
 from sc2deploy.codec import container
 from sc2deploy.errors import CodecError, Refused, UsageError
 from sc2deploy.log import logger
+from sc2deploy.measure.ladder import open_family
 from sc2deploy.measure.stream import BUNDLE_HEADER, PROTOCOL, REQUEST_ID, REQUEST_ID_HEADER
 from sc2deploy.serving import batching
 from sc2deploy.serving.auth import authorized
@@ -37,6 +39,7 @@ class ServeOptions:
     """How ``sc2deploy serve`` serves a bundle."""
 
     bundle: Path
+    family: Tuple[Path, ...] = ()  # more bundles of bundle's family (a ladder's other points)
     host: str = "127.0.0.1"
     port: int = 8000
     replicas: int = 1
@@ -50,6 +53,10 @@ class ServeOptions:
     cache_size: int = 4096  # answers kept per replica for replayed request ids
     ray_address: Optional[str] = None  # join this Ray cluster (None: start a local one)
     tail_batch: str = "auto"  # batching.MODES: how a batch runs through each model
+
+    @property
+    def bundles(self) -> Tuple[Path, ...]:
+        return (Path(self.bundle), *map(Path, self.family))
 
     def __post_init__(self):
         checks = {"--port": 0 <= self.port <= 65535, "--replicas": self.replicas >= 1,
@@ -76,6 +83,7 @@ class Pending:
     latent: np.ndarray
     decode_ms: float
     answer: Optional[dict] = field(default=None)  # set for a replayed request id
+    member: Optional["Member"] = field(default=None, repr=False)  # the bundle it is routed to
 
 
 class ReplayCache:
@@ -101,21 +109,16 @@ class ReplayCache:
             self._answers.popitem(last=False)
 
 
-class Service:
-    """One replica's state: the bundle's codec, its server-side runners, the replay cache."""
+class Member:
+    """One bundle a replica serves: its codec, prior digest, latent shape and runners."""
 
-    def __init__(self, options: ServeOptions, token: str):
-        bundle = Bundle.open(options.bundle)
-        self.options, self.token = options, token
+    def __init__(self, bundle: Bundle, options: "ServeOptions", stack: ExitStack):
+        self.path, self.name = bundle.path, bundle.path.name
         self.digest = bundle.manifest["manifest_sha256"]
         self.codec = latent_codec(bundle, options.coder)
         self.prior16 = container.prior_digest16(self.codec.prior.digest())
         self.shape = tuple(bundle.model["latent"]["shape"])
-        self.cache = ReplayCache(options.cache_size)
-        self.decoded = 0  # requests decoded (not replayed), for tests and logs
-        self._stack = ExitStack()
-        self.tasks = {part: self._stack.enter_context(load_server_runner(bundle, part,
-                                                                         options.threads))
+        self.tasks = {part: stack.enter_context(load_server_runner(bundle, part, options.threads))
                       for part in _tasks(bundle)}
         timed = self.tasks and options.tail_batch == "auto" and options.max_batch > 1
         latents = bundle.reference()["symbols"] if timed else None  # only auto times on them
@@ -123,16 +126,43 @@ class Service:
                                                options.tail_batch)
                          for part, runner in self.tasks.items()}
         for part, choice in self.batching.items():
-            logger.info("%s: %s (%s)", part, choice["mode"], choice["why"])
+            logger.info("%s %s: %s (%s)", self.name, part, choice["mode"], choice["why"])
+
+    def info(self) -> dict:
+        return {"bundle": self.digest, "name": self.name, "prior_digest": f"{self.prior16:04x}",
+                "tasks": list(self.tasks) or ["decode"], "latent_shape": list(self.shape),
+                "batching": self.batching}
+
+
+class Service:
+    """One replica's state: each bundle's codec and server-side runners (a family of bundles
+    is routed by the prior digest in the container's header), the replay cache."""
+
+    def __init__(self, options: ServeOptions, token: str):
+        self.options, self.token = options, token
+        bundles = open_family(options.bundles)
+        self._stack = ExitStack()
+        try:
+            self.members = [Member(bundle, options, self._stack) for bundle in bundles]
+        except BaseException:
+            self._stack.close()
+            raise
+        self.by_prior = {m.prior16: m for m in self.members}
+        self.by_digest = {m.digest: m for m in self.members}
+        first = self.members[0]  # a single bundle's server: as before
+        self.digest, self.codec, self.shape = first.digest, first.codec, first.shape
+        self.tasks, self.batching = first.tasks, first.batching
+        self.cache = ReplayCache(options.cache_size)
+        self.decoded = 0  # requests decoded (not replayed), for tests and logs
 
     def close(self) -> None:
         self._stack.close()
 
     def info(self) -> dict:
-        return {"protocol": PROTOCOL, "bundle": self.digest,
-                "tasks": list(self.tasks) or ["decode"], "latent_shape": list(self.shape),
-                "coder": self.codec.coder, "max_bytes": self.options.max_bytes,
-                "batching": self.batching}
+        return {"protocol": PROTOCOL, "bundle": self.digest, "tasks": list(self.tasks) or
+                ["decode"], "latent_shape": list(self.shape), "coder": self.codec.coder,
+                "max_bytes": self.options.max_bytes, "batching": self.batching,
+                "bundles": [m.info() for m in self.members]}
 
     def check_auth(self, headers: Mapping[str, str]) -> None:
         if not authorized(headers.get("authorization"), self.token):
@@ -156,52 +186,76 @@ class Service:
         cached = self.cache.get(request_id, sha)
         if cached is not None:
             return Pending(request_id, sha, np.zeros(0), 0.0, cached)
-        bundle = headers.get(BUNDLE_HEADER.lower(), "")
-        if bundle != self.digest:
-            raise Refused(409, f"{BUNDLE_HEADER} {bundle[:80]!r}: this server serves bundle "
-                               f"{self.digest}; encode with that bundle")
+        declared = headers.get(BUNDLE_HEADER.lower(), "")
+        if declared not in self.by_digest:
+            raise Refused(409, f"{BUNDLE_HEADER} {declared[:80]!r}: this server serves bundle"
+                               f"{'s' if len(self.members) > 1 else ''} {self._digests()}; "
+                               "encode with one of them")
         t0 = time.perf_counter_ns()
         try:
             head, _ = container.unpack(body)
-            if head.prior_digest != self.prior16:
-                raise Refused(409, f"container coded with prior {head.prior_digest:04x}, this "
-                                   f"server's prior is {self.prior16:04x}: encode with the "
-                                   "server's bundle")
-            latent = self.codec.decode(body, self.shape)
+            member = self._route(head.prior_digest, self.by_digest[declared])
+            latent = member.codec.decode(body, member.shape)
         except CodecError as exc:
             raise Refused(400, f"invalid container: {exc}") from None
         self.decoded += 1
-        return Pending(request_id, sha, latent, (time.perf_counter_ns() - t0) / 1e6)
+        return Pending(request_id, sha, latent, (time.perf_counter_ns() - t0) / 1e6, member=member)
+
+    def _route(self, prior_digest: int, declared: "Member") -> "Member":
+        """The bundle whose prior coded the container; it must be the one the header names."""
+        member = self.by_prior.get(prior_digest)
+        if member is None:
+            priors = ", ".join(f"{m.prior16:04x} ({m.name})" for m in self.members)
+            raise Refused(409, f"container coded with prior {prior_digest:04x}, this server's "
+                               f"prior{'s are' if len(self.members) > 1 else ' is'} {priors}: "
+                               "encode with a bundle the server serves (GET /v1/info lists them)")
+        if member is not declared:
+            raise Refused(409, f"container coded with the prior of bundle {member.name} "
+                               f"({member.digest[:12]}), but {BUNDLE_HEADER} names "
+                               f"{declared.name} ({declared.digest[:12]}): send the digest of "
+                               "the bundle that encoded it")
+        return member
+
+    def _digests(self) -> str:
+        return ", ".join(m.digest if len(self.members) == 1 else f"{m.digest} ({m.name})"
+                         for m in self.members)
 
     def run_batch(self, batch: Sequence[Pending]) -> List[dict]:
-        """Answers of a batch, in order; new answers are remembered for replays. Each task runs
-        on all the batch's new latents, at once or one by one (``batching``); its ms is the
-        whole batch's, which each image waited."""
-        new = [item for item in batch if item.answer is None]
-        computed = iter(self._run([item.latent for item in new]) if new else [])
+        """Answers of a batch, in order; new answers are remembered for replays. Each bundle's
+        tasks run on its new latents, at once or one by one (``batching``); a task's ms is
+        the whole group's, which each image waited."""
+        computed: Dict[int, tuple] = {}
+        for member in self.members:
+            group = [k for k, item in enumerate(batch)
+                     if item.answer is None and (item.member or self.members[0]) is member]
+            if group:
+                results = self._run(member, [batch[k].latent for k in group])
+                computed.update(zip(group, results))
         answers = []
-        for item in batch:
+        for k, item in enumerate(batch):
             if item.answer is not None:
                 answers.append(item.answer)
                 continue
-            outputs, task_ms = next(computed)
-            answer = {"protocol": PROTOCOL, "request_id": item.request_id, "bundle": self.digest,
-                      "outputs": outputs, "batch_size": len(batch), "replayed": False,
+            outputs, task_ms = computed[k]
+            member = item.member or self.members[0]
+            answer = {"protocol": PROTOCOL, "request_id": item.request_id,
+                      "bundle": member.digest, "outputs": outputs, "batch_size": len(batch),
+                      "replayed": False,
                       "server_ms": {"decode": item.decode_ms, **task_ms,
                                     "total": item.decode_ms + sum(task_ms.values())}}
             self.cache.put(item.request_id, item.body_sha256, answer)
             answers.append(answer)
         return answers
 
-    def _run(self, latents: Sequence[np.ndarray]) -> List[tuple]:
+    def _run(self, member: Member, latents: Sequence[np.ndarray]) -> List[tuple]:
         """(outputs, task ms) per latent."""
-        if not self.tasks:
+        if not member.tasks:
             return [([{"task": "decode", "latent_shape": list(z.shape)}], {}) for z in latents]
         x = np.stack(latents).astype(np.float32)
         per_image = [([], {}) for _ in latents]
-        for part, runner in self.tasks.items():
+        for part, runner in member.tasks.items():
             t0 = time.perf_counter_ns()
-            y = batching.run(runner, x, self.batching[part]["mode"])
+            y = batching.run(runner, x, member.batching[part]["mode"])
             ms = (time.perf_counter_ns() - t0) / 1e6
             for (outputs, task_ms), row in zip(per_image, y):
                 task_ms[part] = ms

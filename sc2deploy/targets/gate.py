@@ -84,9 +84,19 @@ def passes(precision: str, stats: Dict[str, float],
 
 
 # The task-level gate (bundles with a tail): what reaches the server's classifier.
-MIN_TOP1_PCT = 100.0  # % of evaluation images whose top-1 class equals the fp32 pipeline's
+#
+#   n images ─ k with the fp32 pipeline's top-1 ─ 95 % Wilson interval [lo, hi]
+#       lo >= bar (and mean KL <= MAX_KL) ─ passed: the agreement is shown to reach the bar
+#       hi <  bar (or mean KL >  MAX_KL) ─ failed: shown to miss it
+#       otherwise                        ─ undecided: too few images to tell (not a pass)
+#
+# The same rule decides on the host, under emulation and over ssh; only n differs, and the
+# verdict says what n costs (which flip rates it can and cannot rule out).
+MIN_TOP1_PCT = 95.0  # the bar for the lower bound of the top-1 agreement's 95 % interval
 MAX_KL = 0.01  # nats: mean KL(softmax fp32 pipeline || softmax candidate) over the images
+TASK_IMAGES = 200  # images a build's task verdict rests on by default
 GATES = ("auto", "symbols", "task")
+DECISIONS = ("passed", "failed", "undecided")
 
 
 def task_agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> Dict:
@@ -119,22 +129,87 @@ def wilson_interval(k: int, n: int, z: float = 1.96):
     """95 % Wilson score interval of a proportion k/n (sound at 0 and n, unlike the normal one)."""
     if n == 0:
         return 0.0, 1.0
+    if not 0 <= k <= n:
+        raise FidelityError(f"received {k} successes of {n} trials: expected 0 <= k <= n")
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def images_to_show(bar_pct: float, z: float = 1.96) -> Optional[int]:
+    """The fewest images that can pass a bar: all n agreeing, the Wilson lower bound
+    n / (n + z²) reaches ``bar_pct``; None for a bar of 100 % (no finite sample shows it)."""
+    bar = bar_pct / 100.0
+    if bar >= 1.0:
+        return None
+    n = max(1, int(np.floor(z * z * bar / (1.0 - bar))))
+    while wilson_interval(n, n, z)[0] < bar:
+        n += 1
+    return n
+
+
+def images_to_decide(agree: int, images: int, bar_pct: float,
+                     limit: int = 1_000_000) -> Optional[int]:
+    """About how many images, at the observed agreement rate, put the whole 95 % interval on
+    one side of the bar (None: the rate equals the bar, or more than ``limit`` are needed)."""
+    rate = agree / images if images else 1.0
+    m = max(images, 1)
+    while m <= limit:
+        lo, hi = wilson_interval(int(round(rate * m)), m)
+        if 100.0 * lo >= bar_pct or 100.0 * hi < bar_pct:
+            return m
+        m += max(1, m // 200)
+    return None
+
+
+def task_evidence(agree: int, images: int, bar_pct: float = MIN_TOP1_PCT) -> Dict:
+    """What ``agree`` of ``images`` top-1 agreements show about the bar: the decision of the
+    interval alone (KL aside), the interval, and what this many images can tell apart."""
+    if images < 0 or not 0 <= agree <= max(images, 0):
+        raise FidelityError(f"received top-1 agreement {agree}/{images}: expected "
+                            "0 <= agreements <= images")
+    lo, hi = (100.0 * v for v in wilson_interval(agree, images))
+    decision = "passed" if lo >= bar_pct else "failed" if hi < bar_pct else "undecided"
+    needed = images_to_show(bar_pct)
+    head = (f"{images} images: top-1 equal on {agree}/{images} = "
+            f"{100.0 * agree / max(images, 1):.1f} %, 95 % interval {lo:.1f}-{hi:.1f} %")
+    if decision == "passed":
+        text = (f"{head}: shows >= {bar_pct:g} %; flip rates above {100.0 - lo:.1f} % are "
+                "ruled out")
+    elif decision == "failed":
+        text = f"{head}: shows < {bar_pct:g} % (the whole interval is below the bar)"
+    else:
+        more = images_to_decide(agree, images, bar_pct)
+        need = ("no finite sample shows 100 %: lower --min-top1" if needed is None else
+                "at this agreement rate no number of images decides" if more is None else
+                f"about {more} images at this agreement rate would decide")
+        text = (f"{head}: too few images to decide at the {bar_pct:g} % bar (a flip rate up to "
+                f"{100.0 - lo:.1f} % cannot be ruled out; {need})")
+    return {"images": images, "top1_agree": agree,
+            "top1_agreement_pct": 100.0 * agree / max(images, 1), "top1_ci95_pct": [lo, hi],
+            "bar_pct": bar_pct, "decision": decision, "flip_rate_not_ruled_out_pct": 100.0 - lo,
+            "images_to_show_bar": needed,
+            "certainty": text}
+
+
+def refuted(verdict: Dict) -> bool:
+    """True when a verdict shows a failure; False when it passed or was undecided (too few
+    images to tell: e.g. an emulated CPU's few images cannot establish a pass, only refute)."""
+    return not verdict["passed"] and verdict.get("decision") != "undecided"
+
+
 def decide(precision: str, stats: Dict, task: Optional[Dict], gate: str = "auto",
            min_agreement: Optional[float] = None, min_top1: Optional[float] = None,
            max_kl: Optional[float] = None) -> Dict:
-    """The verdict and the rule that decided it.
+    """The verdict, its decision (passed, failed, undecided) and the rule that decided it.
 
     fp32 artifacts are always judged on symbols (exact bar .5 ties): they must reproduce
     the export, and any other flip is a defect, not a precision loss. fp16/int8 artifacts
-    of a bundle with a tail are judged on what reaches the server (``task``): top-1 equal to
-    the fp32 pipeline on at least ``min_top1`` % of the images AND a mean KL divergence of
-    the predictions of at most ``max_kl`` nats; otherwise on symbols as above.
+    of a bundle with a tail are judged on what reaches the server (``task``): the lower bound
+    of the 95 % Wilson interval of the top-1 agreement with the fp32 pipeline at or above
+    ``min_top1`` % AND a mean KL divergence of the predictions of at most ``max_kl`` nats
+    (:func:`task_evidence` says what the images can tell apart); otherwise on symbols.
     """
     if gate not in GATES:
         raise FidelityError(f"--gate {gate!r}: expected one of {', '.join(GATES)}")
@@ -146,12 +221,18 @@ def decide(precision: str, stats: Dict, task: Optional[Dict], gate: str = "auto"
         ok = passes(precision, stats, min_agreement)
         rule = ("symbols: exact bar .5 ties" if precision == "fp32" and min_agreement is None
                 else f"symbols: >= {threshold(precision, min_agreement)} % equal")
-        return {"rule": rule, "passed": ok, "min_agreement_pct": threshold(precision,
-                                                                           min_agreement)}
+        return {"rule": rule, "passed": ok, "decision": "passed" if ok else "failed",
+                "min_agreement_pct": threshold(precision, min_agreement)}
     top1 = MIN_TOP1_PCT if min_top1 is None else min_top1
     kl = MAX_KL if max_kl is None else max_kl
-    ok = task["top1_agreement_pct"] >= top1 and task["kl_mean"] <= kl
-    lo, _ = task["top1_ci95_pct"]
-    return {"rule": f"task: top-1 equal on >= {top1:g} % of {task['images']} images (95 % CI of "
-                    f"the agreement >= {lo:.1f} %) and mean KL <= {kl:g} nats",
-            "passed": ok, "min_top1_pct": top1, "max_kl": kl}
+    evidence = task_evidence(task["top1_agree"], task["images"], top1)
+    decision = evidence["decision"]
+    if task["kl_mean"] > kl:
+        decision = "failed"
+        evidence["certainty"] += (f"; but the mean KL, {task['kl_mean']:.3g} nats, is above "
+                                  f"the {kl:g} nats bar")
+    return {"rule": f"task: 95 % lower bound of the top-1 agreement >= {top1:g} % (on "
+                    f"{task['images']} images: {evidence['top1_ci95_pct'][0]:.1f} %) and mean "
+                    f"KL <= {kl:g} nats",
+            "passed": decision == "passed", "decision": decision, "min_top1_pct": top1,
+            "max_kl": kl, "evidence": evidence}

@@ -40,7 +40,13 @@ TARGETS = (
 
 
 class OnnxRunner(Runner):
-    """onnxruntime CPU session over one ONNX file."""
+    """onnxruntime CPU session over one ONNX file.
+
+    ``profile_prefix`` set before activating: onnxruntime's profiler records every node run
+    (``SessionOptions.enable_profiling``); :meth:`end_profiling` writes its Chrome trace.
+    """
+
+    profile_prefix: Optional[str] = None
 
     def activate(self) -> None:
         import onnxruntime as ort
@@ -49,8 +55,17 @@ class OnnxRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+        if self.profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = self.profile_prefix
         self._session = ort.InferenceSession(str(self.path), options,
                                              providers=["CPUExecutionProvider"])
+
+    def end_profiling(self) -> str:
+        """Stop onnxruntime's profiler; the path of the Chrome trace JSON it wrote."""
+        if not self.profile_prefix or not self._active:
+            raise UsageError("end_profiling needs an active runner made with profile_prefix")
+        return self._session.end_profiling()
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self.input_name: x})[0]

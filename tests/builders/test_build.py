@@ -37,12 +37,13 @@ def test_calibration_and_evaluation_images_never_overlap():
 def test_fp32_and_fp16_builds_record_fidelity(bundle_copy):
     rows = build_targets(bundle_copy, ["onnx", "onnx-fp16"], BuildOptions(latency_runs=2))
     by_name = {r["target"]: r for r in rows}
-    assert by_name["onnx"]["agreement_pct"] == 100.0
+    onnx = by_name["onnx"]  # on the task gate's 200 images: exact bar a rare .5 tie
+    assert onnx["passed"] and onnx["mismatches"] == onnx["ties"] <= 2
     assert by_name["onnx-fp16"]["agreement_pct"] >= 99.9
     bundle = Bundle.open(bundle_copy)
     entry = bundle.manifest["artifacts"]["onnx-fp16"]
     assert entry["precision"] == "fp16" and entry["gate"]["passed"] is True
-    assert entry["fidelity"]["images"] == 16 and len(entry["sha256"]) == 64
+    assert entry["fidelity"]["images"] == 200 and len(entry["sha256"]) == 64  # the task gate's
     assert abs(entry["fidelity"]["rate_change_pct"]) < 1
     with load_runner(bundle, "onnx-fp16") as runner:
         x = bundle.preprocessing()(split_images(None)[1][0])

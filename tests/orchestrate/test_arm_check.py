@@ -150,6 +150,8 @@ def test_fidelity_lines_and_summary_on_synthetic_results():
         {"target": "onnx-int8", "cpu": "cortex-a72 (qemu)", "skipped": "cannot run here"},
         _row("onnx-int8", "cortex-a76 (qemu)", 99.6, True, "int8",
              "task: top-1 equal on >= 95 % of 4 images"),
+        {**_row("tflite-fp16", "cortex-a72 (qemu)", 100.0, False, "fp16", "task: 4 images"),
+         "decision": "undecided"},
     ]
     lines, summary = arm.fidelity_lines(rows, ["onnx-fp16", "onnx-int8"],
                                         ["x86_64", "cortex-a72", "cortex-a76"])
@@ -170,6 +172,12 @@ def test_fidelity_lines_and_summary_on_synthetic_results():
                        "below it: onnx-fp16 on cortex-a76; not measured: onnx-int8 on "
                        "cortex-a72 (informational: reduced precision may differ by CPU, not a "
                        "failure)")
+    lines, summary = arm.fidelity_lines(rows, ["tflite-fp16"], ["cortex-a72"])
+    assert lines == ["fidelity tflite-fp16 cortex-a72: 100.0000 % symbols equal (4 images) — "
+                     "undecided by the fp16 gate (task: 4 images)"]
+    assert summary == ("fidelity summary: 0/1 reduced-precision results pass their gate; too "
+                       "few images to decide: tflite-fp16 on cortex-a72 (informational: reduced "
+                       "precision may differ by CPU, not a failure)")
     lines, summary = arm.fidelity_lines([], ["tflite-fp16"], ["x86_64"])
     assert lines == ["fidelity tflite-fp16 x86_64: not measured (not built)"]
     assert summary.startswith("fidelity summary: 0/1 reduced-precision results pass")

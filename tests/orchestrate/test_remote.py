@@ -117,6 +117,31 @@ def test_cli_host_round_trip(device, demo_bundle, images, tmp_path, capsys):
     assert device.leftovers() == []
 
 
+def test_per_op_over_host_brings_the_trace_back(device, demo_bundle, images, tmp_path, capsys):
+    """--per-op runs on the device; its raw trace comes back beside the results, which name
+    it, and the figure is drawn here."""
+    from sc2deploy.cli import main
+
+    out = tmp_path / "res" / "dev.json"
+    ssh = [f"--ssh-option={o}" for o in device.options()]
+    assert main(["profile", str(demo_bundle.path), "--images", str(images), "--host",
+                 device.destination, "--port", str(device.port), "--remote-python",
+                 sys.executable, *ssh, "--per-op", "--runs", "3", "--warmup", "1",
+                 "--energy", "none", "--no-baselines", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    entry = doc["per_op"]
+    assert entry["available"] and entry["runs"] == 3 and entry["trace"] == "dev.ort-trace.json"
+    events = json.loads(out.with_name("dev.ort-trace.json").read_text())
+    assert {e["name"][:-len("_kernel_time")] for e in events
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")} == \
+        {n["name"] for n in entry["nodes"]}
+    assert "raw trace: dev.ort-trace.json" in printed and "per-op figure: " in printed
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "dev.json", "dev.ort-trace.json", "dev.per-op.png"]
+    assert device.leftovers() == []
+
+
 def test_round_trip_measures_on_the_device(device, demo_bundle, images, tmp_path):
     out = tmp_path / "res" / "results.json"
     doc = run(device, demo_bundle, images,

@@ -78,7 +78,7 @@ def test_emulate_needs_a_cpu_and_images():
 
 
 def test_verify_emulate_records_fidelity_per_cpu(tmp_path, capsys, emulation_tools):
-    from sc2deploy.builders.build import BuildOptions, Reference, build_targets, split_images
+    from sc2deploy.builders.build import BuildOptions, Reference, build_targets, verify_images
     from sc2deploy.bundle import Bundle
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.orchestrate.emulation import Emulator
@@ -95,7 +95,7 @@ def test_verify_emulate_records_fidelity_per_cpu(tmp_path, capsys, emulation_too
     assert f"{CPU} (qemu)" in out and ve.NO_TIMING in out and "s per image" in out
 
     bundle = Bundle.open(path)  # the transaction left a valid bundle
-    evals = split_images(None)[1]
+    evals = verify_images(bundle).images  # the demo has a tail: the task gate's images
     chosen = [evals[i] for i in ve.emulation_indices(len(evals), 2)]
     reference = Reference(bundle, chosen)
     np.save(tmp_path / "inputs.npy", np.stack(reference.inputs))

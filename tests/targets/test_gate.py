@@ -72,3 +72,63 @@ def test_task_agreement_counts_top1_top5_and_kl():
     got = task_agreement(ref, flipped)
     assert got["top1_agree"] == 1 and got["top1_agreement_pct"] == 50.0
     assert got["kl_max"] > 1.0 and got["kl_mean"] == pytest.approx(got["kl_max"] / 2)
+
+
+def test_wilson_lower_bound_of_all_agreeing_is_n_over_n_plus_z_squared():
+    from sc2deploy.targets.gate import wilson_interval
+
+    z2 = 1.96 ** 2  # k = n: the lower bound is n / (n + z^2) exactly
+    for n, known in ((16, 0.8064), (73, 0.9500), (200, 0.9812), (1000, 0.9962)):
+        lo, hi = wilson_interval(n, n)
+        assert hi == pytest.approx(1.0) and lo == pytest.approx(n / (n + z2), abs=1e-12)
+        assert round(lo, 4) == known
+    lo, hi = wilson_interval(193, 200)  # the demo's A16W8 on its eval set (issue 21)
+    assert (round(lo, 4), round(hi, 4)) == (0.9295, 0.9829)
+    with pytest.raises(FidelityError, match="received 17 successes of 16 trials"):
+        wilson_interval(17, 16)
+
+
+def test_task_evidence_decides_on_the_lower_bound_and_states_its_resolution():
+    from sc2deploy.targets.gate import images_to_show, task_evidence
+
+    assert images_to_show(95.0) == 73 and images_to_show(97.0) == 125
+    assert images_to_show(100.0) is None  # no finite sample shows 100 %
+    shown = task_evidence(200, 200, 95.0)
+    assert shown["decision"] == "passed" and shown["top1_ci95_pct"][0] == pytest.approx(98.115,
+                                                                                        abs=1e-3)
+    assert shown["flip_rate_not_ruled_out_pct"] == pytest.approx(1.885, abs=1e-3)
+    assert "flip rates above 1.9 % are ruled out" in shown["certainty"]
+    few = task_evidence(16, 16, 95.0)  # the bundle's 16 references: cannot decide
+    assert few["decision"] == "undecided"
+    assert ("95 % interval 80.6-100.0 %: too few images to decide at the 95 % bar (a flip "
+            "rate up to 19.4 % cannot be ruled out; about 73 images") in few["certainty"]
+    assert task_evidence(193, 200, 95.0)["decision"] == "undecided"  # 93.0-98.3 %
+    assert task_evidence(199, 200, 95.0)["decision"] == "passed"  # 97.2 %
+    assert task_evidence(150, 200, 95.0)["decision"] == "failed"  # 68.6-80.5 %
+    assert "whole interval is below the bar" in task_evidence(150, 200, 95.0)["certainty"]
+    assert task_evidence(0, 0, 95.0)["decision"] == "undecided"
+    with pytest.raises(FidelityError, match=r"received top-1 agreement 5/4: expected"):
+        task_evidence(5, 4)
+
+
+def test_decide_is_one_rule_for_every_number_of_images():
+    from sc2deploy.targets.gate import decide, refuted
+
+    def task(agree, n, kl=0.001):
+        return {"top1_agree": agree, "images": n, "kl_mean": kl}
+
+    passed = decide("int8", {}, task(200, 200))
+    assert passed["passed"] and passed["decision"] == "passed" and passed["min_top1_pct"] == 95.0
+    assert passed["rule"] == ("task: 95 % lower bound of the top-1 agreement >= 95 % (on 200 "
+                              "images: 98.1 %) and mean KL <= 0.01 nats")
+    assert passed["evidence"]["images"] == 200 and not refuted(passed)
+    on_device = decide("int8", {}, task(16, 16))  # over ssh or emulated: the same rule
+    assert not on_device["passed"] and on_device["decision"] == "undecided"
+    assert not refuted(on_device)  # too few to refute either
+    assert "a flip rate up to 19.4 % cannot be ruled out" in on_device["evidence"]["certainty"]
+    shifted = decide("int8", {}, task(200, 200, kl=0.02))
+    assert shifted["decision"] == "failed" and refuted(shifted)
+    assert decide("int8", {}, task(199, 200), min_top1=98.0)["decision"] == "undecided"
+    assert decide("fp16", {"agreement_pct": 99.95}, None)["decision"] == "passed"
+    fp32 = decide("fp32", _stats(99.0, mismatches=100), task(200, 200))
+    assert fp32["rule"] == "symbols: exact bar .5 ties" and refuted(fp32)
