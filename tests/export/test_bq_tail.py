@@ -143,13 +143,16 @@ def test_build_gates_a_bq_artifact_on_the_tail(bundle, tmp_path):
     import shutil
 
     from sc2deploy.builders.build import BuildOptions, build_targets, verify_bundle
+    from sc2deploy.targets.gate import TASK_IMAGES
 
     copy = tmp_path / "b"
     shutil.copytree(bundle.path, copy)
     row, = build_targets(copy, ["onnx-fp16"], BuildOptions(latency_runs=1))
-    assert row["rule"].startswith("task:") and row["task"]["images"] == 16  # the tail judged it
+    assert row["rule"].startswith("task:")  # the tail judged it
+    assert row["task"]["images"] == TASK_IMAGES
     assert 0 <= row["task"]["kl_mean"] < 1
     rows = {r["target"]: r for r in verify_bundle(copy)}  # fp16 kept or not: CPU-dependent
     fp32 = rows["onnx"]
     assert ("onnx-fp16" in rows) == row["passed"]
-    assert fp32["task"]["top1_agree"] == 16 and fp32["task"]["kl_mean"] == 0.0
+    assert fp32["task"]["top1_agree"] == TASK_IMAGES  # fp32: a .5 tie may move a symbol
+    assert fp32["task"]["kl_mean"] < 1e-4
