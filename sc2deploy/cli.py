@@ -23,7 +23,7 @@ from sc2deploy.log import configure, logger
 from sc2deploy.measure.options import (CODER_HELP, ProfileOptions, RemoteOptions, ServerOptions,
                                        add_arguments, from_namespace)
 from sc2deploy.orchestrate.emulation import CPUS as EMULATED_CPUS
-from sc2deploy.preprocess import list_images
+from sc2deploy.preprocess import MODES as PREPROCESS_MODES, MODES_HELP, list_images
 from sc2deploy.serving.batching import MODES as TAIL_BATCH_MODES, refuse_unbatchable
 from sc2deploy.report.summary import format_profile
 from sc2deploy.specs import DEMO_MODEL, HEADS, demo_ladder
@@ -77,6 +77,7 @@ GATE = (arg("--gate", choices=("auto", "task", "symbols"), default="auto",
         arg("--max-kl", type=float, metavar="NATS", help="task gate: mean KL divergence of the "
             "predictions from the fp32 pipeline's (default: 0.01)"))
 CODER = arg("--coder", choices=CODERS, help=CODER_HELP)
+PREPROCESS = arg("--preprocess", choices=PREPROCESS_MODES, default="exact", help=MODES_HELP)
 TARGET = arg("--target", default="onnx", help="artifact that runs the head (default: onnx)")
 
 
@@ -208,6 +209,7 @@ def _verify(args) -> int:
 
         if args.emulate:
             raise UsageError("give --host or --emulate, not both: run verify once for each")
+        _exact_only(args, "--host")
         options = BuildOptions(**_gate(args))
         rows = verify_remote(args.bundle, remote, images, options, args.host_images)
         print(to_json(rows) if args.json else format_table(rows))
@@ -217,15 +219,24 @@ def _verify(args) -> int:
                   f"{args.bundle}/manifest.json")
         return 0
     if not args.emulate:
-        rows = verify_bundle(args.bundle, images, BuildOptions(**_gate(args)))
+        rows = verify_bundle(args.bundle, images, BuildOptions(**_gate(args)), args.preprocess)
         print(to_json(rows) if args.json else format_table(rows))
+        measured = [r for r in rows if "reduced_decodes" in r]
+        if measured and not args.json:
+            r = measured[0]
+            print(f"preprocessing: {args.preprocess} ({r['reduced_decodes']} of {r['images']} "
+                  "images decoded at reduced size), compared with the torch reference on exact "
+                  "inputs")
         keys = sorted({r["measured_on"] for r in rows if r.get("measured_on")})
         if keys and not args.json:
-            print(f"recorded: fidelity_by_cpu of each artifact in {args.bundle}/manifest.json "
+            where = ("fidelity_by_cpu" if args.preprocess == "exact"
+                     else f"fidelity_by_preprocess.{args.preprocess}")
+            print(f"recorded: {where} of each artifact in {args.bundle}/manifest.json "
                   f"(this CPU: {', '.join(keys)})")
         return 0
     from sc2deploy.orchestrate.verify_emulated import verify_emulated
 
+    _exact_only(args, "--emulate")
     rows = verify_emulated(args.bundle, emulate_options(args), images, BuildOptions(**_gate(args)))
     print(to_json(rows) if args.json else format_table(rows))
     if not args.json:
@@ -234,6 +245,38 @@ def _verify(args) -> int:
             print(f"{cpu}: {c['s_per_image']:.2f} s per image ({c['images']} images, every "
                   f"artifact, {c['process_s']:.1f} s in all); emulated: no timing")
         print(f"recorded: fidelity_by_cpu of each artifact in {args.bundle}/manifest.json")
+    return 0
+
+
+def _exact_only(args, where: str) -> None:
+    if args.preprocess != "exact":
+        from sc2deploy.errors import UsageError
+
+        raise UsageError(f"verify {where} measures exact preprocessing only; got --preprocess "
+                         f"{args.preprocess}: run verify --preprocess {args.preprocess} here "
+                         "(without --host/--emulate)")
+
+
+def _explain(args) -> int:
+    from sc2deploy.builders.sensitivity import ExplainOptions, explain, write_results
+    from sc2deploy.measure.progress import Progress
+    from sc2deploy.report.sensitivity import format_sensitivity, summary_lines, write_figure
+
+    options = ExplainOptions(
+        target=args.target, images=args.images, sqnr_images=args.sqnr_images,
+        activations=args.activations, calib=list_images(args.calib) if args.calib else None,
+        task_images=list_images(args.task_images) if args.task_images else None)
+    atomic.ensure_writable(args.out.parent, "the folder of the results file")
+    doc = explain(args.bundle, options, lambda title, total: Progress(title, total, "build"))
+    written = write_results(doc, args.out)
+    print(format_sensitivity(doc))
+    figure = None
+    if not args.no_figure:
+        try:
+            figure = write_figure(doc, args.out)
+        except Sc2DeployError as exc:  # no matplotlib: the table and the results are kept
+            print(f"figure: not drawn ({exc})")
+    print("\n".join(summary_lines(doc, written, figure)))
     return 0
 
 
@@ -249,7 +292,8 @@ def _targets(args) -> int:
 def _encode(args) -> int:
     from sc2deploy.orchestrate.containers import encode_to_folder
 
-    encode_to_folder(args.bundle, args.images, args.out, args.target, args.coder)
+    encode_to_folder(args.bundle, args.images, args.out, args.target, args.coder,
+                     preprocess=args.preprocess)
     return 0
 
 
@@ -325,6 +369,24 @@ def _report(args) -> int:
     return 0
 
 
+def _replay(args) -> int:
+    from sc2deploy.measure.replay import ReplayOptions, format_header, replay_ladder
+    from sc2deploy.results.schema import write_results
+
+    options = ReplayOptions(
+        bundles=tuple(args.ladder), evaluations=tuple(args.evaluation), trace=args.trace,
+        deadline_ms=args.deadline_ms, target=args.target, min_top1=args.min_top1,
+        duration_s=args.duration_s, interval_ms=args.interval_ms, prior_kbps=args.prior_kbps,
+        latency_ms=args.latency_ms, overhead_bytes=args.overhead_bytes, link=args.link,
+        device_profile=args.device_profile, label=args.label)
+    atomic.ensure_writable(args.out.parent, "the folder of the results file")
+    result, doc = replay_ladder(options)
+    written = write_results(doc, args.out)
+    print(f"{format_header(doc)}\n{result.table()}\nresults written: {written}\n"
+          f"next: sc2deploy report {args.out} -o REPORT_DIR")
+    return 0
+
+
 def _evaluate(args) -> int:
     from sc2deploy.errors import UsageError
     from sc2deploy.measure.evaluate import (evaluate, evaluate_baselines, format_baselines,
@@ -337,7 +399,8 @@ def _evaluate(args) -> int:
     points = parse_baselines(args.baselines)
     with atomic.output_folder(args.out.parent, "the folder of the results file"):
         data = read_labeled(args.images, args.labels, args.classes)
-        doc = evaluate(args.bundle, data, args.target, args.coder, args.label)
+        doc = evaluate(args.bundle, data, args.target, args.coder, args.label,
+                       preprocess=args.preprocess)
         text = format_evaluation(doc)
         if args.teacher is not None:
             doc.update(evaluate_baselines(args.bundle, data, args.teacher, points))
@@ -546,11 +609,31 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
                options(RemoteOptions),
                arg("--host-images", type=int, metavar="N",
                    help="with --host: evaluation images run on the device (default: all)"),
-               switch("--json", "print the rows as JSON")),
+               PREPROCESS, switch("--json", "print the rows as JSON")),
+    "explain": (
+        "per-layer sensitivity of an int8 build: each quantizable node int8 alone and fp32 "
+        "alone, ranked (table, figure, results file)", _explain, BUNDLE,
+        arg("--target", choices=("onnx-int8", "tflite-int8"), default="onnx-int8",
+            help="int8 target to explain (default: onnx-int8)"),
+        arg("--images", type=int, default=64, metavar="N",
+            help="evaluation images, picked evenly from the task gate's images (a bundle with "
+                 "a tail) or the samples not used to calibrate (default: 64)"),
+        arg("--sqnr-images", type=int, default=4, metavar="N",
+            help="images whose activations give the SQNR (every activation is kept; "
+                 "default: 4)"),
+        arg("--activations", choices=("int8", "int16"), default="int8",
+            help="activation type of the quantized nodes (default: int8)"),
+        arg("--calib", type=Path, metavar="DIR",
+            help="calibration images (default: half of the bundled samples)"),
+        arg("--task-images", type=Path, metavar="DIR",
+            help="evaluation images of a bundle with a tail (default: the task gate's "
+                 "generated images)"),
+        switch("--no-figure", "write no figure (RESULTS.png)"),
+        out("RESULTS.json", "results file (kind: sensitivity; the figure goes beside it)")),
     "targets": ("list the targets and whether they can build here", _targets),
     "encode": ("encode images to containers with a bundle", _encode, BUNDLE,
                arg("images", type=Path, nargs="+", metavar="IMAGE", help="image files"),
-               TARGET, CODER,
+               TARGET, CODER, PREPROCESS,
                out("DIR", "folder for the containers: one IMAGE_STEM.s2c per image")),
     "decode": ("decode a container (or a batch of them) to a latent", _decode,
                arg("bundle", type=Path, metavar="BUNDLE", help="bundle that encoded it"),
@@ -571,7 +654,8 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
               out("DIR", "folder for bundles/, results/, report/ and sweep.json")),
     "report": ("latency/energy/accuracy report from profiling and evaluation results", _report,
                arg("results", type=Path, nargs="+", metavar="RESULTS",
-                   help="results files of profile / profile-server / evaluate"),
+                   help="results files of profile / profile-server / evaluate / stream / "
+                        "replay (an adaptive stream or a replay: the adaptive timeline)"),
                arg("--format", default="all", metavar="LIST",
                    help="what to write, comma-separated: html (figures embedded), md, png, "
                         "pdf, svg (each figure), latex, csv (each table, in tables/; csv also "
@@ -588,7 +672,8 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             "the model's class order (default: sorted, as ImageNet's WNIDs)"),
         arg("--target", action="append", default=[], metavar="T", help="target to evaluate "
             "besides the fp32 pipeline (repeatable; default: every artifact that runs here)"),
-        CODER, arg("--label", metavar="NAME", help="name in reports (default: MODEL/evaluate)"),
+        CODER, PREPROCESS,
+        arg("--label", metavar="NAME", help="name in reports (default: MODEL/evaluate)"),
         arg("--teacher", type=Path, metavar="ONNX", help="classifier of the head's input, for "
             "the input-compression baselines (the demo's: sc2deploy/data/demo_teacher.onnx)"),
         arg("--baselines", action="append", default=[], metavar="CODEC:Q,...", help="compress "
@@ -665,6 +750,37 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--prior-kbps", type=float, metavar="K", help="with --ladder: the link's rate "
             "before the first answer (default: --link's model)"),
         out("RESULTS.json", "results file (kind: stream)")),
+    "replay": (
+        "model the adaptive ladder on a throughput trace: the policy against every fixed point",
+        _replay,
+        arg("--ladder", type=Path, nargs="+", required=True, metavar="BUNDLE",
+            help="the points of one ladder (as `serve` holds them)"),
+        arg("--evaluation", type=Path, nargs="+", required=True, metavar="RESULTS",
+            help="`sc2deploy evaluate` results of every point: its top-1, mean container "
+                 "bytes and median device/server ms"),
+        arg("--trace", type=Path, required=True, metavar="TRACE.json|csv",
+            help="the link's rate over time: JSON [[t_start_s, bits_per_s], ...] or CSV "
+                 "with the header t_start_s,bits_per_s"),
+        arg("--deadline-ms", type=float, required=True, metavar="MS", help="end to end per image"),
+        TARGET,
+        arg("--min-top1", type=float, metavar="PCT", help="choose the least device + radio "
+            "energy among points with top-1 >= PCT instead (needs --link and/or "
+            "--device-profile)"),
+        arg("--link", metavar="NAME|FILE", help="with --min-top1: the radio's TX power"),
+        arg("--device-profile", metavar="NAME", help="with --min-top1: device watts x each "
+            "point's encode time (e.g. rpi4)"),
+        arg("--duration-s", type=float, metavar="S", help="seconds replayed (default: the "
+            "last segment lasts as long as the one before it)"),
+        arg("--interval-ms", type=float, default=0.0, metavar="MS", help="begin an image at "
+            "most every MS (default: 0, back to back)"),
+        arg("--prior-kbps", type=float, metavar="K", help="the estimate before the first send "
+            "(default: the trace's first rate)"),
+        arg("--latency-ms", type=float, default=0.0, metavar="MS",
+            help="the link's fixed delay per send (default: 0)"),
+        arg("--overhead-bytes", type=float, default=0.0, metavar="N", help="bytes every send "
+            "carries besides the container, e.g. headers (default: 0)"),
+        arg("--label", metavar="NAME", help="name in reports"),
+        out("RESULTS.json", "results file (kind: replay)")),
 }
 
 

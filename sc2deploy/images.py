@@ -14,23 +14,32 @@ it is within 1 of round(v * 255 / 65535).
 
 Pillow's decompression-bomb guard becomes a UsageError; the limit is Pillow's
 ``MAX_IMAGE_PIXELS`` (89,478,485) unless ``SC2DEPLOY_MAX_IMAGE_PIXELS`` is set.
+
+``load_image(path, min_side=N)`` (the fast preprocessing) decodes a JPEG at 1/2, 1/4 or 1/8
+of its size when the shorter side stays >= N (libjpeg's DCT-domain scaling, Pillow's
+``draft``); other formats are decoded whole.
 """
 
 import os
 from pathlib import Path
+from typing import Optional, Tuple
 
 from sc2deploy.errors import UsageError
 
 PIXELS_ENV = "SC2DEPLOY_MAX_IMAGE_PIXELS"
+DRAFT_SCALES = (8, 4, 2, 1)  # libjpeg's DCT-domain scaling: 1/8, 1/4, 1/2, whole
 # What Pillow raises on corrupt, truncated or unsupported files (plugins use SyntaxError).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
-def load_image(path: Path):
+def load_image(path: Path, min_side: Optional[int] = None, whole_blocks: bool = False):
     """Decode an image file to an RGB 8-bit Pillow image (fully read, file closed).
 
     The EXIF orientation is not applied (it stays in ``info``, see
-    ``Preprocessing.exif_transpose``); ``filename`` is set to ``path``.
+    ``Preprocessing.exif_transpose``); ``filename`` is set to ``path``. ``min_side``: decode
+    a JPEG at the smallest DCT scale whose shorter side is still >= it (``whole_blocks``:
+    only scales that divide both sides); ``full_size`` (the stored size) and ``draft_scale``
+    (1, 2, 4 or 8) are set on the image.
     """
     from PIL import Image
 
@@ -41,6 +50,11 @@ def load_image(path: Path):
     try:
         with Image.open(path) as img:
             _check_pixels(path, img.size, limit)
+            full_size, scale = img.size, 1
+            if min_side is not None and img.format == "JPEG":
+                scale = draft_scale(img.size, min_side, whole_blocks)
+                if scale > 1:  # request (w // s, h // s): Pillow then picks exactly s
+                    img.draft(None, (img.size[0] // scale, img.size[1] // scale))
             rgb = to_rgb8(img)
     except _DECODE_ERRORS as exc:
         raise UsageError(f"cannot read image {path}: {exc} ({type(exc).__name__}); expected a "
@@ -48,7 +62,21 @@ def load_image(path: Path):
     finally:
         Image.MAX_IMAGE_PIXELS = saved
     rgb.filename = str(path)
+    rgb.full_size, rgb.draft_scale = full_size, scale
     return rgb
+
+
+def draft_scale(size: Tuple[int, int], min_side: int, whole_blocks: bool = False) -> int:
+    """The largest libjpeg DCT scale (8, 4, 2 or 1) that keeps the shorter side of an image
+    of ``size`` (w, h) >= ``min_side``; ``whole_blocks``: also dividing w and h exactly."""
+    if not isinstance(min_side, int) or isinstance(min_side, bool) or min_side < 1:
+        raise UsageError(f"min_side {min_side!r}: expected a positive integer number of pixels "
+                         "(the resize target)")
+    w, h = size
+    for scale in DRAFT_SCALES:
+        if min(w, h) // scale >= min_side and not (whole_blocks and (w % scale or h % scale)):
+            return scale
+    return 1
 
 
 def to_rgb8(img):

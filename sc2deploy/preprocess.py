@@ -4,9 +4,20 @@ Same arithmetic as torchvision's eval transform on PIL images: resize the
 shorter side (bilinear), center-crop, scale to [0, 1], normalize by mean/std.
 Decoding (modes, alpha, pixel limit) is in :mod:`sc2deploy.images`. The EXIF
 orientation is ignored, as by the training loaders, unless ``exif_transpose``.
+
+Two modes (``--preprocess``), the same geometry::
+
+    exact  decode whole ─ resize shorter side ─ center-crop ─ /255, -mean, /std   (training's)
+    fast   decode JPEG at 1/2, 1/4, 1/8 (DCT scaling, shorter side still >= resize)
+           ─ resize the crop's box straight to the crop size ─ one table look-up per channel
+             into a float32 NCHW array (the same values as exact's arithmetic)
+
+The fast mode's pixels differ a little from training's (the codec's scaled decode); its effect
+on symbols and task is measured by ``verify --preprocess fast``.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Tuple
 
@@ -18,6 +29,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm")
+MODES = ("exact", "fast")  # --preprocess
+MODES_HELP = ("image preprocessing: exact = as in training (default); fast = JPEGs decoded at "
+              "reduced size (DCT scaling) and resize, crop and normalization fused "
+              "(docs/preprocessing.md)")
 _warned_small = set()  # files already reported as smaller than the crop (once per process)
 
 
@@ -41,9 +56,15 @@ class Preprocessing:
                 "color": "RGB", "scale": "1/255", "mean": list(self.mean), "std": list(self.std),
                 "exif_transpose": self.exif_transpose}
 
+    mode = "exact"  # class attribute, not recorded in the manifest: how this process decodes
+
     def __call__(self, path: Path) -> "np.ndarray":
         """Return the [1, 3, H, W] float32 input for the image file at ``path``."""
-        return self.transform(load_image(path))
+        return self.transform(self.load(path))
+
+    def load(self, path: Path):
+        """Decode the image file at ``path`` as ``transform`` expects it."""
+        return load_image(path)
 
     def transform(self, img) -> "np.ndarray":
         """A decoded RGB Pillow image (see ``load_image``) → the [1, 3, H, W] float32 input."""
@@ -91,6 +112,86 @@ class Preprocessing:
         top = int(round((h - th) / 2.0))
         left = int(round((w - tw) / 2.0))
         return img.crop((left, top, left + tw, top + th))
+
+
+@dataclass(frozen=True)
+class FastPreprocessing(Preprocessing):
+    """The ``fast`` mode of the same preprocessing (see the module docstring); torch-free."""
+
+    mode = "fast"
+
+    def load(self, path: Path):
+        """Decode, a JPEG at the smallest DCT scale whose shorter side is >= ``resize``."""
+        # With exif_transpose only scales dividing both sides: the decoded image then covers
+        # the stored one exactly, whatever the orientation.
+        return load_image(path, min_side=self.resize, whole_blocks=self.exif_transpose)
+
+    def transform(self, img, out: "np.ndarray" = None) -> "np.ndarray":
+        """A decoded image (``load``, or any RGB Pillow image) → [1, 3, H, W] float32, written
+        into ``out`` when given (C-contiguous float32 of that shape)."""
+        import numpy as np
+        from PIL import Image
+
+        th, tw = self.crop
+        if out is None:
+            out = np.empty((1, 3, th, tw), np.float32)
+        elif (out.shape != (1, 3, th, tw) or out.dtype != np.float32
+              or not out.flags.c_contiguous):
+            raise UsageError(f"out: received a {out.dtype} array of shape {tuple(out.shape)}, "
+                             f"expected a C-contiguous float32 array of shape (1, 3, {th}, {tw})")
+        img, box = self._oriented_box(img)
+        pixels = np.asarray(img.resize((tw, th), Image.BILINEAR, box=box))
+        for c, table in enumerate(_tables(self.mean, self.std)):
+            np.take(table, pixels[:, :, c], out=out[0, c])
+        return out
+
+    def _oriented_box(self, img):
+        """(the image, oriented if asked; the exact path's crop in its coordinates); warns
+        about upscaling like the exact path."""
+        name = getattr(img, "filename", "") or "(in memory)"
+        scale = getattr(img, "draft_scale", 1)
+        full = getattr(img, "full_size", None) or img.size
+        if self.exif_transpose:
+            decoded = img.size
+            img = _exif_transpose(img, name)
+            if img.size != decoded:  # rotated by 90 degrees; whole blocks: full = s * decoded
+                full = full[::-1]
+        w, h = full
+        th, tw = self.crop
+        if (w < tw or h < th) and name not in _warned_small:
+            _warned_small.add(name)
+            logger.warning("image %s is %dx%d px, smaller than the %dx%d crop: it is upscaled "
+                           "(blurred) to %d px on the shorter side", name, w, h, tw, th,
+                           self.resize)
+        short, long = (w, h) if w <= h else (h, w)
+        new_long = int(self.resize * long / short)
+        nw, nh = (self.resize, new_long) if w <= h else (new_long, self.resize)
+        if nw < tw or nh < th:
+            raise UsageError(f"image of {nw}x{nh} px is smaller than the {tw}x{th} crop")
+        top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
+        fx, fy = w / nw / scale, h / nh / scale  # decoded pixels per resized pixel
+        dw, dh = img.size
+        return img, (left * fx, top * fy, min((left + tw) * fx, dw), min((top + th) * fy, dh))
+
+
+@lru_cache(maxsize=8)
+def _tables(mean: Tuple[float, ...], std: Tuple[float, ...]):
+    """Per channel, the normalized value of each 8-bit level (exact's float32 arithmetic)."""
+    import numpy as np
+
+    levels = np.arange(256, dtype=np.float32) / np.float32(255)
+    return tuple((levels - np.float32(m)) / np.float32(s) for m, s in zip(mean, std))
+
+
+def preprocessor(pre: Preprocessing, mode: str = "exact") -> Preprocessing:
+    """``pre`` in the given mode (``MODES``): the exact one, or its fast variant."""
+    if mode not in MODES:
+        raise UsageError(f"unknown --preprocess {mode!r}: expected one of {', '.join(MODES)} "
+                         "(exact: as in training; fast: reduced-size JPEG decoding, fused "
+                         "resize/crop/normalization)")
+    if mode == "exact":
+        return Preprocessing(pre.resize, pre.crop, pre.mean, pre.std, pre.exif_transpose)
+    return FastPreprocessing(pre.resize, pre.crop, pre.mean, pre.std, pre.exif_transpose)
 
 
 def _exif_transpose(img, name: str):

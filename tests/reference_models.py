@@ -13,17 +13,19 @@ TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 
 
 def compressai_bottleneck(channels: int = 24, seed: int = 0, decoder: bool = False,
-                          update: bool = True) -> nn.Module:
+                          update: bool = True, coarse: bool = False) -> nn.Module:
     """An FPBasedResNetBottleneck-style head with CompressAI's GDN1 and EntropyBottleneck.
 
     Parameters are randomized (deterministically per seed) so the latent spreads
     over several symbols and the priors differ per channel; ``update()`` fills
     the tables unless ``update=False``. Works with whichever CompressAI
-    ``compressai_ref.load()`` finds (1.2.8, or 1.1.9 in a subprocess).
+    ``compressai_ref.load()`` finds (1.2.8, or 1.1.9 in a subprocess). ``coarse``: the
+    bundled demo students' layout, a latent one stride coarser (encoder.4 conv4/2, decoder.0
+    a transposed conv4/2).
     """
     with torch.random.fork_rng():  # CompressAI initializes biases from the global generator
         torch.manual_seed(seed)
-        return _compressai_bottleneck(channels, seed, decoder, update)
+        return _compressai_bottleneck(channels, seed, decoder, update, coarse)
 
 
 def _density_parameters(eb: nn.Module):
@@ -36,7 +38,8 @@ def _density_parameters(eb: nn.Module):
             [getattr(eb, f"_factor{i}") for i in range(layers - 1)])
 
 
-def _compressai_bottleneck(channels: int, seed: int, decoder: bool, update: bool) -> nn.Module:
+def _compressai_bottleneck(channels: int, seed: int, decoder: bool, update: bool,
+                           coarse: bool) -> nn.Module:
     entropy, gdn, _ = compressai_ref.load()
     gen = torch.Generator().manual_seed(seed)
     n = channels
@@ -44,18 +47,20 @@ def _compressai_bottleneck(channels: int, seed: int, decoder: bool, update: bool
     m.encoder = nn.Sequential(
         nn.Conv2d(3, 4 * n, 5, 2, 2, bias=False), gdn.GDN1(4 * n),
         nn.Conv2d(4 * n, 2 * n, 5, 2, 2, bias=False), gdn.GDN1(2 * n),
+        nn.Conv2d(2 * n, n, 4, 2, 1, bias=False) if coarse else
         nn.Conv2d(2 * n, n, 2, 1, 0, bias=False))
     m.entropy_bottleneck = entropy.EntropyBottleneck(n)
     layers = list(m.encoder)
     if decoder:  # sc2bench's decoder layout (conv biases on the last two convs)
         m.decoder = nn.Sequential(
+            nn.ConvTranspose2d(n, 4 * n, 4, 2, 1, bias=False) if coarse else
             nn.Conv2d(n, 4 * n, 2, 1, 1, bias=False), gdn.GDN1(4 * n, inverse=True),
             nn.Conv2d(4 * n, 2 * n, 2, 1, 0), gdn.GDN1(2 * n, inverse=True),
             nn.Conv2d(2 * n, 2 * n, 2, 1, 1))
         layers += list(m.decoder)
     with torch.no_grad():
         for layer in layers:
-            if isinstance(layer, nn.Conv2d):
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen)
                                    * (3.0 / layer.weight[0].numel()) ** 0.5)
                 if layer.bias is not None:

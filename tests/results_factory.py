@@ -171,3 +171,72 @@ def make_evaluation(label: str = "demo/evaluate", sha: str = "ab" * 32, model: s
                           "top1": _proportion(min(95, images), images),
                           "top5": _proportion(images, images)}
     return doc
+
+
+# The adaptive stream's ladder (issue 22): (name, top-1 %, reference bytes)
+LADDER_POINTS = (("demo-beta0.1", 100.0, 2200.0), ("demo-beta1", 98.0, 580.0),
+                 ("demo-beta3", 82.0, 240.0))
+
+
+def make_adaptive_stream(chosen=("demo-beta0.1",) * 3 + ("demo-beta1",) * 3 + ("demo-beta3",),
+                         e2e_ms=(600, 610, 2900, 1800, 1500, 1450, 700),
+                         deadline_ms: float = 2500.0) -> dict:
+    """A valid stream document of ``stream --ladder``: per image the point ``chosen`` and
+    its measured end to end; each transfer = e2e − 20 ms encode − 5 ms server."""
+    top1 = {name: pct for name, pct, _ in LADDER_POINTS}
+    sizes = {name: int(b) for name, _, b in LADDER_POINTS}
+    total = stats(sorted(e2e_ms)[len(e2e_ms) // 2], len(e2e_ms))
+    predictions = []
+    for i, (name, ms) in enumerate(zip(chosen, e2e_ms)):
+        predictions.append({
+            "image": f"img{i}.jpg", "request_id": f"r{i}", "bytes": sizes[name], "status": 200,
+            "round_trip_ms": ms - 20.0, "server_ms": 5.0, "attempts": 1,
+            "outputs": [{"task": "tail", "top_k": [{"class": 1, "probability": 0.9}]}],
+            "adaptive": {"point": name, "fits": True, "reason": "test",
+                         "estimate_bps": 40000.0 if i < 3 else 3000.0,
+                         "predicted_bytes": float(sizes[name]), "predicted_e2e_ms": ms * 0.9,
+                         "measured_e2e_ms": float(ms), "transfer_ms": ms - 25.0,
+                         "met": ms <= deadline_ms, "estimate_after_bps": 3000.0}})
+    met = sum(ms <= deadline_ms for ms in e2e_ms)
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "stream", "complete": True,
+        "label": "ladder/adaptive", "created_utc": "2026-12-07T05:40:00Z",
+        "bundle": {"path": "build/demo-beta0.1", "model": "demo-beta0.1",
+                   "manifest_sha256": "ab" * 32, "input_shape": [1, 3, 224, 224],
+                   "latent_shape": [12, 55, 55]},
+        "target": "onnx", "coder": "c", "server": "http://127.0.0.1:8000",
+        "images": len(chosen), "answered": len(chosen), "refused": 0, "duplicates": 0,
+        "retries": 0, "replayed": 0,
+        "latency_ms": {"encode": stats(20.0, len(chosen)), "transfer": stats(1000.0, len(chosen)),
+                       "server": stats(5.0, len(chosen)), "total": total},
+        "bytes": {"mean": 1000.0, "p50": 580.0, "p99": 2200.0, "min": 240.0, "max": 2200.0},
+        "predictions": predictions, "link": None, "interrupted": False,
+        "adaptive": {
+            "mode": "deadline", "deadline_ms": deadline_ms, "min_top1": None,
+            "hysteresis": 0.1, "prior_bps": 40000.0, "estimator": "test",
+            "overhead_bytes": 593,
+            "points": [{"name": n, "bundle": "cd" * 32, "path": f"build/{n}", "top1": t,
+                        "reference_bytes": b, "encode_ms": 20.0, "server_ms": 5.0}
+                       for n, t, b in LADDER_POINTS],
+            "summary": {"images": len(chosen), "met": met, "hit_rate": met / len(chosen),
+                        "mean_top1": sum(top1[c] for c in chosen) / len(chosen),
+                        "switches": sum(a != b for a, b in zip(chosen, chosen[1:])),
+                        "images_per_point": {n: chosen.count(n) for n in top1}}}}
+
+
+# 37.5 -> 5.5 -> 37.5 kbit/s, 30 s each (the issue's LoRa spreading-factor change)
+RATE_CHANGE = [(0.0, 37500.0), (30.0, 5500.0), (60.0, 37500.0)]
+
+
+def make_replay(period_s: Optional[float] = None) -> dict:
+    """A valid replay document: a synthetic 3-point ladder (300, 600, 1,500 B; device 20 ms,
+    server 5 ms) on RATE_CHANGE for 90 s with a 500 ms deadline."""
+    from sc2deploy.measure.adaptive import Point, PolicyOptions
+    from sc2deploy.measure.replay import document, replay
+
+    points = [Point("b300", 87.0, 300, 0.020, 0.005), Point("b600", 94.0, 600, 0.020, 0.005),
+              Point("b1500", 98.0, 1500, 0.020, 0.005)]
+    options = PolicyOptions(0.5)
+    result = replay(points, RATE_CHANGE, options, duration_s=90, period_s=period_s)
+    return document(result, RATE_CHANGE, points, options, label="synthetic/replay",
+                    created_utc="2026-12-07T05:40:00Z", duration_s=90, period_s=period_s)

@@ -136,3 +136,42 @@ def test_decode_corrupt_stream_is_a_user_error(demo_bundle, tmp_path):
     bad.write_bytes(b"S2\x01" + bytes(40))
     result = run_cli("decode", demo_bundle.path, bad, "-o", tmp_path / "x.npy")
     assert result.returncode == 2 and "invalid latent shape" in result.stderr
+
+
+def test_replay_models_the_ladder_on_a_trace_and_report_draws_it(ladder_bundles,
+                                                                ladder_evaluations_timed,
+                                                                tmp_path, capsys):
+    """Issue 22 item 4: 37.5 -> 5.5 -> 37.5 kbit/s, 30 s each, one image a second."""
+    ladder_evaluations = ladder_evaluations_timed
+    trace = tmp_path / "trace.csv"
+    trace.write_text("t_start_s,bits_per_s\n0,37500\n30,5500\n60,37500\n")
+    out = tmp_path / "replay.json"
+    ladder = [str(b.path) for b in ladder_bundles]
+    code = main(["replay", "--ladder", *ladder, "--evaluation", *map(str, ladder_evaluations),
+                 "--trace", str(trace), "--deadline-ms", "700", "--interval-ms", "1000",
+                 "-o", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    doc = json.loads(out.read_text())
+    rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines()
+            if line.split() and line.split()[0] in ("adaptive", "demo-beta0.1", "demo-beta1",
+                                                      "demo-beta3")}
+    s = doc["adaptive"]["summary"]
+    assert rows["adaptive"] == [str(s["images"]), f"{s['hit_rate']:.1%}",
+                                f"{s['mean_top1']:.2f}%", str(s["switches"])]
+    assert 85 <= s["images"] <= 90 and s["hit_rate"] >= 0.95  # the drop's images take > 1 s
+    assert rows["demo-beta3"][:2] == ["90", "100.0%"]
+    assert "modeled: 37.5 -> 5.5 -> 37.5 kbit/s from 0, 30, 60 s, 90 s, images one every " \
+           "1000 ms" in stdout
+    assert "at 30 s 37.5 -> 5.5 kbit/s: demo-beta3 after" in stdout
+    assert f"next: sc2deploy report {out} -o REPORT_DIR" in stdout
+    assert main(["report", str(out), "--format", "md", "-o", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Adaptive ladder" in md and "| demo-beta1 alone | modeled | 700 | 90 |" in md
+    assert main(["replay", "--ladder", *ladder, "--evaluation", *map(str, ladder_evaluations),
+                 "--trace", str(trace), "--deadline-ms", "700", "--min-top1", "90",
+                 "-o", str(out)]) == 2
+    assert "--min-top1 (energy mode) needs what energy to count" in capsys.readouterr().err
+    assert main(["replay", "--ladder", *ladder, "--evaluation", str(ladder_evaluations[0]),
+                 "--trace", str(trace), "--deadline-ms", "700", "-o", str(out)]) == 2
+    assert "no evaluation of bundle" in capsys.readouterr().err

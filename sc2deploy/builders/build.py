@@ -30,10 +30,10 @@ import numpy as np
 from sc2deploy import __version__
 from sc2deploy.atomic import ensure_writable
 from sc2deploy.bundle import TXN_PREFIX, Bundle, Transaction
-from sc2deploy.errors import FidelityError, Interrupted, Sc2DeployError, UsageError
+from sc2deploy.errors import BuildError, FidelityError, Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import logger, step
 from sc2deploy.machine import here_entry, here_key
-from sc2deploy.preprocess import sample_images
+from sc2deploy.preprocess import preprocessor, sample_images
 from sc2deploy.targets.gate import (GATES, TASK_IMAGES, agreement, decide, refuted,
                                    task_agreement)
 from sc2deploy.targets.registry import (Fp16Options, Int8Options,  # re-exported
@@ -150,6 +150,7 @@ class Reference:
 
         self.module = head_from_arrays(bundle.model["family"], bundle.torch_head_arrays())
         pre = bundle.preprocessing()
+        self.images = list(images)
         self.inputs = [pre.transform(Image.fromarray(p)) if isinstance(p, np.ndarray)
                        else pre(p) for p in images]
         self.source = source or f"{len(images)} images"
@@ -174,7 +175,8 @@ class StoredReference:
             raise UsageError("the bundle's reference images are not the bundled samples; "
                              "verify needs torch (or --images with torch) for this bundle")
         pre = bundle.preprocessing()
-        self.inputs = [pre(by_name[n]) for n in names]
+        self.images = [by_name[n] for n in names]
+        self.inputs = [pre(p) for p in self.images]
         stored = bundle.reference()
         self.source = (f"the bundle's {len(names)} reference images (torch outputs stored at "
                        "export; no torch here)")
@@ -240,6 +242,28 @@ def subset(reference, indices: Sequence[int]):
                            side=pick(getattr(reference, "side", None)),
                            server={k: pick(v) for k, v in reference.server.items()},
                            source=source)
+
+
+def preprocessed_as(bundle: Bundle, reference, mode: str):
+    """``reference`` with its inputs preprocessed in ``mode`` (``sc2deploy.preprocess.MODES``);
+    its symbols and server outputs stay the exact path's torch fp32 ones, so the gate measures
+    what the mode changes. ``reduced_decodes`` (and ``source``) say how many images were
+    decoded at reduced size."""
+    from PIL import Image
+
+    if mode == "exact":
+        return reference
+    pre = preprocessor(bundle.preprocessing(), mode)
+    inputs, reduced = [], 0
+    for image in reference.images:
+        img = Image.fromarray(image) if isinstance(image, np.ndarray) else pre.load(image)
+        reduced += getattr(img, "draft_scale", 1) > 1
+        inputs.append(pre.transform(img))
+    source = getattr(reference, "source", None) or f"{len(inputs)} images"
+    return SimpleNamespace(**{**vars(reference), "inputs": inputs, "preprocess": mode,
+                              "reduced_decodes": reduced,
+                              "source": f"{source}; {mode} preprocessing, {reduced} of "
+                                        f"{len(inputs)} decoded at reduced size"})
 
 
 def evaluate(bundle: Bundle, target: Target, path: Path, reference: Reference,
@@ -351,14 +375,27 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
     return rows
 
 
-def _runtime_hint(message: str) -> str:
-    """What a runtime's terse refusal means for these heads, where it is known."""
-    if "DIV" in message and "zero_point" in message:
+def _runtime_hint(message: str, advice: bool = True) -> str:
+    """What a runtime's terse refusal means for these heads, where it is known and the
+    message does not say it yet; ``advice``: also what to build instead (not in a search)."""
+    if "DIV" in message and "zero_point" in message and "LiteRT refused" not in message:
         return ("; LiteRT refused to divide by a quantized value equal to its zero point: in "
                 "these heads that is GDN's norm, whose calibrated range is too wide for int8 "
-                "steps near its smallest values. Build with --activations dynamic, or --search "
-                "to try the target's other configurations")
+                "steps near its smallest values" + (
+                    ". Build with --activations dynamic, or --search to try the target's other "
+                    "configurations" if advice else ""))
     return ""
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else message
+
+
+def _options_of(cfg: Union[Int8Options, Fp16Options]) -> Dict:
+    """A configuration's fields, recorded for one refused before its builder said more."""
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
 def _check_activations(target: Target, options: BuildOptions) -> None:
@@ -389,16 +426,20 @@ def _with(options: BuildOptions, cfg) -> BuildOptions:
 
 @dataclass
 class Candidate:
-    """One configuration built on the host, with its fidelity and verdict on this CPU."""
+    """One configuration built on the host, with its fidelity and verdict on this CPU; or, in
+    a search, one the converter or the runtime refused (``refused``: why; no artifact)."""
     config: Optional[Union[Int8Options, Fp16Options]]  # None: the target's only build
     stage: Path  # its staging folder (removed when another candidate is kept)
-    path: Path
+    path: Optional[Path]
     recorded: Dict
     stats: Dict
     verdict: Dict
+    refused: Optional[str] = None
 
     def tried(self) -> Dict:
         """Its entry in the manifest's ``options.search``."""
+        if self.refused:
+            return {"options": self.recorded, "passed": False, "refused": self.refused}
         return {"options": self.recorded, "passed": self.verdict["passed"], **self.stats}
 
     def describe(self) -> str:
@@ -425,13 +466,27 @@ def configurations(target: Target, options: BuildOptions) -> list:
 
 def candidates(txn: Transaction, target: Target, options: BuildOptions, calibration,
                reference) -> Iterator[Candidate]:
-    """Build each configuration in its own staging folder and measure it on this CPU."""
+    """Build each configuration in its own staging folder and measure it on this CPU. In a
+    search, a configuration the converter or the runtime refuses is yielded as refused (its
+    folder removed) and the search goes on; a build without a search raises the refusal."""
     builder = target.load("builder")
     for cfg in configurations(target, options):
-        stage = txn.stage()
-        path, recorded = builder(txn.bundle, options if cfg is None else _with(options, cfg),
-                                 calibration, stage)
-        stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
+        stage, recorded = txn.stage(), None
+        try:
+            path, recorded = builder(txn.bundle, options if cfg is None else _with(options, cfg),
+                                     calibration, stage)
+            stats = evaluate(txn.bundle, target, path, reference, options.latency_runs)
+        # as build_targets catches: converter (RuntimeError) and runtime refusals
+        except (Sc2DeployError, RuntimeError) as exc:
+            if cfg is None:
+                raise
+            shutil.rmtree(stage, ignore_errors=True)
+            found = Candidate(cfg, stage, None, recorded or _options_of(cfg), {},
+                              {"passed": False, "cpu": host_cpu(target)},
+                              refused=_first_line(str(exc)) + _runtime_hint(str(exc), False))
+            logger.info("  tried %-70s refused: %s", found.describe(), found.refused)
+            yield found
+            continue
         verdict = {**options.verdict(target.precision, stats), "cpu": host_cpu(target)}
         found = Candidate(cfg, stage, path, recorded, stats, verdict)
         if cfg is not None:
@@ -466,10 +521,12 @@ def host_search(txn: Transaction, target: Target, options, calibration, referenc
     screen = len(configs) > 1 and len(reference.inputs) > SCREEN_IMAGES
     first = (subset(reference, emulation_indices(len(reference.inputs), SCREEN_IMAGES))
              if screen else reference)
-    tried, kept, least_bad = [], [], None
+    tried, kept, least_bad, refused = [], [], None, []
     for found in candidates(txn, target, options, calibration, first):
         tried.append(found.tried())
-        if not (screen and "evidence" in found.verdict and refuted(found.verdict)):
+        if found.refused:
+            refused.append(found)
+        elif not (screen and "evidence" in found.verdict and refuted(found.verdict)):
             kept.append((len(tried) - 1, found))
         elif least_bad is None or faithfulness(found.stats) > faithfulness(least_bad[1].stats):
             if least_bad is not None:
@@ -477,6 +534,8 @@ def host_search(txn: Transaction, target: Target, options, calibration, referenc
             least_bad = (len(tried) - 1, found)
         else:
             shutil.rmtree(found.stage)
+    if len(refused) == len(tried):
+        raise every_one_refused(target, refused)
     if screen:  # every one refuted: the most faithful, measured on every image
         if least_bad is not None and kept:
             shutil.rmtree(least_bad[1].stage)
@@ -496,7 +555,24 @@ def host_search(txn: Transaction, target: Target, options, calibration, referenc
     found = best[1]
     recorded = found.recorded if found.config is None else {**found.recorded, "search": tried}
     return Choice(found, recorded, found.verdict,
-                  host_fidelity(target, found.stats, found.verdict), tried=len(tried))
+                  host_fidelity(target, found.stats, found.verdict), tried=len(tried),
+                  note=refused_note(refused, len(tried)))
+
+
+def every_one_refused(target: Target, refused: Sequence[Candidate]) -> BuildError:
+    """The error of a search whose every configuration was refused, each with its reason."""
+    return BuildError(f"{target.name}: every one of the {len(refused)} configurations of the "
+                      "search was refused: " + "; ".join(f"{c.describe()}: {c.refused}"
+                                                         for c in refused)
+                      + f" (try another {target.precision} target)")
+
+
+def refused_note(refused: Sequence[Candidate], tried: int) -> Optional[str]:
+    """The row's word on a search's refused configurations (None when none was)."""
+    if not refused:
+        return None
+    return (f"{len(refused)} of {tried} configurations refused: "
+            + "; ".join(f"{c.describe()}: {c.refused}" for c in refused))
 
 
 def _confirm(txn: Transaction, target: Target, options, reference, screened: List[Tuple],
@@ -525,7 +601,7 @@ def _confirm(txn: Transaction, target: Target, options, reference, screened: Lis
 
 def host_cpu(target: Target) -> str:
     """This machine's fidelity key for ``target``'s runtime (where a host verdict is taken)."""
-    runtime, module = target.runtime.split(" ")[0], (target.run_requires or ("unknown",))[0]
+    runtime, module = target.runtime_name, (target.run_requires or ("unknown",))[0]
     return here_key(runtime, module)
 
 
@@ -593,7 +669,7 @@ def _refusal(target: Target, choice: Choice, options: BuildOptions, bundle: Bund
 
 def host_fidelity(target: Target, stats: Dict, verdict: Dict) -> Dict:
     """The build host's measurement, under its key (``sc2deploy.machine``)."""
-    runtime, module = target.runtime.split(" ")[0], (target.run_requires or ("unknown",))[0]
+    runtime, module = target.runtime_name, (target.run_requires or ("unknown",))[0]
     verdict = {k: v for k, v in verdict.items() if k != "cpu"}
     return {here_key(runtime, module): here_entry(runtime, module, stats["images"], stats,
                                                   verdict)}
@@ -679,16 +755,21 @@ def verdict_fields(verdict: Dict) -> Dict:
 
 
 def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
-                  options: Optional[BuildOptions] = None) -> List[Dict]:
+                  options: Optional[BuildOptions] = None, preprocess: str = "exact"
+                  ) -> List[Dict]:
     """Side-by-side fidelity of every artifact in the bundle (fresh measurement), each with
     the verdict of the gate (``options``: thresholds; default: the defaults).
 
-    Each measurement is recorded in its artifact's ``fidelity_by_cpu`` under this machine's
-    key (its row then has ``measured_on``), unless the bundle is read-only (a warning)."""
+    ``preprocess``: how the artifacts' inputs are preprocessed (``fast``: against the torch
+    reference on exact inputs, see :func:`preprocessed_as`). Each measurement is recorded in
+    its artifact's ``fidelity_by_cpu`` (``fidelity_by_preprocess.MODE`` for a mode other than
+    exact) under this machine's key (its row then has ``measured_on``), unless the bundle is
+    read-only (a warning)."""
     from sc2deploy.targets.registry import targets
 
     bundle = Bundle.open(bundle_path)
-    reference = verify_reference(bundle, images)
+    preprocessor(bundle.preprocessing(), preprocess)  # an unknown mode fails before torch runs
+    reference = preprocessed_as(bundle, verify_reference(bundle, images), preprocess)
     options = options or BuildOptions()
     known = targets()
     rows, records = [], {}
@@ -698,37 +779,47 @@ def verify_bundle(bundle_path: Path, images: Optional[Sequence[Path]] = None,
             rows.append({"target": name, "skipped": "cannot run here"})
             continue
         entry = bundle.manifest["artifacts"][name]
-        stats = evaluate(bundle, target, bundle.file(entry["file"]), reference)
+        stats = {**evaluate(bundle, target, bundle.file(entry["file"]), reference),
+                 "preprocess": preprocess,
+                 **({"reduced_decodes": reference.reduced_decodes}
+                    if preprocess != "exact" else {})}
         verdict = options.verdict(target.precision, stats)
         records[name] = host_fidelity(target, stats, verdict)
         rows.append(verify_row(bundle, name, target, stats, verdict))
-    if records and _try_record(bundle.path, records):
+    if records and _try_record(bundle.path, records, preprocess):
         for row in rows:
             if row["target"] in records:
                 row["measured_on"] = next(iter(records[row["target"]]))
     return rows
 
 
-def record_fidelity(bundle_path: Path, records: Dict[str, Dict[str, Dict]]) -> None:
-    """Merge ``{artifact: {fidelity key: entry}}`` into each artifact's ``fidelity_by_cpu``,
-    in one bundle transaction."""
+def record_fidelity(bundle_path: Path, records: Dict[str, Dict[str, Dict]],
+                    preprocess: str = "exact") -> None:
+    """Merge ``{artifact: {fidelity key: entry}}`` into each artifact's ``fidelity_by_cpu``
+    (another preprocessing mode: ``fidelity_by_preprocess.MODE``), in one transaction."""
     bundle = Bundle.open(bundle_path)
     with bundle.transaction() as txn:
         for name, entries in records.items():
             artifact = txn.manifest["artifacts"].get(name)
-            if artifact is not None:
+            if artifact is None:
+                continue
+            if preprocess == "exact":
                 artifact.setdefault("fidelity_by_cpu", {}).update(entries)
+            else:
+                artifact.setdefault("fidelity_by_preprocess", {}).setdefault(
+                    preprocess, {}).update(entries)
         txn.commit()
 
 
-def _try_record(bundle_path: Path, records: Dict[str, Dict[str, Dict]]) -> bool:
+def _try_record(bundle_path: Path, records: Dict[str, Dict[str, Dict]],
+                preprocess: str = "exact") -> bool:
     """verify's record: skipped with a warning when the bundle cannot be written."""
     try:
         ensure_writable(bundle_path, "bundle")
     except Sc2DeployError as exc:
         logger.warning("warning: this CPU's fidelity was not recorded in the manifest: %s", exc)
         return False
-    record_fidelity(bundle_path, records)
+    record_fidelity(bundle_path, records, preprocess)
     return True
 
 

@@ -4,6 +4,9 @@ Layout of the factorized-prior students (sc2bench ``FPBasedResNetBottleneck``)::
 
     symbols ─ + median ─ conv2 (p1) ─ IGDN1 ─ conv2 (p0) ─ IGDN1 ─ conv2 (p1) ─ features
 
+A latent one stride coarser (encoder.4 conv4/2, the bundled demo students) is undone by a
+transposed conv4/2 at decoder.0 (weight [N, C, 4, 4], PyTorch's layout for transposed convs).
+
 Channel counts come from the checkpoint; a head-only checkpoint has no decoder.
 """
 
@@ -49,6 +52,14 @@ def _conv(state: Dict[str, Tensor], prefix: str, padding: int) -> nn.Conv2d:
     return conv
 
 
+def _upsampling(state: Dict[str, Tensor], prefix: str) -> nn.ConvTranspose2d:
+    weight = state[f"{prefix}.weight"]
+    in_c, out_c, k, _ = weight.shape
+    conv = nn.ConvTranspose2d(in_c, out_c, k, stride=2, padding=1, bias=False)
+    conv.weight.data.copy_(weight)
+    return conv
+
+
 def build_decoder(state: Dict[str, Tensor], medians: np.ndarray) -> Optional[DecoderTail]:
     """The decoder of a normalized fp bottleneck state, or None for head-only checkpoints."""
     if "decoder.0.weight" not in state:
@@ -58,14 +69,18 @@ def build_decoder(state: Dict[str, Tensor], medians: np.ndarray) -> Optional[Dec
     if any(w is None or w.ndim != 4 for w in (w0, w2, w4)):
         raise CheckpointError("incomplete decoder: expected decoder.{0,2,4}.weight (convs) and "
                               "decoder.{1,3} (inverse GDN)")
-    c1, c2, c3 = int(w0.shape[0]), int(w2.shape[0]), int(w4.shape[0])
-    expected = {"decoder.0.weight": (c1, n, 2, 2), "decoder.2.weight": (c2, c1, 2, 2),
+    upsample = w0.shape[-1] == 4  # a transposed conv4/2: [N, C, 4, 4]
+    c1 = int(w0.shape[1] if upsample else w0.shape[0])
+    c2, c3 = int(w2.shape[0]), int(w4.shape[0])
+    first = (n, c1, 4, 4) if upsample else (c1, n, 2, 2)
+    expected = {"decoder.0.weight": first, "decoder.2.weight": (c2, c1, 2, 2),
                 "decoder.4.weight": (c3, c2, 2, 2),
                 **_gdn_shapes("decoder.1", c1), **_gdn_shapes("decoder.3", c2)}
     check_shapes(state, expected, f"the decoder of the {n}-channel bottleneck")
     layers = []
     for i, padding in zip((0, 2, 4), PADDINGS):
-        layers.append(_conv(state, f"decoder.{i}", padding))
+        layers.append(_upsampling(state, "decoder.0") if i == 0 and upsample else
+                      _conv(state, f"decoder.{i}", padding))
         if i < 4:
             gdn = _fold_gdn(state, f"decoder.{i + 1}")
             gdn.inverse = True

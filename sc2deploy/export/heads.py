@@ -3,6 +3,8 @@
 Data flow of the exported graphs::
 
     fp:  image ─ conv5/2 ─ GDN1 ─ conv5/2 ─ GDN1 ─ conv2 ─ y ─ round(y - median) ─ symbols
+         (the latent conv: conv2/1 as published, or conv4/2 for a latent one stride coarser,
+         as the bundled demo students have; told apart by its kernel, see LATENT_CONVS)
     bq:  image ─ conv7/2 ─ BN ─ ReLU ─ maxpool ─ BN ─ ReLU ─ conv2/2 ─ y ─ uint8 min/max ─ q,
                                                                         scale, zero_point
 """
@@ -23,6 +25,8 @@ from sc2deploy.prior import PriorTables
 from sc2deploy.specs import HeadSpec
 
 QMAX = 255.0
+# The fp encoder's latent conv (encoder.4), by kernel size: (stride, padding).
+LATENT_CONVS = {2: (1, 0), 4: (2, 1)}
 
 
 def _conv(weight: Tensor, stride: int, padding: int) -> nn.Conv2d:
@@ -117,6 +121,16 @@ def _fold_gdn(state: Dict[str, Tensor], prefix: str) -> FoldedGDN1:
     return FoldedGDN1(beta, gamma)
 
 
+def _latent_kernel(weight: Tensor) -> int:
+    """The latent conv's kernel size; CheckpointError unless one of LATENT_CONVS."""
+    k = int(weight.shape[-1])
+    if k not in LATENT_CONVS or weight.shape[-2] != k:
+        raise CheckpointError(
+            f"encoder.4.weight has a {tuple(weight.shape[-2:])} kernel; expected 2 x 2 (the "
+            "published stride-1 latent conv) or 4 x 4 (stride 2)")
+    return k
+
+
 def _prior_shapes(state: Dict[str, Tensor], c: int) -> Dict[str, Tuple[int, ...]]:
     layers = sum(1 for k in state if k.startswith("entropy_bottleneck.matrices."))
     if layers < 2:
@@ -145,18 +159,20 @@ def _load_prior(state: Dict[str, Tensor], c: int, shapes) -> FactorizedPrior:
 
 
 def _build_fp(state: Dict[str, Tensor], formula: TablesFormula) -> BuiltHead:
-    if "encoder.4.weight" not in state or state["encoder.4.weight"].ndim != 4:
-        raise CheckpointError("missing encoder.4.weight (the latent conv, shape [N, 2N, 2, 2])")
-    n = int(state["encoder.4.weight"].shape[0])
+    latent = state.get("encoder.4.weight")
+    if latent is None or latent.ndim != 4:
+        raise CheckpointError("missing encoder.4.weight (the latent conv, shape [N, 2N, 2, 2] "
+                              "or [N, 2N, 4, 4])")
+    n, k = int(latent.shape[0]), _latent_kernel(latent)
     expected = {"encoder.0.weight": (4 * n, 3, 5, 5), "encoder.2.weight": (2 * n, 4 * n, 5, 5),
-                "encoder.4.weight": (n, 2 * n, 2, 2),
+                "encoder.4.weight": (n, 2 * n, k, k),
                 **_gdn_shapes("encoder.1", 4 * n), **_gdn_shapes("encoder.3", 2 * n)}
     expected.update(_prior_shapes(state, n))
     check_shapes(state, expected, f"the factorized-prior bottleneck with {n} latent channels")
     encoder = nn.Sequential(
         _conv(state["encoder.0.weight"], 2, 2), _fold_gdn(state, "encoder.1"),
         _conv(state["encoder.2.weight"], 2, 2), _fold_gdn(state, "encoder.3"),
-        _conv(state["encoder.4.weight"], 1, 0),
+        _conv(latent, *LATENT_CONVS[k]),
     )
     eb_state = {k[len("entropy_bottleneck."):]: v for k, v in state.items()
                 if k.startswith("entropy_bottleneck.")}
@@ -203,7 +219,7 @@ def head_from_arrays(family: str, arrays: Dict[str, np.ndarray]) -> nn.Module:
         encoder = nn.Sequential(
             _conv(t["encoder.0.weight"], 2, 2), FoldedGDN1(t["encoder.1.beta"], t["encoder.1.gamma"]),
             _conv(t["encoder.2.weight"], 2, 2), FoldedGDN1(t["encoder.3.beta"], t["encoder.3.gamma"]),
-            _conv(t["encoder.4.weight"], 1, 0))
+            _conv(t["encoder.4.weight"], *LATENT_CONVS[_latent_kernel(t["encoder.4.weight"])]))
         return FPHead(encoder, t["medians"]).eval()
     state = {k[len("encoder."):]: v for k, v in t.items()}
     channels = int(state["6.weight"].shape[0])

@@ -23,17 +23,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from sc2deploy.errors import Interrupted, UsageError
+from sc2deploy.errors import UsageError
 from sc2deploy.measure.adaptive import (Decision, Point, Policy, PolicyOptions,
                                         ThroughputEstimator, require_positive)
 from sc2deploy.measure.ladder import describe, ladder_points, load_evaluations, open_family
 from sc2deploy.measure.links import load_link
 from sc2deploy.measure.progress import Progress
 from sc2deploy.measure.stream import (INFER_PATH, REQUEST_ID_HEADER, Client, Queue,
-                                      StreamOptions, _document, _Sender, _refused)
+                                      StreamOptions, _Sender, _refused)
 from sc2deploy.preprocess import list_images, sample_images
 from sc2deploy.results.schema import utc_now
-from sc2deploy.targets import get_target, load_runner
+from sc2deploy.targets import load_runner
 from sc2deploy.targets.encoding import latent_codec
 
 ESTIMATOR = ("exponentially weighted harmonic mean (alpha 0.3) of 8 x bytes on the wire "
@@ -90,49 +90,35 @@ def stream_ladder(options: StreamOptions, ladder: LadderOptions) -> dict:
     queue = Queue(options.queue, hashlib.sha256(" ".join(digests).encode()).hexdigest())
     progress = Progress("stream", len(images), enabled=options.progress)
     sender = _Sender(client, queue, options, progress)
-    pre, interrupted = bundles[0].preprocessing(), False  # one family: one preprocessing
+    pre = bundles[0].preprocessing()  # one family: one preprocessing
     started_with: List[dict] = []
-    try:
-        with ExitStack() as stack:
-            runners = {p.name: stack.enter_context(load_runner(b, options.target))
-                       for p, b in zip(points, bundles)}
+    with sender.sending(), ExitStack() as stack:
+        runners = {p.name: stack.enter_context(load_runner(b, options.target))
+                   for p, b in zip(points, bundles)}
 
-            def encode(name: str, path) -> bytes:
-                return by_name[name][1].encode(runners[name].infer(pre(path))[0])
+        def encode(name: str, path) -> bytes:
+            return by_name[name][1].encode(runners[name].infer(pre(path))[0])
 
-            timings = Timings(points, {p.name: _timed(encode, p.name, images[0]) for p in points})
-            timings.apply(policy)
-            started_with = describe(policy.points, bundles, overhead)
-            for index, path in enumerate(images):
-                started, decision = time.monotonic(), None
-                if path.name not in queue.entries:
-                    decision = policy.decide(index)
-                    name = decision.point.name
-                    t0 = time.perf_counter_ns()
-                    data = encode(name, path)
-                    queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6,
-                              bundle=by_name[name][0].manifest["manifest_sha256"],
-                              adaptive=_choice(decision, policy, overhead))
-                sender.send(path.name)
-                _outcome(queue, queue.entries[path.name], policy, decision, ladder.deadline_ms,
-                         timings, overhead)
-                time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
-    except KeyboardInterrupt:  # keep what was measured; the queue resumes the rest
-        interrupted = True
-        queue.save()
-    finally:
-        progress.close()
-        client.close()
-    if not sender.names:
-        raise Interrupted(f"interrupted before any image was sent: no results written; the "
-                          f"queue {options.queue} keeps what was encoded")
+        timings = Timings(points, {p.name: _timed(encode, p.name, images[0]) for p in points})
+        timings.apply(policy)
+        started_with = describe(policy.points, bundles, overhead)
+        for index, path in enumerate(images):
+            started, decision = time.monotonic(), None
+            if path.name not in queue.entries:
+                decision = policy.decide(index)
+                name = decision.point.name
+                t0 = time.perf_counter_ns()
+                data = encode(name, path)
+                queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6,
+                          bundle=by_name[name][0].manifest["manifest_sha256"],
+                          adaptive=_choice(decision, policy, overhead))
+            sender.send(path.name)
+            _outcome(queue, queue.entries[path.name], policy, decision, ladder.deadline_ms,
+                     timings, overhead)
+            time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
     label = options.label or f"ladder {points[0].name}..{points[-1].name}/{options.target}/adaptive"
-    doc = _document(replace(options, label=label), bundles[0], created, sender.names, queue,
-                    sender.retries, codecs[0].coder)
-    doc["link"] = link.summary([p["bytes"] for p in doc["predictions"]]) if link else None
-    doc["interrupted"] = interrupted
-    doc["executed"] = get_target(options.target).executed()
-    doc["complete"] = doc["complete"] and not interrupted and len(sender.names) >= len(images)
+    doc = sender.document(replace(options, label=label), bundles[0], created, codecs[0].coder,
+                          link, len(images))
     doc["adaptive"] = {
         "mode": "deadline" if ladder.min_top1 is None else "energy",
         "deadline_ms": ladder.deadline_ms, "min_top1": ladder.min_top1,

@@ -33,7 +33,7 @@ from sc2deploy.log import logger
 from sc2deploy.measure.baselines import bq_bytes
 from sc2deploy.measure.progress import Progress
 from sc2deploy.measure.runtime import _runtime_version
-from sc2deploy.preprocess import IMAGE_SUFFIXES
+from sc2deploy.preprocess import IMAGE_SUFFIXES, preprocessor
 from sc2deploy.results.schema import header, utc_now
 from sc2deploy.targets import get_target, load_runner, load_server_runner
 from sc2deploy.targets.encoding import latent_codec
@@ -321,9 +321,11 @@ def _proportion(k: int, n: int) -> dict:
 
 def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = (),
              coder: Optional[str] = None, label: Optional[str] = None,
-             progress: bool = True) -> dict:
-    """The ``evaluation`` results document of ``targets`` (default: every runnable one)."""
+             progress: bool = True, preprocess: str = "exact") -> dict:
+    """The ``evaluation`` results document of ``targets`` (default: every runnable one);
+    ``preprocess``: ``sc2deploy.preprocess.MODES``, for every target alike."""
     bundle = Bundle.open(bundle_path)
+    pre = preprocessor(bundle.preprocessing(), preprocess)
     classes = _tail_classes(bundle)
     wrong = [(p, c) for p, c in zip(data.images, data.labels) if c >= classes]
     if wrong:
@@ -339,7 +341,6 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
     names = list(dict.fromkeys([REFERENCE, *targets])) if targets else runnable_targets(bundle)
     codec = _container(bundle, coder)
     latent_shape = tuple(bundle.model["latent"]["shape"])
-    pre = bundle.preprocessing()
     k = min(TOP_K, classes)
     n = len(data.images)
     top1 = {t: np.zeros(n, dtype=bool) for t in names}
@@ -393,7 +394,7 @@ def evaluate(bundle_path: Path, data: LabeledImages, targets: Sequence[str] = ()
             "ms_p50": _ms_p50(device=device_ns[t], server=server_ns[t])})
     return {**header("evaluation", True, label or f"{bundle.model['name']}/evaluate",
                      utc_now(), bundle),
-            "coder": codec.coder, "top_k": k,
+            "coder": codec.coder, "top_k": k, "preprocess": pre.mode,
             "dataset": {"images_dir": str(data.root), "labels": data.source, "images": n,
                         "classes": classes,
                         "labels_file": None if data.labels_path is None else str(data.labels_path),

@@ -31,6 +31,7 @@ from sc2deploy.codec.backends import CODERS
 from sc2deploy.errors import UsageError
 from sc2deploy.measure.energy_models import ENERGY_CHOICES, PROFILES
 from sc2deploy.measure.links import BUILTIN, LINK_FILE_SUFFIXES
+from sc2deploy.preprocess import MODES as PREPROCESS_MODES, MODES_HELP as PREPROCESS_HELP
 
 DEFAULT_RUNS = 50  # images measured when neither runs nor duration_s is given
 CODER_HELP = "range coder (default: constriction if installed, else c)"
@@ -389,6 +390,8 @@ class ProfileOptions:
                           help="then profile each op of the head with the runtime's profiler "
                                "(onnx targets: onnxruntime's; its Chrome trace is kept as "
                                "RESULTS.ort-trace.json, a figure as RESULTS.per-op.png)")
+    preprocess: str = option("exact", flag="--preprocess", choices=PREPROCESS_MODES,
+                             help=PREPROCESS_HELP)
     progress: bool = option(True, type=bool, sweep=False, help="progress bars on stderr")
 
     def __post_init__(self):

@@ -57,7 +57,7 @@ def unavailable(target) -> Optional[str]:
         return (f"per-op profile: not available for {target.name}: it runs onnxruntime as a "
                 f"host check, not {check.device_runtime}; profile {check.device_target} on "
                 f"{check.device}")
-    runtime = target.runtime.split(" ")[0]
+    runtime = target.runtime_name
     if runtime == "onnxruntime":
         return None
     if runtime == "litert":

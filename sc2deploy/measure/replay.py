@@ -3,6 +3,8 @@
 A trace is piecewise-constant bits/s (:func:`load_trace`, .json or .csv); :func:`replay`
 runs :class:`~sc2deploy.measure.adaptive.Policy` on it next to every fixed ladder point,
 each image taking encode + latency + the trace-integrated transfer + server time.
+:func:`replay_ladder` (``sc2deploy replay``) does it for a ladder's bundles with their
+``evaluate`` results (top-1, mean container bytes, ms) and makes its results document.
 """
 
 import csv
@@ -15,6 +17,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from sc2deploy.errors import UsageError
 from sc2deploy.measure.adaptive import (Point, Policy, PolicyOptions, ThroughputEstimator,
                                         choose, choose_energy, finite, require_positive)
+from sc2deploy.measure.energy_models import get_profile
+from sc2deploy.measure.ladder import evaluated, load_evaluations, open_family, point_name
+from sc2deploy.measure.links import load_link
+from sc2deploy.results.schema import SCHEMA, SCHEMA_VERSION, utc_now
 
 Segment = Tuple[float, float]  # (t_start_s, bits_per_s): the rate from t_start_s to the next
 TRACE_SUFFIXES = (".json", ".csv")
@@ -141,10 +147,10 @@ class Replay:
             lines.append(f"{name:<20} {s.images:>6} {s.hit_rate:>11.1%} {s.mean_top1:>9.2f}% "
                          f"{s.switches:>8}")
         for sw in self.switching:
-            delay = "never" if sw.delay_s is None else \
-                f"{sw.delay_s:.2f} s ({sw.delay_images} image(s) on other points first)"
+            delay = "not reached before the next change or the end" if sw.delay_s is None \
+                else f"after {sw.delay_s:.2f} s ({sw.delay_images} image(s) on other points first)"
             lines.append(f"at {sw.t_change_s:g} s {sw.from_bps / 1e3:g} -> {sw.to_bps / 1e3:g} "
-                         f"kbit/s: {sw.fitting_point} after {delay}")
+                         f"kbit/s: {sw.fitting_point} {delay}")
         return "\n".join(lines)
 
 
@@ -221,3 +227,161 @@ def _csv_rows(text: str, path: Path) -> List[List[float]]:
             raise UsageError(f"{path}: row {line} is {row!r}; expected two numbers "
                              f"({','.join(TRACE_COLUMNS)})") from None
     return out
+
+
+def rate_at(trace: Sequence[Segment], t: float) -> float:
+    """The trace's rate (bits/s) at ``t`` seconds."""
+    return next(bps for start, bps in reversed(trace) if start <= t)
+
+
+def default_duration_s(trace: Sequence[Segment]) -> float:
+    """The trace's length when none is given: its last segment lasts as long as the one
+    before it."""
+    if len(trace) < 2:
+        raise UsageError("a trace of one segment has no length: give --duration-s S")
+    return trace[-1][0] + (trace[-1][0] - trace[-2][0])
+
+
+ESTIMATOR = ("as stream --ladder's: exponentially weighted harmonic mean (alpha 0.3) of 8 x "
+             "bytes / transfer seconds per image; a rate under half the estimate is taken at "
+             "once, two in a row over twice it are taken at once")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """``sc2deploy replay``: the ladder, each point's `evaluate` results, the trace and how
+    to choose (the deadline, or with ``min_top1`` the least device + radio energy)."""
+
+    bundles: Tuple[Path, ...]
+    evaluations: Tuple[Path, ...]  # each point's top-1, mean bytes and ms (target ``target``)
+    trace: Path
+    deadline_ms: float
+    target: str = "onnx"
+    min_top1: Optional[float] = None
+    duration_s: Optional[float] = None  # default: default_duration_s(trace)
+    interval_ms: float = 0.0  # 0: images back to back
+    prior_kbps: Optional[float] = None  # default: the trace's first rate
+    latency_ms: float = 0.0  # the link's fixed delay per send
+    overhead_bytes: float = 0.0  # sent with every container (headers)
+    link: Optional[str] = None  # energy mode: the radio's TX power
+    device_profile: Optional[str] = None  # energy mode: device watts x encode time
+    label: Optional[str] = None
+
+    def __post_init__(self):
+        require_positive("--deadline-ms", self.deadline_ms, "milliseconds per image, end to end")
+        for name, value in (("--interval-ms", self.interval_ms),
+                            ("--latency-ms", self.latency_ms),
+                            ("--overhead-bytes", self.overhead_bytes)):
+            if not finite(value) or value < 0:
+                raise UsageError(f"{name} must be a number >= 0, got {value!r}")
+        if self.duration_s is not None:
+            require_positive("--duration-s", self.duration_s, "seconds of trace to replay")
+        if self.prior_kbps is not None:
+            require_positive("--prior-kbps", self.prior_kbps, "the link's expected kbit/s")
+        if self.min_top1 is not None and not 0 <= self.min_top1 <= 100:
+            raise UsageError(f"--min-top1 {self.min_top1}: expected a top-1 in percent, 0-100")
+        if self.min_top1 is not None and self.link is None and self.device_profile is None:
+            raise UsageError("--min-top1 (energy mode) needs what energy to count: --link "
+                             "NAME|FILE (the radio's TX power x airtime), --device-profile "
+                             "NAME (device watts x encode time), or both")
+
+
+def replay_ladder(options: ReplayOptions) -> Tuple[Replay, dict]:
+    """Replay the policy on the ladder's measured points; the result and its results
+    document (kind ``replay``)."""
+    created = utc_now()
+    trace = load_trace(options.trace)
+    bundles = open_family(options.bundles)
+    evaluations = load_evaluations(options.evaluations)
+    watts = get_profile(options.device_profile).active_watts if options.device_profile else None
+    link = load_link(options.link) if options.link else None
+    if options.min_top1 is not None and link is not None and link.tx_watts is None:
+        raise UsageError(f"link {link.name} has no TX power (tx_watts) for the energy mode: "
+                         "give a link model with one, or --device-profile alone")
+    points, entries = [], []
+    for bundle in bundles:
+        entry = evaluated(bundle, evaluations, options.target)
+        ms = entry.get("ms_p50") or {}
+        encode_s = ms.get("device", 0.0) / 1e3
+        point = Point(point_name(bundle, [p.name for p in points]), entry["top1"]["pct"],
+                      entry["bytes"]["mean"] + options.overhead_bytes, encode_s,
+                      ms.get("server", 0.0) / 1e3, None if watts is None else watts * encode_s)
+        points.append(point)
+        entries.append({"bundle": bundle.manifest["manifest_sha256"], "path": str(bundle.path),
+                        "images": entry["images"]})
+    duration = options.duration_s or default_duration_s(trace)
+    policy = PolicyOptions(options.deadline_ms / 1e3, latency_s=options.latency_ms / 1e3,
+                           top1_floor=options.min_top1,
+                           tx_watts=link.tx_watts if link and options.min_top1 is not None
+                           else None)
+    period = options.interval_ms / 1e3 or None
+    prior = options.prior_kbps * 1e3 if options.prior_kbps else None
+    result = replay(points, trace, policy, duration_s=duration, period_s=period, prior_bps=prior)
+    label = options.label or f"ladder {points[0].name}..{points[-1].name}/{options.target}/replay"
+    doc = document(result, trace, points, policy, label=label, created_utc=created,
+                   duration_s=duration, period_s=period, source=str(options.trace),
+                   prior_bps=prior, overhead_bytes=options.overhead_bytes, entries=entries,
+                   target=options.target, device_profile=options.device_profile,
+                   link=link.name if link else None)
+    return result, doc
+
+
+def document(result: Replay, trace: Sequence[Segment], points: Sequence[Point],
+             options: PolicyOptions, *, label: str, created_utc: str, duration_s: float,
+             period_s: Optional[float] = None, source: Optional[str] = None,
+             prior_bps: Optional[float] = None, overhead_bytes: float = 0.0,
+             entries: Optional[Sequence[dict]] = None, target: Optional[str] = None,
+             device_profile: Optional[str] = None, link: Optional[str] = None) -> dict:
+    """The replay as a results document (kind ``replay``, docs/results.md): the trace, the
+    policy's options, the points, per image the adaptive run's choices and outcomes, every
+    run's summary and the switching delays."""
+    entries = entries or [{} for _ in points]
+
+    def summary(run: Run) -> dict:
+        s = run.summary
+        return {"images": s.images, "met": sum(r.met for r in run.records),
+                "hit_rate": s.hit_rate, "mean_top1": s.mean_top1, "switches": s.switches}
+
+    images = [{"index": r.index, "start_s": r.start_s, "point": r.point, "fits": r.fits,
+               "estimate_bps": r.estimate_bps, "true_bps": rate_at(trace, r.start_s),
+               "predicted_e2e_ms": r.predicted_s * 1e3, "e2e_ms": r.actual_s * 1e3,
+               "met": r.met} for r in result.adaptive.records]
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "replay", "complete": True,
+        "label": label, "created_utc": created_utc, "target": target,
+        "trace": {"source": source, "segments": [[t, bps] for t, bps in trace],
+                  "duration_s": duration_s},
+        "adaptive": {
+            "mode": "deadline" if options.top1_floor is None else "energy",
+            "deadline_ms": options.deadline_s * 1e3, "min_top1": options.top1_floor,
+            "hysteresis": options.hysteresis, "latency_ms": options.latency_s * 1e3,
+            "prior_bps": trace[0][1] if prior_bps is None else prior_bps,
+            "estimator": ESTIMATOR, "period_s": period_s, "overhead_bytes": overhead_bytes,
+            "tx_watts": options.tx_watts, "device_profile": device_profile, "link": link,
+            "points": [{"name": p.name, "bundle": e.get("bundle"), "path": e.get("path"),
+                        "top1": p.top1, "bytes": p.bytes - overhead_bytes,
+                        "encode_ms": p.encode_s * 1e3, "server_ms": p.server_s * 1e3,
+                        "energy_j": p.energy_j} for p, e in zip(points, entries)],
+            "summary": summary(result.adaptive)},
+        "images": images,
+        "fixed": [{"point": name, "summary": summary(run)} for name, run in result.fixed.items()],
+        "switching": [{"t_change_s": s.t_change_s, "from_bps": s.from_bps, "to_bps": s.to_bps,
+                       "fitting_point": s.fitting_point, "delay_s": s.delay_s,
+                       "delay_images": s.delay_images} for s in result.switching]}
+
+
+def format_header(doc: dict) -> str:
+    """What was modeled, in one line per part: the trace, the rule, the points."""
+    a, trace = doc["adaptive"], doc["trace"]
+    rates = " -> ".join(f"{bps / 1e3:g}" for _, bps in trace["segments"])
+    starts = ", ".join(f"{t:g}" for t, _ in trace["segments"])
+    rule = (f"the most accurate point within {a['deadline_ms']:g} ms end to end"
+            if a["mode"] == "deadline" else
+            f"the least energy with top-1 >= {a['min_top1']:g} % (deadline {a['deadline_ms']:g} ms "
+            "counted)")
+    pace = "back to back" if a["period_s"] is None else f"one every {a['period_s'] * 1e3:g} ms"
+    points = "; ".join(f"{p['name']} {p['top1']:.1f} % {p['bytes']:,.0f} B "
+                       f"{p['encode_ms']:.1f}+{p['server_ms']:.1f} ms" for p in a["points"])
+    return (f"modeled: {rates} kbit/s from {starts} s, {trace['duration_s']:g} s, images {pace}; "
+            f"latency {a['latency_ms']:g} ms, overhead {a['overhead_bytes']:g} B per send\n"
+            f"policy: {rule}\npoints (top-1, mean bytes, device+server ms): {points}")

@@ -28,7 +28,7 @@ from sc2deploy.targets.encoding import latent_codec
 from sc2deploy.errors import Interrupted, UsageError
 from sc2deploy.log import logger
 from sc2deploy.machine import unverified_warning
-from sc2deploy.preprocess import list_images, load_image, sample_images
+from sc2deploy.preprocess import list_images, preprocessor, sample_images
 from sc2deploy.measure import conditions
 from sc2deploy.measure.energy_models import get_profile, host_timed_on
 from sc2deploy.measure.links import load_link
@@ -115,15 +115,14 @@ def profile(options: ProfileOptions) -> dict:
     bundle = Bundle.open(options.bundle)
     target = get_target(options.target)
     artifact = bundle.manifest.get("artifacts", {}).get(target.name, {})
-    warning = unverified_warning(artifact, target.name, target.runtime.split(" ")[0],
-                                            (target.run_requires or ("unknown",))[0],
-                                            options.sysfs_root)
+    warning = unverified_warning(artifact, target.name, target.runtime_name,
+                                 (target.run_requires or ("unknown",))[0], options.sysfs_root)
     if warning:
         logger.warning("warning: %s", warning)
     images = list_images(options.images) if options.images else sample_images()
     link = load_link(options.link) if options.link else None
     codec = latent_codec(bundle, options.coder)
-    pre = bundle.preprocessing()
+    pre = preprocessor(bundle.preprocessing(), options.preprocess)
     cond = conditions.collect(options.sysfs_root)
     runs = options.runs if options.runs is not None or options.duration_s else DEFAULT_RUNS
     loop, interrupted, per_op, loop_end = _Loop(), False, None, None
@@ -165,7 +164,7 @@ def profile(options: ProfileOptions) -> dict:
             target.precision,
             bundle.manifest["artifacts"].get(target.name, {}).get("quantization")))),
         "runtime": _runtime_version(target.runtime), "executed": target.executed(),
-        "coder": codec.coder, "threads": options.threads,
+        "coder": codec.coder, "threads": options.threads, "preprocess": pre.mode,
         "runs": {"warmup": options.warmup, "measured": len(loop), "image_files": len(images),
                  "stop": "interrupted" if interrupted else
                  ("duration" if options.duration_s else "runs")},
@@ -203,7 +202,7 @@ def _per_op(bundle, options: ProfileOptions, pre, images, loop: _Loop, runner
 
     if not len(loop):
         return None
-    inputs = [pre.transform(load_image(path)) for path in images[:min(len(loop), 16)]]
+    inputs = [pre(path) for path in images[:min(len(loop), 16)]]
     head_p50 = float(np.percentile(ns_to_ms(loop.stage_ns["head"]), 50))
     entry, events = profile_ops(bundle, options.target, options.threads, inputs,
                                 min(len(loop), MAX_RUNS), max(options.warmup, 1), head_p50,
@@ -226,7 +225,7 @@ def _warmup(runner, codec, pre, images, count: int, show: bool) -> None:
     progress = Progress("warmup", count, enabled=show and count > 0)
     for i in range(count):
         path = images[i % len(images)]
-        codec.encode(runner.infer(pre.transform(load_image(path)))[0])
+        codec.encode(runner.infer(pre(path))[0])
         progress.update(i + 1)
     progress.close()
 
@@ -243,7 +242,7 @@ def _measure(runner, codec, pre, images, runs, duration_s, loop: _Loop, show: bo
         while (i < runs) if deadline is None else (clock() < deadline):
             path = images[i % len(images)]
             t0 = clock()
-            img = load_image(path)
+            img = pre.load(path)  # fast mode: JPEGs decoded at reduced size
             t1 = clock()
             x = pre.transform(img)
             t2 = clock()

@@ -33,6 +33,7 @@ import os
 import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -244,47 +245,63 @@ def stream(options: StreamOptions) -> dict:
     total = options.frames if options.uses_camera else len(images)
     progress = Progress("stream", total, enabled=options.progress)
     sender = _Sender(client, queue, options, progress)
-    camera, interrupted = None, False
-    try:
-        with load_runner(bundle, options.target) as runner:
-            if options.uses_camera:
-                camera = _from_camera(options, sender, queue, runner, codec, pre)
-            else:
-                for path in images:
-                    started = time.monotonic()
-                    if path.name not in queue.entries:
-                        t0 = time.perf_counter_ns()
-                        data = codec.encode(runner.infer(pre(path))[0])
-                        queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6)
-                    sender.send(path.name)
-                    time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
-    except KeyboardInterrupt:  # keep what was measured; the queue resumes the rest
-        interrupted = True
-        queue.save()
-    finally:
-        progress.close()
-        client.close()
-    names = sender.names
-    if not names:
-        raise Interrupted(f"interrupted before any image was sent: no results written; the "
-                          f"queue {options.queue} keeps what was encoded")
-    doc = _document(options, bundle, created, names, queue, sender.retries, codec.coder)
-    doc["link"] = link.summary([p["bytes"] for p in doc["predictions"]]) if link else None
-    doc["interrupted"] = interrupted
-    doc["executed"] = get_target(options.target).executed()
-    doc["complete"] = doc["complete"] and not interrupted and len(names) >= total
+    camera = None
+    with sender.sending(), load_runner(bundle, options.target) as runner:
+        if options.uses_camera:
+            camera = _from_camera(options, sender, queue, runner, codec, pre)
+        else:
+            for path in images:
+                started = time.monotonic()
+                if path.name not in queue.entries:
+                    t0 = time.perf_counter_ns()
+                    data = codec.encode(runner.infer(pre(path))[0])
+                    queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6)
+                sender.send(path.name)
+                time.sleep(max(0.0, options.interval_s - (time.monotonic() - started)))
+    doc = sender.document(options, bundle, created, codec.coder, link, total)
     if camera is not None:
         doc["camera"] = camera
     return doc
 
 
 class _Sender:
-    """Sends a queued image unless it is answered or refused; counts retries and progress."""
+    """Sends a queued image unless it is answered or refused; counts retries and progress.
+    ``sending()`` wraps the send loop, ``document()`` makes the results of what was sent
+    (the same for a fixed point, a camera and an adaptive ladder)."""
 
     def __init__(self, client: Client, queue: Queue, options: StreamOptions, progress):
         self.client, self.queue, self.options, self.progress = client, queue, options, progress
         self.retries = self.done = 0
         self.names: List[str] = []  # in the order sent
+        self.interrupted = False
+
+    @contextmanager
+    def sending(self):
+        """Around the send loop: an interrupt (Ctrl-C; SIGTERM where the CLI turns it into one)
+        ends it, keeping what was measured and saving the queue, whose rerun sends the rest;
+        the progress bar and the connection are closed either way."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.queue.save()
+        finally:
+            self.progress.close()
+            self.client.close()
+
+    def document(self, options: StreamOptions, bundle: Bundle, created: str, coder: str, link,
+                 total: int) -> dict:
+        """The ``stream`` results of what was sent (Interrupted if nothing was): complete when
+        every one of ``total`` images was sent and answered, uninterrupted."""
+        if not self.names:
+            raise Interrupted(f"interrupted before any image was sent: no results written; the "
+                              f"queue {options.queue} keeps what was encoded")
+        doc = _document(options, bundle, created, self.names, self.queue, self.retries, coder)
+        doc["link"] = link.summary([p["bytes"] for p in doc["predictions"]]) if link else None
+        doc["interrupted"] = self.interrupted
+        doc["executed"] = get_target(options.target).executed()
+        doc["complete"] = doc["complete"] and not self.interrupted and len(self.names) >= total
+        return doc
 
     def send(self, name: str) -> None:
         self.names.append(name)

@@ -18,7 +18,8 @@ from sc2deploy.targets.encoding import encode_images, latent_codec
 
 def encode_to_folder(bundle: Path, images: Sequence[Path], out: Path, target: str = "onnx",
                      coder: Optional[str] = None,
-                     echo: Callable[[str], None] = print) -> Tuple[Path, ...]:
+                     echo: Callable[[str], None] = print,
+                     preprocess: str = "exact") -> Tuple[Path, ...]:
     """Write one ``OUT/IMAGE_STEM.s2c`` per image; Ctrl-C keeps the complete ones."""
     images = [Path(p) for p in images]
     stems = [p.stem for p in images]
@@ -36,7 +37,7 @@ def encode_to_folder(bundle: Path, images: Sequence[Path], out: Path, target: st
     written = []
     with atomic.output_folder(out, "--out") as out:  # removed again if nothing is written
         try:
-            for path, data in encode_images(opened, images, target, coder):
+            for path, data in encode_images(opened, images, target, coder, preprocess):
                 written.append(atomic.write_bytes(out / f"{path.stem}.s2c", data))
                 echo(f"{path} -> {written[-1]} ({len(data)} bytes)")
         except KeyboardInterrupt:

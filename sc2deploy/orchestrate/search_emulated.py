@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from sc2deploy.builders.build import (BuildOptions, Choice, build_targets, candidates,
-                                      faithfulness, fidelity_stats, host_fidelity)
+                                      every_one_refused, faithfulness, fidelity_stats,
+                                      host_fidelity, refused_note)
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import EmulationError, UsageError
 from sc2deploy.log import logger
@@ -61,7 +62,11 @@ class EmulatedSearch:
         self.emu, self.emulate = emu, emulate
 
     def __call__(self, txn, target, options: BuildOptions, calibration, reference) -> Choice:
-        found = list(candidates(txn, target, options, calibration, reference))
+        built = list(candidates(txn, target, options, calibration, reference))
+        found = [c for c in built if not c.refused]  # refused: no artifact to run
+        refused = [c for c in built if c.refused]
+        if not found:
+            raise every_one_refused(target, refused)
         indices = emulation_indices(len(reference.inputs), self.emulate.images)
         small = subset(reference, indices)
         runs = {str(i): (target.name, c.path) for i, c in enumerate(found)}
@@ -94,9 +99,9 @@ class EmulatedSearch:
             logger.info("emulation cost on %s: %.1f s for %d candidates x %d images (process "
                         "start included); head inference %.2f s per image", cpu, run.seconds,
                         len(found), len(indices), spent[cpu]["inference_s_per_image"])
-        return self._choose(target, found, by_cpu, spent)
+        return self._choose(target, found, by_cpu, spent, refused)
 
-    def _choose(self, target, found, by_cpu, spent) -> Choice:
+    def _choose(self, target, found, by_cpu, spent, refused=()) -> Choice:
         """The first candidate passing everywhere, else the most faithful on its worst CPU."""
         def measured(i):  # (where, stats, verdict): the host first
             host = [(found[i].verdict["cpu"], found[i].stats, found[i].verdict)]
@@ -124,7 +129,8 @@ class EmulatedSearch:
         tried = [{**c.tried(), "fidelity_by_cpu": {
             k: {"stats": e["stats"], "passed": e["verdict"]["passed"],
                 "decision": e["verdict"].get("decision")}
-            for k, e in by_cpu[i].items()}} for i, c in enumerate(found)]
+            for k, e in by_cpu[i].items()}} for i, c in enumerate(found)] + [
+                c.tried() for c in refused]
         recorded = kept.recorded if kept.config is None else {**kept.recorded, "search": tried}
         note = PICKED.format(cpus=", ".join(f"aarch64/{c}" for c in self.emulate.cpus))
         if failing:
@@ -132,6 +138,8 @@ class EmulatedSearch:
         elif undecided:
             note = (f"{note}; the task verdict rests on the host's images: too few ran on "
                     f"{', '.join(undecided)} to decide (they refute nothing)")
+        if refused:
+            note = f"{note}; {refused_note(refused, len(tried))}"
         return Choice(kept, recorded, verdict,
                       {**host_fidelity(target, kept.stats, kept.verdict), **by_cpu[pick]},
-                      tried=len(found), note=note, deciding=stats, row={"emulation": spent})
+                      tried=len(tried), note=note, deciding=stats, row={"emulation": spent})

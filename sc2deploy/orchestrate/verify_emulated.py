@@ -183,7 +183,7 @@ def verify_emulated(bundle_path: Path, emulate: EmulateOptions,
                          reference)
         verdict = options.verdict(target.precision, stats)
         version = runtime_version(target.run_requires[0]) if target.run_requires else "unknown"
-        key = fidelity_key(machine, host_cpu, target.runtime.split(" ")[0], version)
+        key = fidelity_key(machine, host_cpu, target.runtime_name, version)
         records.setdefault(name, {})[key] = _entry(machine, host_cpu, False,
                                                    f"{target.runtime} {version}", stats, verdict)
         rows.append({**verify_row(bundle, name, target, stats, verdict),

@@ -78,4 +78,13 @@ def caption(key: str, profiles: Sequence[dict], evaluations: Sequence[dict]) -> 
                 "that bracket the floor (bytes log-linearly). Times: medians timed by evaluate "
                 "on the machine that ran it plus the link model's delay; energy modeled (the "
                 "rpi4 profile's active power x device time, TX power x airtime).")
+    if key == "adaptive":
+        return ("Each adaptive run (a column; replays modeled, adaptive streams measured), image "
+                "by image on one x axis: top, the ladder point sent (fewest bytes lowest; "
+                "green: deadline met, red: missed); middle, the throughput estimate the point "
+                "was chosen with, and the true rate of a replay's trace (dashed) or, for a "
+                "stream, the rate each send measured (8 × bytes on the wire / transfer); "
+                "bottom, the end-to-end time (dots) and the predicted one (rings) against the "
+                "deadline (dashed). A stream's results keep no send times: its x is the send "
+                "order.")
     raise KeyError(key)

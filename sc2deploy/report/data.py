@@ -14,7 +14,8 @@ NO_ENERGY = "no energy data"
 FIGURES = {"end_to_end": "latency_end_to_end", "cdf": "latency_cdf",
            "stages": "latency_stages", "energy": "energy_per_image",
            "pareto": "bytes_vs_latency", "rate_accuracy": "rate_accuracy",
-           "rate_agreement": "rate_agreement", "worth": "worth_deploying"}
+           "rate_agreement": "rate_agreement", "worth": "worth_deploying",
+           "adaptive": "adaptive_timeline"}
 PLOTS = {key: f"{stem}.png" for key, stem in FIGURES.items()}
 STAGE_ORDER = ("load", "preprocess", "head", "code", "decode", "decoder", "encode",
                "transfer", "server", "reply")

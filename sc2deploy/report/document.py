@@ -26,6 +26,8 @@ from typing import Dict, List, Sequence, Tuple, Union
 from sc2deploy.atomic import (deferred_signals, ensure_writable, make_readable, replace_dir,
                               swap_in)
 from sc2deploy.errors import ResultsError, UsageError
+from sc2deploy.report.adaptive import TEXT as ADAPTIVE_TEXT, adaptive_docs, adaptive_table
+from sc2deploy.report.adaptive_plot import plot_adaptive
 from sc2deploy.report.captions import caption
 from sc2deploy.report.data import (FIGURES, NO_ENERGY, PARTIAL, PLOTS, device_key,
                                    end_to_end_bars, energy_kind_of, host_timed_on,
@@ -104,8 +106,9 @@ def _notes(docs: Sequence[dict]) -> List[str]:
 
 
 def _split(docs: Sequence[dict]) -> Tuple[List[dict], List[dict]]:
-    """(profiling results: device, server and stream, evaluations: ``sc2deploy evaluate``)."""
-    return ([d for d in docs if d["kind"] != "evaluation"],
+    """(profiling results: device, server and stream, evaluations: ``sc2deploy evaluate``);
+    replays (modeled) are neither: they are drawn in the adaptive section only."""
+    return ([d for d in docs if d["kind"] not in ("evaluation", "replay")],
             [d for d in docs if d["kind"] == "evaluation"])
 
 
@@ -126,10 +129,13 @@ def figure_keys(docs: Sequence[dict]) -> List[str]:
         keys += ["rate_accuracy", "rate_agreement"]
         if compare(evaluations) is not None:
             keys.append("worth")
+    if adaptive_docs(docs):
+        keys.append("adaptive")
     return keys
 
 
-def _draw(key: str, profiles: Sequence[dict], evaluations: Sequence[dict]):
+def _draw(key: str, profiles: Sequence[dict], evaluations: Sequence[dict],
+          docs: Sequence[dict] = ()):
     drawers = {"end_to_end": lambda: plot_end_to_end(profiles),
                "stages": lambda: plot_stage_latency(profiles),
                "cdf": lambda: plot_latency_cdf(profiles),
@@ -137,7 +143,8 @@ def _draw(key: str, profiles: Sequence[dict], evaluations: Sequence[dict]):
                "energy": lambda: plot_energy(profiles),
                "rate_accuracy": lambda: plot_rate_accuracy(evaluations),
                "rate_agreement": lambda: plot_rate_agreement(evaluations),
-               "worth": lambda: plot_worth(evaluations)}
+               "worth": lambda: plot_worth(evaluations),
+               "adaptive": lambda: plot_adaptive(docs)}
     return drawers[key]()
 
 
@@ -187,8 +194,11 @@ def _sections(docs: Sequence[dict]) -> List[Tuple[str, List[object]]]:
     accuracy = ([("Accuracy", [ACCURACY_TEXT, *fig("rate_accuracy", "rate_agreement"),
                                accuracy_table(evaluations)])] if evaluations else [])
     accuracy += _worth_section(evaluations)
+    if "adaptive" in keys:
+        accuracy.append(("Adaptive ladder", [ADAPTIVE_TEXT, ("figure", "adaptive"),
+                                             adaptive_table(docs)]))
     counts = {k: sum(d["kind"] == k for d in docs) for k in ("device", "server", "stream",
-                                                            "evaluation")}
+                                                            "evaluation", "replay")}
     kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in ("device", "server"))
     overview = [f"{len(docs)} results ({kinds}).", ("notes",), overview_table(profiles)]
     if not profiles:
@@ -331,7 +341,7 @@ def write_report(docs: Sequence[dict], out_dir: Union[str, Path],
     try:
         pngs = {}
         for key in figure_keys(docs) if draw else []:
-            saved = save(_draw(key, profiles, evaluations), staging / FIGURES[key], draw)
+            saved = save(_draw(key, profiles, evaluations, docs), staging / FIGURES[key], draw)
             pngs[key] = saved.get("png")
         if "md" in formats:
             (staging / "report.md").write_text(render_markdown(docs), encoding="utf-8")

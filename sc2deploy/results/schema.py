@@ -22,7 +22,7 @@ SCHEMA_VERSION = 3  # 2: energy.host_timed_on, modeled energy has no ci95; 3: sa
 STAT_KEYS = ("n", "mean", "std", "min", "p50", "p90", "p95", "p99", "max")
 DEVICE_STAGES = ("load", "preprocess", "head", "code", "total")
 SERVER_STAGES = ("decode", "decoder", "total")  # version 3: "decoder" only with a decoder
-KINDS = ("device", "server", "evaluation", "stream")
+KINDS = ("device", "server", "evaluation", "stream", "replay")
 STREAM_STAGES = ("encode", "transfer", "server", "total")  # sc2deploy stream (docs/results.md)
 ENERGY_KINDS = ("measured", "modeled", "none")
 SAMPLE_CAP = 10_000  # raw per-image samples kept per stage (docs/results.md)
@@ -257,13 +257,28 @@ CODEC_BASELINE = _object({"codec": _one_of("jpeg", "webp"), "quality": INT, "mod
 EVALUATION = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                       "coder": _one_of("c", "constriction", "uint8"), "top_k": INT,
                       "dataset": DATASET, "reference": STR, "targets": _list(EVALUATED)},
-                     {"teacher": TEACHER, "baselines": _list(CODEC_BASELINE)})
+                     {"teacher": TEACHER, "baselines": _list(CODEC_BASELINE),
+                      "preprocess": _one_of("exact", "fast")})
 
 
 CAMERA = _object({"source": STR, "kind": _one_of("v4l2", "command", "stdin"), "format": STR,
                   "frames": _object({k: INT for k in ("captured", "skipped", "taken")}),
                   "cut_frames": INT, "undecodable": INT, "ended": _nullable(STR),
                   "frame_age_ms": STATS}, {"card": STR, "width": INT, "height": INT})
+
+# stream --ladder and replay: the adaptive policy's options and choices (docs/results.md)
+ADAPTIVE_OPTIONS = {"mode": _one_of("deadline", "energy"), "deadline_ms": NUM,
+                    "min_top1": _nullable(NUM), "hysteresis": NUM, "prior_bps": NUM,
+                    "estimator": STR, "overhead_bytes": NUM}
+CHOICE = _object({"point": STR, "fits": BOOL, "reason": STR, "estimate_bps": NUM,
+                  "predicted_bytes": NUM, "predicted_e2e_ms": NUM},
+                 {"predicted_j": NUM, "measured_e2e_ms": NUM, "transfer_ms": NUM, "met": BOOL,
+                  "estimate_after_bps": NUM})
+STREAM_ADAPTIVE = _object({**ADAPTIVE_OPTIONS, "points": _list(_object({
+    "name": STR, "bundle": STR, "path": STR, "top1": NUM, "reference_bytes": NUM,
+    "encode_ms": NUM, "server_ms": NUM})), "summary": _object({
+        "images": INT, "met": INT, "hit_rate": _nullable(NUM), "mean_top1": _nullable(NUM),
+        "switches": INT, "images_per_point": _object({}, extra=INT)})})
 
 STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                   "target": STR, "coder": _one_of("c", "constriction"), "server": STR,
@@ -275,17 +290,108 @@ STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": 
                       "round_trip_ms": _nullable(NUM), "server_ms": _nullable(NUM),
                       "attempts": INT, "outputs": _nullable(_list(_object({"task": STR})))},
                       {"frame": INT, "frame_age_ms": NUM, "captured_utc": STR,
-                       "served_by": _object({"node": STR, "replica": STR})}))},
+                       "served_by": _object({"node": STR, "replica": STR}),
+                       "adaptive": CHOICE}))},
                  {"conditions": CONDITIONS, "samples": _nullable(SAMPLES),
                   "link": _nullable(LINK), "camera": CAMERA, "interrupted": BOOL,
-                  "executed": EXECUTED})
+                  "executed": EXECUTED, "adaptive": STREAM_ADAPTIVE})
+
+
+def _names(points: list) -> List[str]:
+    return [p["name"] for p in points]
+
+
+def _known_point(name: str, known: List[str], path: str) -> None:
+    if name not in known:
+        raise _Invalid(path, f"expected one of the ladder's points ({', '.join(known)}), "
+                             f"got {_show(name)}")
+
+
+def _met(met: bool, e2e_ms: float, deadline_ms: float, path: str) -> None:
+    if met != (e2e_ms <= deadline_ms):
+        raise _Invalid(path, f"expected {e2e_ms <= deadline_ms} (end to end {e2e_ms:g} ms, "
+                             f"deadline {deadline_ms:g} ms), got {_show(met)}")
+
+
+def _stream(doc, path):
+    """STREAM, then the adaptive choices: only with the document's ``adaptive``, of its
+    points, ``met`` and ``measured_e2e_ms`` together and consistent with the deadline."""
+    STREAM(doc, path)
+    adaptive = doc.get("adaptive")
+    for i, p in enumerate(doc["predictions"]):
+        choice, where = p.get("adaptive"), _join(path, f"predictions[{i}].adaptive")
+        if choice is None:
+            continue
+        if adaptive is None:
+            raise _Invalid(where, "a choice of an adaptive stream, but the document has no "
+                                  "'adaptive' record (its options and points)")
+        _known_point(choice["point"], _names(adaptive["points"]), _join(where, "point"))
+        if ("met" in choice) != ("measured_e2e_ms" in choice):
+            raise _Invalid(where, "expected 'met' and 'measured_e2e_ms' together (an answered "
+                                  "image has both, an unanswered one neither)")
+        if "met" in choice:
+            _met(choice["met"], choice["measured_e2e_ms"], adaptive["deadline_ms"],
+                 _join(where, "met"))
+
+
+REPLAY_SUMMARY = _object({"images": INT, "met": INT, "hit_rate": NUM, "mean_top1": NUM,
+                          "switches": INT})
+_REPLAY = _object({
+    "complete": BOOL, "label": STR, "created_utc": STR, "target": _nullable(STR),
+    "trace": _object({"source": _nullable(STR), "segments": _list(_list(NUM, 2)),
+                      "duration_s": NUM}),
+    "adaptive": _object({**ADAPTIVE_OPTIONS, "latency_ms": NUM, "period_s": _nullable(NUM),
+                         "tx_watts": _nullable(NUM), "device_profile": _nullable(STR),
+                         "link": _nullable(STR), "points": _list(_object({
+                             "name": STR, "bundle": _nullable(STR), "path": _nullable(STR),
+                             "top1": NUM, "bytes": NUM, "encode_ms": NUM, "server_ms": NUM,
+                             "energy_j": _nullable(NUM)})),
+                         "summary": REPLAY_SUMMARY}),
+    "images": _list(_object({"index": INT, "start_s": NUM, "point": STR, "fits": BOOL,
+                             "estimate_bps": NUM, "true_bps": NUM, "predicted_e2e_ms": NUM,
+                             "e2e_ms": NUM, "met": BOOL})),
+    "fixed": _list(_object({"point": STR, "summary": REPLAY_SUMMARY})),
+    "switching": _list(_object({"t_change_s": NUM, "from_bps": NUM, "to_bps": NUM,
+                                "fitting_point": STR, "delay_s": _nullable(NUM),
+                                "delay_images": _nullable(INT)}))})
+
+
+def REPLAY(doc, path):  # noqa: N802 (a check, like the other constants)
+    """``sc2deploy replay``: the trace starts at 0 s with increasing times and positive
+    rates; every point named is the ladder's; the summary counts the images listed; ``met``
+    agrees with the deadline."""
+    _REPLAY(doc, path)
+    segments, where = doc["trace"]["segments"], _join(path, "trace.segments")
+    if not segments or segments[0][0] != 0:
+        raise _Invalid(where, "expected segments [t_start_s, bits_per_s], the first at 0 s")
+    for k, (t, bps) in enumerate(segments):
+        if bps <= 0 or (k and t <= segments[k - 1][0]):
+            raise _Invalid(f"{where}[{k}]", "expected increasing start times and rates > 0, "
+                                             f"got {_show([t, bps])}")
+    adaptive = doc["adaptive"]
+    known, deadline = _names(adaptive["points"]), adaptive["deadline_ms"]
+    for i, image in enumerate(doc["images"]):
+        _known_point(image["point"], known, _join(path, f"images[{i}].point"))
+        _met(image["met"], image["e2e_ms"], deadline, _join(path, f"images[{i}].met"))
+    for i, run in enumerate(doc["fixed"]):
+        _known_point(run["point"], known, _join(path, f"fixed[{i}].point"))
+    for i, switch in enumerate(doc["switching"]):
+        _known_point(switch["fitting_point"], known,
+                     _join(path, f"switching[{i}].fitting_point"))
+    summary, images = adaptive["summary"], doc["images"]
+    if (summary["images"], summary["met"]) != (len(images), sum(i["met"] for i in images)):
+        raise _Invalid(_join(path, "adaptive.summary"),
+                       f"expected images {len(images)} and met {sum(i['met'] for i in images)} "
+                       f"(the images listed), got {summary['images']} and {summary['met']}")
 
 
 def _top_level(kind: str, version: int) -> Check:
     if kind == "evaluation":
         return EVALUATION
     if kind == "stream":
-        return _with_samples(STREAM)
+        return _with_samples(_stream)
+    if kind == "replay":
+        return REPLAY
     stages = DEVICE_STAGES if kind == "device" else SERVER_STAGES
     if kind == "server" and version >= 3:
         stages = tuple(s for s in stages if s != "decoder")
@@ -293,6 +399,7 @@ def _top_level(kind: str, version: int) -> Check:
                 "coder": _one_of("c", "constriction"), "runs": RUNS,
                 "latency_ms": _object({s: STATS for s in stages}, extra=STATS)}
     optional = {"threads": _nullable(INT), "throughput_ips": NUM, "memory": MEMORY,
+                "preprocess": _one_of("exact", "fast"),  # absent: exact (before --preprocess)
                 "cpu_percent": _nullable(NUM), "conditions": CONDITIONS,
                 "link": _nullable(LINK), "server_ms": _nullable(SERVER_MS),
                 "end_to_end_ms": _nullable(END_TO_END), "baselines": _list(BASELINE),

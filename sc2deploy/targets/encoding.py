@@ -18,10 +18,13 @@ def latent_codec(bundle: Bundle, coder: Optional[str] = None) -> LatentCodec:
 
 
 def encode_images(bundle: Bundle, images: Sequence[Path], target: str = "onnx",
-                  coder: Optional[str] = None) -> Iterator[Tuple[Path, bytes]]:
-    """Yield (image, container bytes) for each image."""
+                  coder: Optional[str] = None, preprocess: str = "exact"
+                  ) -> Iterator[Tuple[Path, bytes]]:
+    """Yield (image, container bytes) for each image (``preprocess``: exact or fast)."""
+    from sc2deploy.preprocess import preprocessor
+
     codec = latent_codec(bundle, coder)
-    pre = bundle.preprocessing()
+    pre = preprocessor(bundle.preprocessing(), preprocess)
     with load_runner(bundle, target) as runner:
         for path in images:
             yield Path(path), codec.encode(runner.infer(pre(path))[0])

@@ -98,9 +98,15 @@ class Target:
             return f"{self.name} needs {', '.join(absent)} (not installed)"
         return None
 
+    @property
+    def runtime_name(self) -> str:
+        """The runtime's short name, without its note: "onnxruntime" for
+        "onnxruntime (host check)" (the key of fidelity records and runtime packages)."""
+        return self.runtime.split(" ")[0]
+
     def executed(self) -> Dict[str, object]:
         """What runs the artifact here: runtime, precision, host check or not, in words."""
-        runtime, check = self.runtime.split(" ")[0], self.host_check
+        runtime, check = self.runtime_name, self.host_check
         precision = check.precision if check else self.precision
         text = f"{runtime} {precision}" + (
             f" (host check; {check.device_runtime} not run)" if check else "")

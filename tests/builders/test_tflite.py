@@ -10,7 +10,7 @@ from symbols import assert_same_symbols
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
 from sc2deploy.targets import get_target, load_runner
-from sc2deploy.builders.build import BuildOptions, Int8Options, build_targets
+from sc2deploy.builders.build import BuildOptions, Int8Options, build_targets, format_table
 
 pytestmark = pytest.mark.skipif(get_target("tflite").missing("build") is not None,
                                 reason="litert-torch is not installed (make test installs it)")
@@ -72,3 +72,25 @@ def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
     entry = Bundle.open(tflite_bundle).manifest["artifacts"]["tflite-int8"]
     assert entry["quantization"] == "dynamic A8W8"  # the dynamic build above is kept
     assert entry["options"]["quantizer"] == "pt2e symmetric, dynamic activations"
+
+
+def test_a_search_records_what_litert_refuses_and_goes_on(demo_bundle, tmp_path):
+    """The demo student's GDN norm quantizes to zero under static int8 activations: LiteRT
+    refuses to run those configurations; the search records why and tries the next ones."""
+    bundle = tmp_path / "b"
+    shutil.copytree(demo_bundle.path, bundle)
+    row, = build_targets(bundle, ["tflite-int8"], BuildOptions(latency_runs=1, gate="symbols",
+                                                                search=True))
+    tried = Bundle.open(bundle).manifest["artifacts"]["tflite-int8"]["options"]["search"]
+    refused = [t for t in tried if "refused" in t]
+    assert len(tried) == len(get_target("tflite-int8").search)
+    assert refused and tried[0] == refused[0], "the plain static int8 build was not refused"
+    assert tried[0]["options"]["activations"] == "int8"
+    assert all(not t["passed"] and "(DIV) failed to invoke" in t["refused"]
+               and "GDN's norm" in t["refused"] and "--search" not in t["refused"]
+               for t in refused)
+    assert len(refused) < len(tried) and any(t["passed"] for t in tried)
+    assert row["passed"] and row["note"].startswith(
+        f"{len(refused)} of {len(tried)} configurations refused: act int8, per-channel, minmax: "
+        "tflite/kernels/div.cc")
+    assert f"{len(refused)} of {len(tried)} configurations refused" in format_table([row])

@@ -17,7 +17,7 @@ import vivid_vm  # noqa: E402
 
 BARS = [(191, 191, 191), (191, 191, 0), (0, 191, 191), (0, 191, 0), (191, 0, 191),
         (191, 0, 0), (0, 0, 191), (0, 0, 0)]  # 75 % colour bars: white ... black
-STREAM_TESTS = Path(__file__).parents[1] / "measure"
+TESTS = Path(__file__).parents[1]  # tests/service_front.py: the stream's server
 
 GUEST = r'''
 import json, os, subprocess, sys, time, traceback
@@ -94,9 +94,10 @@ def refused(fmt):
 
 def stream():
     sys.path.insert(0, sys.argv[1])
-    from test_stream import TOKEN, Front
+    from service_front import ServiceFront
     from sc2deploy.bundle import Bundle
-    front = Front(Bundle.open(f"{OUT}/bundle"))
+    TOKEN = "stream-test-token-0123456789"
+    front = ServiceFront([Bundle.open(f"{OUT}/bundle")], TOKEN)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "sc2deploy", "stream", f"{OUT}/bundle", "--server", front.url,
@@ -128,7 +129,7 @@ def guest(tmp_path_factory, split_bundle):
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("vivid")
     shutil.copytree(split_bundle.path, folder / "out" / "bundle")
-    script = GUEST.replace("sys.argv[1]", repr(str(STREAM_TESTS)))
+    script = GUEST.replace("sys.argv[1]", repr(str(TESTS)))
     rc, log, console = vivid_vm.run_in_guest(folder, script, timeout_s=900)
     lines = [line for line in log.splitlines() if line.startswith("REPORT ")]
     assert rc == 0 and lines, f"guest exit {rc}\n{log[-3000:]}\nconsole:\n{console[-2000:]}"

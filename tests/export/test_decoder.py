@@ -22,12 +22,9 @@ def decoder_bundle(tmp_path_factory):
     return model, bundle
 
 
-def test_decoder_onnx_matches_compressai(decoder_bundle):
-    model, bundle = decoder_bundle
-    entry = bundle.manifest["decoder"]
-    assert entry["input"]["shape"] == [1, 8, 15, 15]
-    assert entry["output"]["shape"] == [1, 16, 16, 16]
-    session = ort.InferenceSession(str(bundle.file(entry["file"])),
+def assert_decoder_matches(model, bundle) -> None:
+    """decoder.onnx on the bundle's reference symbols equals CompressAI's decoder."""
+    session = ort.InferenceSession(str(bundle.file(bundle.manifest["decoder"]["file"])),
                                    providers=["CPUExecutionProvider"])
     eb = model.entropy_bottleneck
     for symbols in bundle.reference()["symbols"]:
@@ -37,6 +34,26 @@ def test_decoder_onnx_matches_compressai(decoder_bundle):
             expected = model.decoder(eb.dequantize(s.clone(), eb._get_medians())).numpy()
         got = session.run(None, {"symbols": s.numpy()})[0]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_decoder_onnx_matches_compressai(decoder_bundle):
+    model, bundle = decoder_bundle
+    entry = bundle.manifest["decoder"]
+    assert entry["input"]["shape"] == [1, 8, 15, 15]
+    assert entry["output"]["shape"] == [1, 16, 16, 16]
+    assert_decoder_matches(model, bundle)
+
+
+def test_coarse_latent_decoder_upsamples_as_compressai(tmp_path):
+    model = compressai_bottleneck(channels=6, seed=4, decoder=True, coarse=True)
+    write_checkpoint(tmp_path / "student.pt", model, "backbone.bottleneck_layer.")
+    bundle = export_bundle(ExportOptions(model="entropic_student", out=tmp_path / "b",
+                                         checkpoint=tmp_path / "student.pt", input_size=64,
+                                         images=sample_images()[:2]))
+    entry = bundle.manifest["decoder"]
+    assert entry["input"]["shape"] == [1, 6, 8, 8]
+    assert entry["output"]["shape"] == [1, 12, 16, 16]
+    assert_decoder_matches(model, bundle)
 
 
 def test_decoder_file_is_hashed(decoder_bundle):

@@ -25,6 +25,24 @@ def test_folded_head_is_bit_identical_to_compressai():
     assert ours.abs().max() > 2, "the reference latent should spread over several symbols"
 
 
+def test_coarse_latent_head_is_bit_identical_to_compressai():
+    ref = compressai_bottleneck(channels=12, seed=6, coarse=True)
+    head = build_head(get_spec("entropic_student"), dict(ref.state_dict()))
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = head.module(x)
+    assert ours.shape == (2, 12, 12, 12)
+    assert torch.equal(ours, reference_symbols(ref, x).float())
+
+
+def test_latent_conv_of_another_kernel_is_refused():
+    state = dict(compressai_bottleneck(channels=8, seed=1).state_dict())
+    state["encoder.4.weight"] = torch.zeros(8, 16, 3, 3)
+    with pytest.raises(CheckpointError, match=r"encoder.4.weight has a \(3, 3\) kernel; "
+                       r"expected 2 x 2 .* or 4 x 4"):
+        build_head(get_spec("entropic_student"), state)
+
+
 def test_gdn_folding_matches_the_trainable_layer():
     gdn = GDN1(6)
     with torch.no_grad():

@@ -7,17 +7,17 @@ import json
 import shutil
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from service_front import ServiceFront
+
 from sc2deploy.cli import main
-from sc2deploy.errors import Refused, UsageError
+from sc2deploy.errors import UsageError
 from sc2deploy.measure.adaptive_stream import LadderOptions, stream_ladder
 from sc2deploy.measure.stream import StreamOptions
 from sc2deploy.preprocess import sample_images
 from sc2deploy.results.schema import validate
-from sc2deploy.serving.service import ServeOptions, Service, refusal_body
 
 TOKEN = "adaptive-test-token-0123456789"
 FAST, SLOW = 40000.0, 3000.0  # bit/s: at SLOW the ~2 kB point takes ~5.5 s, ~0.5 kB ~1.4 s
@@ -25,44 +25,23 @@ DEADLINE_MS = 2500.0  # room for a busy CPU's encode (the tests run beside other
 SCHEDULE = [FAST] * 5 + [SLOW] * 5 + [FAST] * 7  # the rate each image (in send order) gets
 
 
-class ShapedFront:
-    """A real Service behind http.server; each new request's reply waits bytes x 8 / rate (the
-    request's bytes: body, HTTP head and 4 packet headers, as a shaped link carries them),
-    the rate from ``schedule`` by the order in which request ids first arrive."""
+class ShapedFront(ServiceFront):
+    """A real Service behind http.server (tests/service_front.py); each new request's reply
+    waits bytes x 8 / rate (the request's bytes: body, HTTP head and 4 packet headers, as a
+    shaped link carries them), the rate from ``schedule`` by the order in which request ids
+    first arrive."""
+
+    protocol_version = "HTTP/1.1"
 
     def __init__(self, bundles, schedule):
-        first, *rest = [b.path for b in bundles]
-        self.service = Service(ServeOptions(bundle=first, family=tuple(rest)), TOKEN)
         self.schedule, self.ids, self.lock = schedule, [], threading.Lock()
-        front = self
+        super().__init__(bundles, TOKEN)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                head = len(self.requestline) + 2 + sum(len(k) + len(v) + 4 for k, v in
-                                                       self.headers.items()) + 2
-                on_wire = len(body) + head + 4 * 66  # and TCP/IP headers, ACKs: as the device
-                time.sleep(on_wire * 8 / front.rate(self.headers["X-Request-Id"]))
-                try:
-                    pending = front.service.prepare(
-                        {k.lower(): v for k, v in self.headers.items()}, body)
-                    status, reply = 200, front.service.run_batch([pending])[0]
-                except Refused as exc:
-                    status, reply = exc.status, refusal_body(exc)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def arrived(self, handler, body):
+        head = len(handler.requestline) + 2 + sum(len(k) + len(v) + 4 for k, v in
+                                                  handler.headers.items()) + 2
+        on_wire = len(body) + head + 4 * 66  # and TCP/IP headers, ACKs: as the device
+        time.sleep(on_wire * 8 / self.rate(handler.headers["X-Request-Id"]))
 
     def rate(self, request_id: str) -> float:
         with self.lock:
@@ -70,11 +49,6 @@ class ShapedFront:
                 self.ids.append(request_id)
             k = self.ids.index(request_id)
         return self.schedule[min(k, len(self.schedule) - 1)]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.service.close()
 
 
 @pytest.fixture(scope="module")

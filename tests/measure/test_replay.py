@@ -6,7 +6,11 @@ import pytest
 
 from sc2deploy.errors import UsageError
 from sc2deploy.measure.adaptive import Point
-from sc2deploy.measure.replay import check_trace, load_trace, replay, transfer_seconds
+from sc2deploy.measure.adaptive import PolicyOptions
+from sc2deploy.measure.replay import (ReplayOptions, check_trace, default_duration_s, document,
+                                      load_trace, rate_at, replay, replay_ladder,
+                                      transfer_seconds)
+from sc2deploy.results.schema import validate
 
 # A synthetic 3-point ladder: device 20 ms, server 5 ms per image. At 37.5 kbit/s all three
 # fit a 500 ms deadline (1,500 B: 345 ms); at 5.5 kbit/s only 300 B does (461 ms).
@@ -90,3 +94,101 @@ def test_replay_checks_its_trace():
         check_trace([(0, 1), (0, 2)])
     with pytest.raises(UsageError, match="duration_s must be a positive number"):
         replay(LADDER, [(0, 37500)], DEADLINE_S, duration_s=0)
+
+
+RATE_CHANGE = [(0.0, 37500.0), (30.0, 5500.0), (60.0, 37500.0)]  # kbit/s 37.5 -> 5.5 -> 37.5
+
+
+def test_rate_at_and_the_default_duration():
+    assert [rate_at(RATE_CHANGE, t) for t in (0, 29.9, 30, 59, 60, 1e6)] == \
+        [37500, 37500, 5500, 5500, 37500, 37500]
+    assert default_duration_s(RATE_CHANGE) == 90  # the last segment lasts as the one before
+    with pytest.raises(UsageError, match="a trace of one segment has no length: give "
+                                         "--duration-s"):
+        default_duration_s([(0, 37500)])
+
+
+def test_the_document_records_every_choice_and_the_true_rate():
+    result = replay(LADDER, RATE_CHANGE, DEADLINE_S, duration_s=90)
+    doc = validate(document(result, RATE_CHANGE, LADDER, PolicyOptions(DEADLINE_S), label="x",
+                            created_utc="2026-12-07T00:00:00Z", duration_s=90))
+    a = doc["adaptive"]
+    assert a["summary"] == {"images": 237, "met": 236, "hit_rate": pytest.approx(236 / 237),
+                            "mean_top1": pytest.approx(95.122, abs=1e-3), "switches": 2}
+    assert a["prior_bps"] == 37500 and a["mode"] == "deadline" and a["deadline_ms"] == 500
+    slow = [i for i in doc["images"] if 30 <= i["start_s"] < 60]
+    assert {i["true_bps"] for i in slow} == {5500}
+    assert slow[0]["estimate_bps"] == pytest.approx(35560.3, rel=1e-5)  # from the straddling send
+    assert [i["index"] for i in doc["images"] if not i["met"]] == [87]  # sent as it dropped
+    assert {f["point"]: f["summary"]["met"] for f in doc["fixed"]} == \
+        {"b300": 740, "b600": 393, "b1500": 174}
+    assert [(s["fitting_point"], s["delay_images"], round(s["delay_s"], 2))
+            for s in doc["switching"]] == [("b300", 1, 2.28), ("b1500", 1, 0.16)]
+
+
+def test_replay_options_say_what_is_missing(tmp_path):
+    base = dict(bundles=(tmp_path,), evaluations=(tmp_path,), trace=tmp_path / "t.json")
+    with pytest.raises(UsageError, match="--min-top1 \\(energy mode\\) needs what energy to "
+                                         "count: --link NAME|FILE"):
+        ReplayOptions(**base, deadline_ms=500, min_top1=90)
+    with pytest.raises(UsageError, match="--interval-ms must be a number >= 0, got -1"):
+        ReplayOptions(**base, deadline_ms=500, interval_ms=-1)
+    with pytest.raises(UsageError, match="--deadline-ms must be a positive number"):
+        ReplayOptions(**base, deadline_ms=0)
+
+
+def _trace(tmp_path):
+    path = tmp_path / "sf7-sf12-sf7.json"
+    path.write_text(json.dumps([list(s) for s in RATE_CHANGE]))
+    return path
+
+
+def test_replay_ladder_on_the_demo_ladder(ladder_bundles, ladder_evaluations_timed, tmp_path):
+    """The demo ladder's measured points (~1,250, ~480, ~310 B; 20 + 5 ms; top-1 as stated by
+    TRADEOFF_TOP1) on 37.5 -> 5.5 -> 37.5 kbit/s: 700 ms fits demo-beta0.1 when fast and
+    never when slow, where the smaller points take over."""
+    ladder_evaluations = ladder_evaluations_timed
+    options = ReplayOptions(tuple(b.path for b in ladder_bundles), tuple(ladder_evaluations),
+                            _trace(tmp_path), 700.0)
+    result, doc = replay_ladder(options)
+    validate(doc)
+    evaluations = [json.loads(p.read_text()) for p in ladder_evaluations]
+    points = doc["adaptive"]["points"]
+    assert [p["name"] for p in points] == ["demo-beta0.1", "demo-beta1", "demo-beta3"]
+    for point, evaluation in zip(points, evaluations):
+        (onnx,) = [t for t in evaluation["targets"] if t["target"] == "onnx"]
+        assert point["bytes"] == onnx["bytes"]["mean"] and point["top1"] == onnx["top1"]["pct"]
+        assert point["bundle"] == evaluation["bundle"]["manifest_sha256"]
+    print(result.table())
+    adaptive = result.adaptive.summary
+    chosen = {i["point"] for i in doc["images"] if 35 <= i["start_s"] < 60}
+    assert doc["images"][0]["point"] == "demo-beta0.1"
+    assert "demo-beta3" in chosen and chosen <= {"demo-beta1", "demo-beta3"}
+    assert doc["images"][-1]["point"] == "demo-beta0.1"
+    assert adaptive.hit_rate >= 0.95 and 2 <= adaptive.switches <= 4
+    fixed = {name: run.summary for name, run in result.fixed.items()}
+    assert fixed["demo-beta3"].hit_rate == 1.0
+    for name in ("demo-beta0.1", "demo-beta1"):  # slow: ~3.2 s and ~0.85 s an image
+        assert fixed[name].hit_rate < adaptive.hit_rate, name
+    assert adaptive.mean_top1 > fixed["demo-beta3"].mean_top1
+    assert [s.fitting_point for s in result.switching] == ["demo-beta3", "demo-beta0.1"]
+    drop, rise = result.switching
+    slow = [i for i in doc["images"] if 30 <= i["start_s"] < 60]
+    late = [i for i in slow if i["point"] != "demo-beta3"]
+    print(f"slow: {len(slow)} images, {len(late)} not on demo-beta3, "
+          f"{sum(not i['met'] for i in late)} of them late; drop after {drop.delay_images}")
+    # demo-beta1 (~480 B) sits at the 700 ms edge at 5.5 kbit/s and the policy keeps it for
+    # a dozen late images before demo-beta3 (a known weakness, issue 22's note): bound it
+    assert sum(not i["met"] for i in slow) <= 15 and drop.delay_s < 12.0
+    assert rise.delay_s < 1.0
+
+
+def test_replay_ladder_energy_mode_sends_the_least_radio_energy(ladder_bundles,
+                                                                ladder_evaluations, tmp_path):
+    options = ReplayOptions(tuple(b.path for b in ladder_bundles), tuple(ladder_evaluations),
+                            _trace(tmp_path), 5000.0, min_top1=90.0, link="lora-ideal-37.5k")
+    _, doc = replay_ladder(options)
+    eligible = [p for p in doc["adaptive"]["points"] if p["top1"] >= 90.0]
+    least = min(eligible, key=lambda p: p["bytes"])["name"]
+    assert doc["adaptive"]["mode"] == "energy" and doc["adaptive"]["tx_watts"] > 0
+    assert {i["point"] for i in doc["images"]} == {least}

@@ -1,6 +1,6 @@
 """The device client: queue on disk, request ids, retries with backoff; against a real server
-logic (sc2deploy.serving.service) behind the standard library's HTTP server (the Ray Serve
-front is tested in tests/serving/test_ray_app.py)."""
+logic (sc2deploy.serving.service) behind the standard library's HTTP server, with faults
+(tests/service_front.py; the Ray Serve front is tested in tests/serving/test_ray_app.py)."""
 
 import json
 import os
@@ -9,18 +9,17 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from sc2deploy.errors import Refused, UsageError
+from service_front import ServiceFront
+
+from sc2deploy.errors import UsageError
 from sc2deploy.measure.stream import StreamOptions, answered_top1, read_token, stream
 from sc2deploy.preprocess import sample_images
 from sc2deploy.results.schema import validate
-from sc2deploy.serving.service import ServeOptions, Service, refusal_body
 
 TOKEN = "stream-test-token-0123456789"
 
@@ -33,59 +32,9 @@ def images(tmp_path_factory):
     return folder
 
 
-class Front:
-    """Service behind http.server; ``faults`` lists what happens to the next requests:
-    "drop" (answered, then the connection is closed before the reply), "503", "404" (not
-    sc2deploy's: a proxy's, in plain text)."""
-
-    def __init__(self, bundle):
-        self.service = Service(ServeOptions(bundle=bundle.path), TOKEN)
-        self.faults, self.seen = [], []
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                fault = front.faults.pop(0) if front.faults else None
-                front.seen.append(self.headers["X-Request-Id"])
-                if fault == "503":
-                    return self._reply(503, {"error": "restarting"})
-                if fault == "404":  # as Ray's proxy answers before the app is deployed
-                    return self._reply(404, "Path '/v1/infer' not found.")
-                try:
-                    pending = front.service.prepare(
-                        {k.lower(): v for k, v in self.headers.items()}, body)
-                    status, reply = 200, front.service.run_batch([pending])[0]
-                except Refused as exc:
-                    status, reply = exc.status, refusal_body(exc)
-                if fault == "drop":
-                    self.close_connection = True
-                    return
-                self._reply(status, reply)
-
-            def _reply(self, status, reply):
-                data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.service.close()
-
-
 @pytest.fixture
 def front(split_bundle):
-    f = Front(split_bundle)
+    f = ServiceFront([split_bundle], TOKEN)
     yield f
     f.close()
 

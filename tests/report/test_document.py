@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from results_factory import make_evaluation, make_result
+from results_factory import make_evaluation, make_replay, make_result
 from sc2deploy.errors import ResultsError
 from sc2deploy.report.data import FIGURES
 from sc2deploy.report.document import PLOTS, end_to_end_bars, figure_keys, names, write_report
@@ -29,6 +29,7 @@ def sample_docs():
                     device_model="Jetson Orin Nano", energy_source="jetson"),
         make_result("server/decoder", kind="server"),
         make_evaluation(),
+        make_replay(),  # modeled: the adaptive section only
     ]
 
 
@@ -124,7 +125,7 @@ def test_csv_has_one_row_per_result_with_the_right_values(report):
     docs, out, _ = report
     with (out / "results.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    docs = [d for d in docs if d["kind"] != "evaluation"]  # evaluations have no CSV row
+    docs = [d for d in docs if d["kind"] not in ("evaluation", "replay")]  # no CSV row
     assert [r["label"] for r in rows] == [d["label"] for d in docs]
     for row, doc in zip(rows, docs):
         assert row["kind"] == doc["kind"]

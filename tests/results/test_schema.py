@@ -284,3 +284,79 @@ def test_schema_constants():
     doc = copy.deepcopy(make_result())
     assert doc["schema"] == SCHEMA
 
+
+
+# ------------------------------------------------ the adaptive ladder (issue 22)
+
+def test_adaptive_stream_and_replay_documents_are_valid(tmp_path):
+    from results_factory import make_adaptive_stream, make_replay
+
+    for doc in (make_adaptive_stream(), make_replay(), make_replay(period_s=1.0)):
+        assert validate(doc, "x.json") is doc
+    path = write_results(make_replay(), tmp_path / "replay.json")
+    (loaded,) = load_results([path])
+    assert loaded["kind"] == "replay" and loaded["adaptive"]["summary"]["images"] == 237
+
+
+def _choice(d):
+    return d["predictions"][2]["adaptive"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: _choice(d).pop("estimate_bps"),
+     r"predictions\[2\]\.adaptive: missing required key 'estimate_bps'"),
+    (lambda d: _choice(d).update(point="demo-beta9"),
+     r"predictions\[2\]\.adaptive\.point: expected one of the ladder's points \(demo-beta0\.1, "
+     r"demo-beta1, demo-beta3\), got 'demo-beta9'"),
+    (lambda d: _choice(d).update(met=True),
+     r"predictions\[2\]\.adaptive\.met: expected False \(end to end 2900 ms, deadline 2500 ms\)"),
+    (lambda d: _choice(d).pop("met"),
+     r"predictions\[2\]\.adaptive: expected 'met' and 'measured_e2e_ms' together"),
+    (lambda d: d.pop("adaptive"),
+     r"predictions\[0\]\.adaptive: a choice of an adaptive stream, but the document has no "
+     r"'adaptive' record"),
+    (lambda d: d["adaptive"].update(mode="fastest"),
+     r"adaptive\.mode: expected one of 'deadline', 'energy', got 'fastest'"),
+    (lambda d: d["adaptive"].pop("overhead_bytes"),
+     r"adaptive: missing required key 'overhead_bytes'"),
+    (lambda d: d["adaptive"]["summary"].update(hit_rate="all"),
+     r"adaptive\.summary\.hit_rate: expected null or a number, got 'all'"),
+    (lambda d: d["adaptive"]["points"][0].pop("top1"),
+     r"adaptive\.points\[0\]: missing required key 'top1'"),
+])
+def test_adaptive_stream_validation_says_what_is_wrong(edit, message):
+    from results_factory import make_adaptive_stream
+
+    doc = make_adaptive_stream()
+    edit(doc)
+    with pytest.raises(ResultsError, match=message):
+        validate(doc, "a.json")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["trace"]["segments"].__setitem__(0, [5, 37500]),
+     r"trace\.segments: expected segments \[t_start_s, bits_per_s\], the first at 0 s"),
+    (lambda d: d["trace"]["segments"].__setitem__(2, [20, 37500]),
+     r"trace\.segments\[2\]: expected increasing start times and rates > 0, got \[20, 37500\]"),
+    (lambda d: d["trace"]["segments"].__setitem__(1, [30, 0]),
+     r"trace\.segments\[1\]: expected increasing start times and rates > 0"),
+    (lambda d: d["images"][4].update(point="b9000"),
+     r"images\[4\]\.point: expected one of the ladder's points \(b300, b600, b1500\)"),
+    (lambda d: d["images"][0].update(e2e_ms=501.0),
+     r"images\[0\]\.met: expected False \(end to end 501 ms, deadline 500 ms\), got True"),
+    (lambda d: d["images"].pop(),
+     r"adaptive\.summary: expected images 236 and met 235 \(the images listed\), got 237 and "
+     r"236"),
+    (lambda d: d["fixed"][1].update(point="b700"), r"fixed\[1\]\.point: expected one of"),
+    (lambda d: d["switching"][0].update(delay_images=1.5),
+     r"switching\[0\]\.delay_images: expected null or an integer, got 1\.5"),
+    (lambda d: d["adaptive"].pop("points"), r"adaptive: missing required key 'points'"),
+    (lambda d: d.pop("trace"), r"^a\.json: missing required key 'trace'$"),
+])
+def test_replay_validation_says_what_is_wrong(edit, message):
+    from results_factory import make_replay
+
+    doc = make_replay()
+    edit(doc)
+    with pytest.raises(ResultsError, match=message):
+        validate(doc, "a.json")

@@ -66,7 +66,7 @@ def test_export_loads_a_trained_point_with_its_tail(trained, tmp_path):
     bundle = export_bundle(ExportOptions(model="entropic_student", out=tmp_path / "b",
                                          checkpoint=out / "demo_ladder" / "demo-beta0.5.pt",
                                          images=sample_images()[:2]))
-    assert bundle.model["latent"]["shape"] == [4, 55, 55]
+    assert bundle.model["latent"]["shape"] == [4, 28, 28]  # stride 8: conv4/2 last
     assert bundle.manifest["prior"]["tables_source"] == "checkpoint"
     assert bundle.manifest["tail"]["output"]["shape"] == [1, 10]
     assert bundle.manifest["provenance"]["checkpoint"]["key_prefix"] == "backbone.bottleneck_layer."
