@@ -33,11 +33,12 @@ def test_demo_bundle_manifest_and_graph(demo_bundle):
     assert inp["mean"] == [0.485, 0.456, 0.406] and inp["std"] == [0.229, 0.224, 0.225]
     channels = load_state_dict(demo_checkpoint("demo"))[
         "backbone.bottleneck_layer.encoder.4.weight"].shape[0]
-    assert m["model"]["latent"]["shape"] == [channels, 55, 55]
+    side = 28  # 224 / 8: the demo students' latent conv is conv4/2
+    assert m["model"]["latent"]["shape"] == [channels, side, side]
     assert m["prior"]["kind"] == "factorized" and len(m["prior"]["sha256"]) == 64
     art = m["artifacts"]["onnx"]
     assert art["precision"] == "fp32" and art["fidelity"]["mismatches"] == 0
-    assert art["fidelity"]["values"] == 32 * channels * 55 * 55
+    assert art["fidelity"]["values"] == 32 * channels * side * side
     assert len(m["provenance"]["checkpoint"]["sha256"]) == 64
     assert {"torch", "onnx", "onnxruntime", "sc2deploy"} <= set(m["provenance"]["tools"])
     model = onnx.load(str(demo_bundle.file(art["file"])))
@@ -135,7 +136,7 @@ def test_input_size_override(tmp_path, few_images):
                                          images=few_images))
     assert bundle.model["input"]["shape"] == [1, 3, 128, 128]
     assert bundle.model["input"]["resize"] == 146
-    assert bundle.model["latent"]["shape"][1:] == [31, 31]
+    assert bundle.model["latent"]["shape"][1:] == [16, 16]  # 128 / 8
 
 
 def test_existing_bundle_needs_force_and_failures_leave_nothing(tmp_path, few_images):
