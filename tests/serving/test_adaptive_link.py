@@ -26,7 +26,7 @@ pytest.importorskip("ray", reason="Ray Serve is not installed (pip install 'sc2d
 SERVER_IP, DEVICE_IP, PORT = "10.214.0.1", "10.214.0.2", 8000
 TRACE = [(0, 37500), (6, 5500), (14, 37500)]  # (from the Nth image answered, bit/s)
 IMAGES = 22
-DEADLINE_MS = 2500  # at 5.5 kbit/s over HTTP: ~2 kB ~4 s, ~0.45 kB ~1.5 s, ~0.15 kB ~1.1 s
+DEADLINE_MS = 2000  # at 5.5 kbit/s over HTTP: ~1.25 kB ~2.5 s, ~0.48 kB ~1.4 s, ~0.31 kB ~1.1 s
 
 
 def shape(device_ns, veth, rate_bps, verb="change"):
