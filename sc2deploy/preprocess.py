@@ -86,14 +86,18 @@ class Preprocessing:
         name = getattr(img, "filename", "") or "(in memory)"
         if self.exif_transpose:
             img = _exif_transpose(img, name)
-        th, tw = self.crop
         w, h = img.size
+        self._warn_if_small(name, w, h)
+        return self._center_crop(self._resize(img))
+
+    def _warn_if_small(self, name: str, w: int, h: int) -> None:
+        """Warn once per file that an image smaller than the crop gets upscaled."""
+        th, tw = self.crop
         if (w < tw or h < th) and name not in _warned_small:
             _warned_small.add(name)
             logger.warning("image %s is %dx%d px, smaller than the %dx%d crop: it is upscaled "
                            "(blurred) to %d px on the shorter side", name, w, h, tw, th,
                            self.resize)
-        return self._center_crop(self._resize(img))
 
     def _resize(self, img):
         from PIL import Image
@@ -158,11 +162,7 @@ class FastPreprocessing(Preprocessing):
                 full = full[::-1]
         w, h = full
         th, tw = self.crop
-        if (w < tw or h < th) and name not in _warned_small:
-            _warned_small.add(name)
-            logger.warning("image %s is %dx%d px, smaller than the %dx%d crop: it is upscaled "
-                           "(blurred) to %d px on the shorter side", name, w, h, tw, th,
-                           self.resize)
+        self._warn_if_small(name, w, h)
         short, long = (w, h) if w <= h else (h, w)
         new_long = int(self.resize * long / short)
         nw, nh = (self.resize, new_long) if w <= h else (new_long, self.resize)

@@ -77,6 +77,22 @@ def save(fig, stem: Path, formats: Sequence[str] = FIGURE_FORMATS) -> Dict[str, 
     return out
 
 
+def save_png_atomically(fig, path: Path) -> Path:
+    """Write ``fig`` as the PNG ``path`` through a temporary file beside it: an earlier
+    figure stays whole until the new one is complete."""
+    from sc2deploy import atomic
+
+    path = Path(path)
+    staged = path.with_name(f".{path.stem}.staged")
+    try:
+        written = save(fig, staged, ("png",))["png"]
+        atomic.make_readable(written)
+        atomic.swap_in([(written, path)])
+    finally:
+        staged.with_suffix(".png").unlink(missing_ok=True)
+    return path
+
+
 def flag_partial_ticks(ax, partial: Sequence[bool]) -> None:
     for tick, flag in zip(ax.get_yticklabels(), partial):
         if flag:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from sc2deploy.report.data import COLORS
-from sc2deploy.report.figure import new_figure, save, styled
+from sc2deploy.report.figure import new_figure, save_png_atomically, styled
 
 TOP = 10  # nodes in the printed table
 FIGURE_TOP = 15  # nodes in the figure
@@ -112,20 +112,10 @@ def figure_path(results: Path) -> Path:
 def write_figure(doc: dict, results: Path) -> Optional[Path]:
     """Draw the per-op figure of ``doc`` beside its results file ``results`` (written through
     a temporary file); None when ``doc`` has no per-op profile."""
-    from sc2deploy import atomic
-
     entry = doc.get("per_op")
     if not entry or not entry["available"]:
         return None
-    path = figure_path(results)
-    staged = path.with_name(f".{path.stem}.staged")
-    try:
-        written = save(plot_per_op(doc), staged, ("png",))["png"]
-        atomic.make_readable(written)
-        atomic.swap_in([(written, path)])
-    finally:
-        staged.with_suffix(".png").unlink(missing_ok=True)
-    return path
+    return save_png_atomically(plot_per_op(doc), figure_path(results))
 
 
 def figure_beside(results: Path) -> Optional[str]:

@@ -7,7 +7,7 @@ settings and written beside the results (``RESULTS.png``) by :func:`write_figure
 from pathlib import Path
 from typing import List, Optional
 
-from sc2deploy.report.figure import new_figure, save, styled
+from sc2deploy.report.figure import new_figure, save_png_atomically, styled
 
 TOP = 20  # nodes in the printed table
 
@@ -127,17 +127,7 @@ def figure_path(results: Path) -> Path:
 
 def write_figure(doc: dict, results: Path) -> Path:
     """Draw the figure of ``doc`` beside its results file (through a temporary file)."""
-    from sc2deploy import atomic
-
-    path = figure_path(results)
-    staged = path.with_name(f".{path.stem}.staged")
-    try:
-        written = save(plot_sensitivity(doc), staged, ("png",))["png"]
-        atomic.make_readable(written)
-        atomic.swap_in([(written, path)])
-    finally:
-        staged.with_suffix(".png").unlink(missing_ok=True)
-    return path
+    return save_png_atomically(plot_sensitivity(doc), figure_path(results))
 
 
 def summary_lines(doc: dict, results: Path, figure: Optional[Path]) -> List[str]:
