@@ -38,7 +38,7 @@ test: $(STAMP) $(OLD_STAMP)
 arm-check: $(STAMP)
 	$(BIN)/python -m sc2deploy.orchestrate.arm_check $(ARM_CHECK_ARGS)
 
-# Retrain the demo's teacher and its beta ladder of students from nothing (~65 min on 2 cores):
+# Retrain the demo's teacher and its beta ladder of students from nothing (~58 min on 2 cores):
 # sc2deploy/data/demo_teacher.onnx and sc2deploy/data/demo_ladder/demo-beta*.pt, each written
 # as it is done (DEMO_LADDER_ARGS=--resume reuses build/demo-ladder/teacher.pt and finished points).
 demo-ladder: $(STAMP)

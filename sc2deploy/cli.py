@@ -22,6 +22,7 @@ from sc2deploy.errors import Interrupted, Sc2DeployError
 from sc2deploy.log import configure, logger
 from sc2deploy.measure.options import (CODER_HELP, ProfileOptions, RemoteOptions, ServerOptions,
                                        add_arguments, from_namespace)
+from sc2deploy.measure.tuning import TuneOptions
 from sc2deploy.orchestrate.emulation import CPUS as EMULATED_CPUS
 from sc2deploy.preprocess import MODES as PREPROCESS_MODES, MODES_HELP, list_images
 from sc2deploy.serving.batching import MODES as TAIL_BATCH_MODES, refuse_unbatchable
@@ -277,6 +278,21 @@ def _explain(args) -> int:
         except Sc2DeployError as exc:  # no matplotlib: the table and the results are kept
             print(f"figure: not drawn ({exc})")
     print("\n".join(summary_lines(doc, written, figure)))
+    return 0
+
+
+def _tune(args) -> int:
+    from sc2deploy.measure.tuning import format_tuning, record, tune
+
+    options = from_namespace(TuneOptions, args)
+    result = tune(options)
+    print(format_tuning(result, options.target))
+    if options.dry_run:
+        print("--dry-run: the bundle is as it was")
+    else:
+        record(options, result)
+        print(f"recorded in {options.bundle}: artifacts.{options.target}.sessions_by_cpu"
+              f"[{result['key']}]; `sc2deploy profile` uses it on this CPU")
     return 0
 
 
@@ -630,6 +646,8 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
                  "generated images)"),
         switch("--no-figure", "write no figure (RESULTS.png)"),
         out("RESULTS.json", "results file (kind: sensitivity; the figure goes beside it)")),
+    "tune": ("time a target's session settings (threads, graph optimization, XNNPACK) on "
+             "this CPU and record the fastest for profile", _tune, options(TuneOptions)),
     "targets": ("list the targets and whether they can build here", _targets),
     "encode": ("encode images to containers with a bundle", _encode, BUNDLE,
                arg("images", type=Path, nargs="+", metavar="IMAGE", help="image files"),
@@ -708,8 +726,8 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
             help="larger requests are refused with 413 (default: 1 MiB)"),
         arg("--threads", type=int, default=1, metavar="N",
             help="onnxruntime threads per replica (default: 1)"),
-        arg("--ray-address", metavar="HOST:PORT", help="join this existing Ray cluster (see the "
-            "README: Several machines): replicas and proxies spread over its nodes (default: a "
+        arg("--ray-address", metavar="HOST:PORT", help="join this existing Ray cluster (see "
+            "docs/serving.md, Several machines): replicas and proxies spread over its nodes (default: a "
             "local cluster)"), CODER),
     "stream": (
         "encode images, send them to `sc2deploy serve` and measure end to end", _stream,
@@ -730,7 +748,7 @@ COMMANDS = {  # name: (help, handler, *arguments), in the order of `sc2deploy --
         arg("--camera", metavar="DEVICE|-", help="send camera frames instead of images: a V4L2 "
             "device (/dev/video0; MJPEG, YUYV, RGB3 or GREY) or '-' for MJPEG on stdin"),
         arg("--camera-command", metavar="CMD", help="send the MJPEG frames CMD writes to its "
-            "stdout (a Pi CSI camera: rpicam-vid writing MJPEG to '-', see the README)"),
+            "stdout (a Pi CSI camera: rpicam-vid writing MJPEG to '-', see docs/serving.md, From a camera)"),
         arg("--camera-size", type=_frame_size, metavar="WxH",
             help="V4L2 frame size to ask for (the driver may adjust it)"),
         arg("--camera-format", metavar="FOURCC", help="V4L2 pixel format (default: MJPG, then "

@@ -45,12 +45,13 @@ HOST_ONLY_PACKAGES = ("torch", "torchao", "onnx", "matplotlib", "litert_torch", 
 def room_of(module: str) -> str:
     if module in CORE:
         return "core"
-    if module in ("sc2deploy.cli", "sc2deploy.__main__"):
+    if module in ("sc2deploy.cli", "sc2deploy.clidoc", "sc2deploy.__main__"):
         return "cli"
     parts = module.split(".")
     if len(parts) >= 2 and parts[1] in PACKAGES:
         return parts[1]
-    raise AssertionError(f"module {module} belongs to no room: add it to a room (README layout)")
+    raise AssertionError(f"module {module} belongs to no room: add it to a room "
+                         "(docs/development.md, Layout)")
 
 
 def all_modules():

@@ -36,6 +36,7 @@ from sc2deploy.errors import DeviceError
 from sc2deploy.measure.progress import Progress
 from sc2deploy.targets import get_target, load_runner
 from sc2deploy.targets.onnx_graph import GraphNode, graph_nodes
+from sc2deploy.targets.session import SessionSettings
 
 MAX_RUNS = 200  # profiled runs at most (the trace grows by one event per node and run)
 _KERNEL = "_kernel_time"
@@ -68,12 +69,14 @@ def unavailable(target) -> Optional[str]:
     return f"per-op profile: not available for {target.name} ({target.runtime}) in sc2deploy"
 
 
-def profile_ops(bundle, target_name: str, threads: Optional[int], inputs: Sequence[np.ndarray],
+def profile_ops(bundle, target_name: str, settings: Optional[SessionSettings],
+                inputs: Sequence[np.ndarray],
                 runs: int, warmup: int, head_p50_ms: float, show: bool = True,
                 reference=None) -> Tuple[dict, Optional[list]]:
     """Run the head ``warmup + runs`` times under the runtime's profiler, cycling through
-    ``inputs`` (preprocessed images); (the results' ``per_op`` entry, the trace's events or
-    None when the target has no profiler).
+    ``inputs`` (preprocessed images) with the session ``settings`` (None: the runtime's
+    defaults); (the results' ``per_op`` entry, the trace's events or None when the target has
+    no profiler).
 
     ``reference``: an active runner of the same artifact without the profiler (the measured
     loop's), run on the same input before each profiled run and timed too: the head without
@@ -87,7 +90,7 @@ def profile_ops(bundle, target_name: str, threads: Optional[int], inputs: Sequen
     unprofiled_ns: List[int] = []
     progress = Progress("per-op", warmup + runs, enabled=show)
     with tempfile.TemporaryDirectory(prefix="sc2deploy-per-op-") as folder:
-        runner = load_runner(bundle, target_name, threads)
+        runner = load_runner(bundle, target_name, settings=settings)
         runner.profile_prefix = str(Path(folder) / "ort")
         with runner:
             try:

@@ -37,8 +37,10 @@ from sc2deploy.measure.power import discover
 from sc2deploy.measure.progress import Progress
 from sc2deploy.results.schema import header, utc_now
 from sc2deploy.measure.sampler import Sampler
+from sc2deploy.measure.tuning import tuned_settings
 from sc2deploy.measure.stats import mean_ci95, ns_to_ms, samples_entry, summarize
 from sc2deploy.targets import get_target, load_runner
+from sc2deploy.targets.session import SessionSettings
 
 STAGES = ("load", "preprocess", "head", "code")
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert",
@@ -119,6 +121,7 @@ def profile(options: ProfileOptions) -> dict:
                                  (target.run_requires or ("unknown",))[0], options.sysfs_root)
     if warning:
         logger.warning("warning: %s", warning)
+    settings, session = _session(bundle, target, options.threads)
     images = list_images(options.images) if options.images else sample_images()
     link = load_link(options.link) if options.link else None
     codec = latent_codec(bundle, options.coder)
@@ -131,7 +134,8 @@ def profile(options: ProfileOptions) -> dict:
     idle = None
     try:
         with ExitStack() as stack:
-            runner = stack.enter_context(load_runner(bundle, options.target, options.threads))
+            runner = stack.enter_context(load_runner(bundle, options.target, options.threads,
+                                                     settings))
             if sampler is not None:
                 stack.enter_context(sampler)
                 idle = _idle_baseline(options.idle_s)
@@ -164,7 +168,8 @@ def profile(options: ProfileOptions) -> dict:
             target.precision,
             bundle.manifest["artifacts"].get(target.name, {}).get("quantization")))),
         "runtime": _runtime_version(target.runtime), "executed": target.executed(),
-        "coder": codec.coder, "threads": options.threads, "preprocess": pre.mode,
+        "coder": codec.coder, "threads": session["threads"], "session": session,
+        "preprocess": pre.mode,
         "runs": {"warmup": options.warmup, "measured": len(loop), "image_files": len(images),
                  "stop": "interrupted" if interrupted else
                  ("duration" if options.duration_s else "runs")},
@@ -204,12 +209,28 @@ def _per_op(bundle, options: ProfileOptions, pre, images, loop: _Loop, runner
         return None
     inputs = [pre(path) for path in images[:min(len(loop), 16)]]
     head_p50 = float(np.percentile(ns_to_ms(loop.stage_ns["head"]), 50))
-    entry, events = profile_ops(bundle, options.target, options.threads, inputs,
+    entry, events = profile_ops(bundle, options.target, runner.settings, inputs,
                                 min(len(loop), MAX_RUNS), max(options.warmup, 1), head_p50,
                                 options.progress, reference=runner)
     if events is not None:
         entry["trace_events"] = events
     return entry
+
+
+def _session(bundle: Bundle, target, threads: Optional[int]
+             ) -> Tuple[Optional[SessionSettings], dict]:
+    """The settings the head runs with, and the results' ``session`` entry: --threads, else
+    what ``sc2deploy tune`` chose on this CPU and runtime, else the runtime's defaults."""
+    if threads is not None:
+        return None, {**SessionSettings(threads).to_dict(), "source": "--threads"}
+    tuned = tuned_settings(bundle, target.name, target.runtime_name,
+                           (target.run_requires or ("unknown",))[0])
+    if tuned is None:
+        return None, {**SessionSettings().to_dict(),
+                      "source": "the runtime's defaults (sc2deploy tune has not run on this CPU)"}
+    settings, entry = tuned
+    logger.info("session: %s (sc2deploy tune on this CPU)", settings.describe())
+    return settings, {**settings.to_dict(), "source": f"sc2deploy tune on this CPU: {entry['why']}"}
 
 
 def _idle_baseline(seconds: float) -> Optional[tuple]:

@@ -172,6 +172,8 @@ BASELINE = _object({"name": STR, "bytes_mean": NUM, "encode_ms_p50": NUM,
                     "link_ms": _nullable(NUM)})
 # What ran the head: host_check true = another runtime than the target's (docs/results.md)
 EXECUTED = _object({"runtime": STR, "precision": STR, "host_check": BOOL, "text": STR})
+SESSION = _object({"threads": _nullable(INT), "optimization": _one_of("basic", "extended", "all"),
+                   "xnnpack": BOOL, "source": STR})  # what ran the head (sc2deploy tune)
 
 # profile --per-op: each node of the head as the runtime's profiler timed it (docs/results.md)
 PER_OP_NODE = _object({"name": STR, "op_type": STR, "graph_node": _nullable(STR), "order": INT,
@@ -398,7 +400,8 @@ def _top_level(kind: str, version: int) -> Check:
     required = {"complete": BOOL, "label": STR, "created_utc": STR, "bundle": BUNDLE,
                 "coder": _one_of("c", "constriction"), "runs": RUNS,
                 "latency_ms": _object({s: STATS for s in stages}, extra=STATS)}
-    optional = {"threads": _nullable(INT), "throughput_ips": NUM, "memory": MEMORY,
+    optional = {"threads": _nullable(INT), "session": SESSION, "throughput_ips": NUM,
+                "memory": MEMORY,
                 "preprocess": _one_of("exact", "fast"),  # absent: exact (before --preprocess)
                 "cpu_percent": _nullable(NUM), "conditions": CONDITIONS,
                 "link": _nullable(LINK), "server_ms": _nullable(SERVER_MS),

@@ -9,6 +9,6 @@
 ``service`` holds the engine-free logic (validation, decoding, tasks, the replay cache),
 ``batching`` how a batch runs through each model (at once or image by image, measured),
 ``auth`` the token, ``ray_app`` the Ray Serve deployment. The wire format is defined once
-in :mod:`sc2deploy.measure.stream` (the device side) and documented in README.md.
+in :mod:`sc2deploy.measure.stream` (the device side) and documented in docs/serving.md.
 May import: core, ``codec``, ``targets``, ``results``, ``measure``.
 """

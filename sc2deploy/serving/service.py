@@ -120,13 +120,14 @@ class Member:
         self.shape = tuple(bundle.model["latent"]["shape"])
         self.tasks = {part: stack.enter_context(load_server_runner(bundle, part, options.threads))
                       for part in _tasks(bundle)}
-        timed = self.tasks and options.tail_batch == "auto" and options.max_batch > 1
-        latents = bundle.reference()["symbols"] if timed else None  # only auto times on them
+        latents = bundle.reference()["symbols"] if self.tasks else None
         self.batching = {part: batching.choose(runner, latents, options.max_batch,
                                                options.tail_batch)
                          for part, runner in self.tasks.items()}
         for part, choice in self.batching.items():
             logger.info("%s %s: %s (%s)", self.name, part, choice["mode"], choice["why"])
+        for runner in self.tasks.values():  # the first run allocates: no request waits for it
+            batching.run(runner, latents[:1].astype(np.float32), "single")
 
     def info(self) -> dict:
         return {"bundle": self.digest, "name": self.name, "prior_digest": f"{self.prior16:04x}",

@@ -6,16 +6,20 @@ Each module of ``registry.TARGET_MODULES`` declares its :class:`Target` records
 May import: core, ``codec``.
 """
 
+from dataclasses import replace
 from typing import List, Optional
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
 from sc2deploy.targets.registry import Target, get_target, targets
 from sc2deploy.targets.runner import Runner
+from sc2deploy.targets.session import SessionSettings
 
 
-def load_runner(bundle: Bundle, target: str = "onnx", threads: Optional[int] = None) -> Runner:
-    """A runner of ``target``'s artifact in ``bundle`` (use it in a ``with`` block)."""
+def load_runner(bundle: Bundle, target: str = "onnx", threads: Optional[int] = None,
+                settings: Optional[SessionSettings] = None) -> Runner:
+    """A runner of ``target``'s artifact in ``bundle`` (use it in a ``with`` block), run with
+    ``settings`` (``threads``, when given, overrides theirs)."""
     spec = get_target(target)
     if target not in bundle.manifest.get("artifacts", {}):
         raise UsageError(f"bundle {bundle.path} has no {target!r} artifact; build it first: "
@@ -25,8 +29,13 @@ def load_runner(bundle: Bundle, target: str = "onnx", threads: Optional[int] = N
         raise UsageError(f"cannot run {target} here: {missing}")
     entry = bundle.manifest["artifacts"][target]
     model_input = bundle.model["input"]
-    return spec.load("runner")(bundle.file(entry["file"]), model_input["shape"],
-                               model_input["name"], threads)
+    if settings is not None and threads is None:
+        threads = settings.threads
+    runner = spec.load("runner")(bundle.file(entry["file"]), model_input["shape"],
+                                 model_input["name"], threads)
+    if settings is not None:
+        runner.settings = replace(settings, threads=threads)
+    return runner
 
 
 SERVER_PARTS = ("decoder", "tail")  # server-side models a bundle may carry

@@ -7,6 +7,7 @@ import numpy as np
 from sc2deploy.errors import UsageError
 from sc2deploy.targets.registry import FIRST_CONV, GDN, LAST_CONV, Fp16Options, Int8Options, Target
 from sc2deploy.targets.runner import Runner
+from sc2deploy.targets.session import onnxruntime_session_options
 
 _RUNNER = "sc2deploy.targets.onnx:OnnxRunner"
 _BUILD = "sc2deploy.builders.onnx_build"
@@ -51,15 +52,11 @@ class OnnxRunner(Runner):
     def activate(self) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
+        options, providers = onnxruntime_session_options(self.settings)
         if self.profile_prefix:
             options.enable_profiling = True
             options.profile_file_prefix = self.profile_prefix
-        self._session = ort.InferenceSession(str(self.path), options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(self.path), options, providers=providers)
 
     def end_profiling(self) -> str:
         """Stop onnxruntime's profiler; the path of the Chrome trace JSON it wrote."""

@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from sc2deploy.errors import DeviceError, UsageError
+from sc2deploy.targets.session import SessionSettings
 
 _INT32 = np.iinfo(np.int32)
 
@@ -25,6 +26,7 @@ class Runner:
         self.input_shape = tuple(int(d) for d in input_shape)
         self.input_name = input_name
         self.threads = threads
+        self.settings = SessionSettings(threads or None)  # load_runner may set tuned ones
         self._active = False
 
     def __enter__(self) -> "Runner":

@@ -24,8 +24,8 @@ import netns  # noqa: E402
 
 pytest.importorskip("ray", reason="Ray Serve is not installed (pip install 'sc2deploy[serve]')")
 SERVER_IP, DEVICE_IP, PORT = "10.214.0.1", "10.214.0.2", 8000
-TRACE = [(0, 37500), (6, 5500), (14, 37500)]  # (from the Nth image answered, bit/s)
-IMAGES = 22
+TRACE = [(0, 37500), (8, 5500), (20, 37500)]  # (from the Nth image answered, bit/s)
+IMAGES = 32  # every sample image
 DEADLINE_MS = 2000  # at 5.5 kbit/s over HTTP: ~1.25 kB ~2.5 s, ~0.48 kB ~1.4 s, ~0.31 kB ~1.1 s
 
 
@@ -111,12 +111,14 @@ def test_the_adaptive_client_meets_the_deadline_on_a_link_that_changes(
     points = {p["name"]: p for p in adaptive["adaptive"]["points"]}
     top = max(points.values(), key=lambda p: (p["top1"], -p["reference_bytes"]))["name"]
     chosen = [r["point"] for r in rows]
-    assert chosen[1:6] == [top] * 5  # fast: the most accurate
-    assert top not in chosen[8:14]  # slow: fewer bytes, at most two images after the change
+    assert chosen[1:8] == [top] * 7  # fast: the most accurate
+    assert top not in chosen[10:20]  # slow: fewer bytes, at most two images after the change
     assert chosen[-3:] == [top] * 3  # fast again
     switch = next(k for k in range(TRACE[2][0], IMAGES) if chosen[k] == top)
     print(f"back on {top} {switch - TRACE[2][0]} image(s) after the rise")
-    assert summary["hit_rate"] >= 0.85, summary  # the image sent as the rate dropped is late
+    # the image sent as the rate dropped is late (the target: >= 95 %, 31 of 32);
+    # one more is tolerated for a loaded machine
+    assert summary["hit_rate"] >= 0.9, summary
     for name in points:
         fixed = runs[name]["adaptive"]["summary"]
         print(f"fixed {name}: deadline met {fixed['hit_rate']:.0%}, top-1 "
