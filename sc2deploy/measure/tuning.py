@@ -5,7 +5,7 @@
     candidates ─ threads 1, 2, 4 .. cores (and the runtime's default) ─┐
                  × graph optimization basic / extended / all (onnxruntime)
                  + its XNNPACK provider, where the wheel has one       │
-    each timed on the same images, interleaved, ROUNDS times ─ p50 ───┴─▶ the fastest
+    each timed on the same images, one after another, --rounds times ─ p50 ─▶ the fastest
         ─▶ artifact["sessions_by_cpu"][machine/cpu/runtime-version]  ─▶ ``profile`` here
 
 The runtime's defaults (its own threads, optimization all) stay unless the fastest is at
@@ -46,7 +46,7 @@ class TuneOptions:
                                     help="images timed, cycled through (default: 8 bundled "
                                          "samples)")
     rounds: int = option(15, flag="--rounds", type=int, metavar="N", minimum=3,
-                         help="timed runs per candidate, interleaved (default: {default})")
+                         help="timed runs per candidate (default: {default})")
     dry_run: bool = option(False, flag="--dry-run", type=bool,
                            help="measure and print; leave the bundle as it is")
     progress: bool = option(True, type=bool, help="progress bar on stderr")
@@ -95,11 +95,10 @@ def tune(options: TuneOptions) -> dict:
     with ExitStack() as stack, progress:
         runners = [stack.enter_context(load_runner(bundle, target.name, settings=s))
                    for s in settings]
-        for runner in runners:
-            for x in inputs[:2]:  # warm-up: the first runs allocate
-                runner.infer(x)
-        for r in range(options.rounds):
-            for k, runner in enumerate(runners):
+        for k, runner in enumerate(runners):  # one after another: a session's thread pool
+            for x in inputs[:2]:  # spins after its runs and would slow the next session's
+                runner.infer(x)  # warm-up: the first runs allocate
+            for r in range(options.rounds):
                 x = inputs[r % len(inputs)]
                 t0 = time.perf_counter_ns()
                 runner.infer(x)
@@ -149,7 +148,7 @@ def tuned_settings(bundle: Bundle, target: str, runtime: str, module: str
 
 def format_tuning(result: dict, target: str) -> str:
     lines = [f"{target} on {result['cpu']} ({result['cores']} cores, {result['runtime']}), "
-             f"{result['rounds']} interleaved runs each:"]
+             f"{result['rounds']} runs each, one candidate after another:"]
     for row in sorted(result["candidates"], key=lambda r: r["p50_ms"]):
         mark = "  <- chosen" if row["settings"] == result["chosen"] else ""
         lines.append(f"  {row['describe']:<46} p50 {row['p50_ms']:8.2f} ms{mark}")
