@@ -601,7 +601,7 @@ def _confirm(txn: Transaction, target: Target, options, reference, screened: Lis
 
 def host_cpu(target: Target) -> str:
     """This machine's fidelity key for ``target``'s runtime (where a host verdict is taken)."""
-    runtime, module = target.runtime_name, (target.run_requires or ("unknown",))[0]
+    runtime, module = target.runtime_name, target.runtime_module
     return here_key(runtime, module)
 
 
@@ -669,7 +669,7 @@ def _refusal(target: Target, choice: Choice, options: BuildOptions, bundle: Bund
 
 def host_fidelity(target: Target, stats: Dict, verdict: Dict) -> Dict:
     """The build host's measurement, under its key (``sc2deploy.machine``)."""
-    runtime, module = target.runtime_name, (target.run_requires or ("unknown",))[0]
+    runtime, module = target.runtime_name, target.runtime_module
     verdict = {k: v for k, v in verdict.items() if k != "cpu"}
     return {here_key(runtime, module): here_entry(runtime, module, stats["images"], stats,
                                                   verdict)}

@@ -118,7 +118,7 @@ def profile(options: ProfileOptions) -> dict:
     target = get_target(options.target)
     artifact = bundle.manifest.get("artifacts", {}).get(target.name, {})
     warning = unverified_warning(artifact, target.name, target.runtime_name,
-                                 (target.run_requires or ("unknown",))[0], options.sysfs_root)
+                                 target.runtime_module, options.sysfs_root)
     if warning:
         logger.warning("warning: %s", warning)
     settings, session = _session(bundle, target, options.threads)
@@ -134,8 +134,7 @@ def profile(options: ProfileOptions) -> dict:
     idle = None
     try:
         with ExitStack() as stack:
-            runner = stack.enter_context(load_runner(bundle, options.target, options.threads,
-                                                     settings))
+            runner = stack.enter_context(load_runner(bundle, options.target, settings=settings))
             if sampler is not None:
                 stack.enter_context(sampler)
                 idle = _idle_baseline(options.idle_s)
@@ -217,20 +216,20 @@ def _per_op(bundle, options: ProfileOptions, pre, images, loop: _Loop, runner
     return entry
 
 
-def _session(bundle: Bundle, target, threads: Optional[int]
-             ) -> Tuple[Optional[SessionSettings], dict]:
+def _session(bundle: Bundle, target, threads: Optional[int]) -> Tuple[SessionSettings, dict]:
     """The settings the head runs with, and the results' ``session`` entry: --threads, else
     what ``sc2deploy tune`` chose on this CPU and runtime, else the runtime's defaults."""
-    if threads is not None:
-        return None, {**SessionSettings(threads).to_dict(), "source": "--threads"}
-    tuned = tuned_settings(bundle, target.name, target.runtime_name,
-                           (target.run_requires or ("unknown",))[0])
+    tuned = None if threads is not None else \
+        tuned_settings(bundle, target.name, target.runtime_name, target.runtime_module)
     if tuned is None:
-        return None, {**SessionSettings().to_dict(),
-                      "source": "the runtime's defaults (sc2deploy tune has not run on this CPU)"}
-    settings, entry = tuned
-    logger.info("session: %s (sc2deploy tune on this CPU)", settings.describe())
-    return settings, {**settings.to_dict(), "source": f"sc2deploy tune on this CPU: {entry['why']}"}
+        settings = SessionSettings(threads)
+        source = "--threads" if threads is not None else \
+            "the runtime's defaults (sc2deploy tune has not run on this CPU)"
+    else:
+        settings, entry = tuned
+        source = f"sc2deploy tune on this CPU: {entry['why']}"
+        logger.info("session: %s (sc2deploy tune on this CPU)", settings.describe())
+    return settings, {**settings.to_dict(), "source": source}
 
 
 def _idle_baseline(seconds: float) -> Optional[tuple]:

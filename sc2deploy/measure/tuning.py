@@ -82,7 +82,7 @@ def tune(options: TuneOptions) -> dict:
     """Time every candidate on this CPU; the record ``sessions_by_cpu`` keeps (not written)."""
     bundle = Bundle.open(options.bundle)
     target = get_target(options.target)
-    runtime, module = target.runtime_name, (target.run_requires or ("unknown",))[0]
+    runtime, module = target.runtime_name, target.runtime_module
     providers = _providers() if runtime == "onnxruntime" else ()
     cores = os.cpu_count() or 1
     settings = candidates(runtime, cores, providers)

@@ -104,6 +104,11 @@ class Target:
         "onnxruntime (host check)" (the key of fidelity records and runtime packages)."""
         return self.runtime.split(" ")[0]
 
+    @property
+    def runtime_module(self) -> str:
+        """The module that runs the artifact (its version keys fidelity and session records)."""
+        return (self.run_requires or ("unknown",))[0]
+
     def executed(self) -> Dict[str, object]:
         """What runs the artifact here: runtime, precision, host check or not, in words."""
         runtime, check = self.runtime_name, self.host_check
