@@ -36,7 +36,7 @@ test: $(STAMP) $(OLD_STAMP)
 # The device runtime on aarch64 under qemu-user (cortex-a72, cortex-a76): same bytes as here.
 # Needs the host packages qemu-user-static and gcc-aarch64-linux-gnu; work folder build/arm.
 arm-check: $(STAMP)
-	$(BIN)/python -m sc2deploy.orchestrate.arm_check $(ARM_CHECK_ARGS)
+	$(BIN)/python -m sc2deploy.orchestrate.emulation.arm_check $(ARM_CHECK_ARGS)
 
 # Retrain the demo's teacher and its beta ladder of students from nothing (~58 min on 2 cores):
 # sc2deploy/data/demo_teacher.onnx and sc2deploy/data/demo_ladder/demo-beta*.pt, each written

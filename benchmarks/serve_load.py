@@ -31,11 +31,12 @@ from collections import Counter
 import numpy as np
 
 from benchmarks.common import parse, parser, positive, publish
+from sc2deploy import wire
 from sc2deploy.bundle import Bundle
-from sc2deploy.measure.stream import INFO_PATH, Client, StreamOptions, send
 from sc2deploy.preprocess import sample_images
 from sc2deploy.serving import batching, ray_app
 from sc2deploy.serving.service import ServeOptions
+from sc2deploy.stream.client import Client, StreamOptions, send
 from sc2deploy.targets import load_server_runner
 from sc2deploy.targets.encoding import encode_images, latent_codec
 
@@ -58,7 +59,7 @@ def _device(index, containers, stream_options, digest, stop, out):
         sent.append(entry["request_id"])
         t0 = time.perf_counter()
         retries += send(client, entry, stream_options)
-        if entry.get("status") == 200:
+        if entry.get("status") == wire.OK:
             answered.append(entry["answer"]["request_id"])
             trips.append((time.perf_counter() - t0) * 1e3)  # retries and their waits included
         n += 1
@@ -88,14 +89,15 @@ def tail_alone(bundle, data, batch: int, seconds: float = 5.0) -> dict:
 def _info(options) -> dict:
     """The server's GET /v1/info (how its replica runs a batch through the tail)."""
     conn = http.client.HTTPConnection(options.host, options.port, timeout=30)
-    conn.request("GET", INFO_PATH, headers={"Authorization": f"Bearer {TOKEN}"})
+    conn.request("GET", wire.INFO_PATH,
+                 headers={wire.AUTHORIZATION_HEADER: wire.authorization(TOKEN)})
     info = json.loads(conn.getresponse().read())
     conn.close()
     return info
 
 
 def run(bundle, containers, devices, duration, max_batch, restart, tail_batch="auto") -> dict:
-    options = ServeOptions(bundle=bundle.path, port=_free_port(), max_batch=max_batch,
+    options = ServeOptions(bundles=bundle.path, port=_free_port(), max_batch=max_batch,
                            batch_wait_ms=5.0, tail_batch=tail_batch)
     url = ray_app.start(options, TOKEN)
     batching = _info(options)["batching"]

@@ -6,6 +6,8 @@ expected and how to fix it. :class:`UsageError` is the user's input;
 :class:`DeviceError` is the device or a runtime failing on valid input.
 """
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it: a command stopped by the user
+
 
 class Sc2DeployError(Exception):
     """Base class of every sc2deploy error."""

@@ -11,8 +11,11 @@ logger = logging.getLogger("sc2deploy")
 
 # Native libraries' log thresholds, read when they load (after configure()); the user's own
 # settings win. 2 = errors only: TensorFlow/LiteRT's C++ (absl) INFO and WARNING lines and
-# oneDNN's banner go, their errors stay.
-NATIVE_LOG_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GLOG_minloglevel": "2", "ONEDNN_VERBOSE": "0"}
+# oneDNN's banner go, their errors stay. TF_ENABLE_ONEDNN_OPTS=0: the LiteRT converter's
+# TensorFlow leaves its oneDNN kernels off (on AVX-512 CPUs it announces them on stderr by a
+# log call no threshold silences), so conversions compute alike on every x86 CPU.
+NATIVE_LOG_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GLOG_minloglevel": "2", "ONEDNN_VERBOSE": "0",
+                  "TF_ENABLE_ONEDNN_OPTS": "0"}
 # Python loggers of third parties whose warnings concern their own setup, not the user's work:
 # torchao's "Failed to load .../_C_*.so" (CUDA kernels on a CPU machine), torch's pytree notice
 # to converter authors, absl's (litert-torch). Their errors still show.

@@ -1,12 +1,7 @@
 """Shared fixtures: the demo bundle, a head-only copy, the high-rate
 student and a tiny split student, exported once per test session."""
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +33,7 @@ def head_only_bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def split_bundle(tmp_path_factory):
     """A tiny classification student (64 px input, 8x15x15 latent) with its tail.onnx."""
-    from reference_models import classification_student, write_student
+    from tests.helpers.reference_models import classification_student, write_student
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.preprocess import sample_images
 
@@ -52,7 +47,7 @@ def split_bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def student_bundle(tmp_path_factory):
     """The high-rate classification student (~4.9 bits/symbol, 224 px) with its tail.onnx."""
-    from reference_models import classification_student, write_student
+    from tests.helpers.reference_models import classification_student, write_student
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.preprocess import sample_images
 

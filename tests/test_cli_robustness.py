@@ -175,7 +175,7 @@ def test_broken_pipe_is_silent(demo_bundle):
 
 @pytest.mark.parametrize("seed", [6, 7])
 def test_ctrl_c_during_report_keeps_the_earlier_report(tmp_path, seed):
-    from results_factory import make_result
+    from tests.helpers.results_factory import make_result
 
     from sc2deploy.results.schema import write_results
 
@@ -291,7 +291,7 @@ def test_a_refused_command_leaves_no_output_folder(demo_bundle, tmp_path, capsys
 
 def test_options_cannot_be_abbreviated():
     from sc2deploy.cli import main
-    from sc2deploy.orchestrate.arm_check import parse_args
+    from sc2deploy.orchestrate.emulation.arm_check import parse_args
 
     result = run("serve", "some-bundle", "--token", "SECRET")  # not --token-file SECRET
     assert result.returncode == 2

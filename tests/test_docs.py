@@ -1,5 +1,6 @@
-"""The documents' links: every relative link in README.md and docs/*.md names a file that exists
-and, where it names a heading of a Markdown file (``#anchor``), a heading that file has."""
+"""The documents' links: every relative link in README.md, docs/*.md and examples/README.md
+names a file that exists and, where it names a heading of a Markdown file (``#anchor``), a
+heading that file has."""
 
 import re
 from pathlib import Path
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             ROOT / "examples" / "README.md"]
 FENCED = re.compile(r"^```.*?^```", re.S | re.M)  # code blocks: no links, no headings
 CODE = re.compile(r"`[^`]+`")
 LINK = re.compile(r"\[[^\]]*\]\(\s*([^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")

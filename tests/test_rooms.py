@@ -1,9 +1,10 @@
 """Rooms import only downward: read from the code of every module, and checked by importing.
 
-Every module of the package (pkgutil.walk_packages) must belong to a room; each of its
-imports of sc2deploy, at module level or inside a function, must name its own room or
-one the room may import; the rooms' import graph has no cycle; the device rooms never
-import torch, onnx, matplotlib or a converter, and import for real with those blocked.
+The rooms are declared in sc2deploy/rooms.py (and tabled from it in docs/development.md,
+which must agree). Every module of the package (pkgutil.walk_packages) must belong to a
+room; each of its imports of sc2deploy, at module level or inside a function, must name its
+own room or one the room may import; the rooms' import graph has no cycle; the device rooms
+never import torch, onnx, matplotlib or a converter, and import for real with those blocked.
 """
 
 import ast
@@ -16,42 +17,23 @@ from pathlib import Path
 import pytest
 
 import sc2deploy
+from sc2deploy.rooms import (CLI, CORE, DEVICE_ROOMS, HOST_ONLY_PACKAGES, MAY_IMPORT, PACKAGES,
+                             REGENERATE, ROOMS, layout, replace_layout)
+from tests.helpers.blocked_imports import BLOCK, TORCH_BLOCK, run_cli_without_torch
 
-CORE = {"sc2deploy", "sc2deploy.errors", "sc2deploy.log", "sc2deploy.atomic", "sc2deploy.bundle",
-        "sc2deploy.prior", "sc2deploy.images", "sc2deploy.preprocess", "sc2deploy.specs",
-        "sc2deploy.config_files", "sc2deploy.machine", "sc2deploy.textures"}
-PACKAGES = ("camera", "codec", "targets", "results", "measure", "report", "export", "builders",
-            "orchestrate", "serving")
-MAY_IMPORT = {
-    "core": set(),
-    "camera": {"core"},
-    "codec": {"core"},
-    "targets": {"core", "codec"},
-    "results": {"core"},
-    "measure": {"core", "camera", "codec", "targets", "results"},
-    "report": {"core", "results", "measure"},
-    "export": {"core", "targets"},
-    "builders": {"core", "codec", "targets", "export"},
-    "orchestrate": {"core", "camera", "codec", "targets", "results", "measure", "report", "export",
-                    "builders", "serving"},
-    "serving": {"core", "codec", "targets", "results", "measure"},
-    "cli": {"core", "camera", "codec", "targets", "results", "measure", "report", "export", "builders",
-            "orchestrate", "serving"},
-}
-DEVICE_ROOMS = ("core", "camera", "codec", "targets", "results", "measure")
-HOST_ONLY_PACKAGES = ("torch", "torchao", "onnx", "matplotlib", "litert_torch", "compressai")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def room_of(module: str) -> str:
     if module in CORE:
         return "core"
-    if module in ("sc2deploy.cli", "sc2deploy.clidoc", "sc2deploy.__main__"):
+    if module in CLI:
         return "cli"
     parts = module.split(".")
     if len(parts) >= 2 and parts[1] in PACKAGES:
         return parts[1]
     raise AssertionError(f"module {module} belongs to no room: add it to a room "
-                         "(docs/development.md, Layout)")
+                         f"(sc2deploy/rooms.py), then run `{REGENERATE}`")
 
 
 def all_modules():
@@ -102,6 +84,24 @@ def _internal(name: str) -> str:
 MODULES = all_modules()
 
 
+def test_the_declaration_is_consistent():
+    assert set(MAY_IMPORT) == set(ROOMS) and set(DEVICE_ROOMS) <= set(ROOMS)
+    for room, allowed in MAY_IMPORT.items():
+        assert allowed <= set(ROOMS) - {room}, f"room {room} may import unknown rooms"
+        if room in DEVICE_ROOMS:
+            assert allowed <= set(DEVICE_ROOMS), f"device room {room} may import a host room"
+
+
+def test_the_layout_in_the_docs_is_the_declaration():
+    docs = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    assert layout() in docs, (
+        "docs/development.md's rooms table differs from sc2deploy/rooms.py: regenerate it "
+        f"with `{REGENERATE}`")
+    assert replace_layout(docs) == docs  # what --write would write: the file as it is
+    with pytest.raises(ValueError, match="expected one pair of markers"):
+        replace_layout("no table here")
+
+
 def test_every_module_is_in_a_room():
     assert len(MODULES) > 40
     for module in MODULES:
@@ -148,16 +148,6 @@ def test_rooms_form_no_cycle():
         visit(room)
 
 
-BLOCK = """
-import sys
-class Blocker:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {blocked!r}:
-            raise ImportError('blocked for this test: ' + name)
-sys.meta_path.insert(0, Blocker())
-"""
-
-
 def test_device_rooms_import_without_host_packages():
     """Every device module imports with torch, onnx, matplotlib and constriction blocked."""
     device = [m for m in MODULES if room_of(m) in DEVICE_ROOMS]
@@ -176,15 +166,6 @@ def test_cli_starts_without_torch():
     assert result.returncode == 0, result.stderr
 
 
-TORCH_BLOCK = BLOCK.format(blocked=("torch", "constriction"))
-
-
-def run_cli_without_torch(*args) -> subprocess.CompletedProcess:
-    """``sc2deploy ARGS`` in a process where importing torch or constriction fails."""
-    code = TORCH_BLOCK + f"from sc2deploy.cli import main; sys.exit(main({list(map(str, args))!r}))"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-
-
 def test_info_runs_without_torch(demo_bundle):
     result = run_cli_without_torch("info", demo_bundle.path)
     assert result.returncode == 0, result.stderr
@@ -200,17 +181,22 @@ def test_profile_runs_without_torch_or_constriction(demo_bundle, tmp_path):
 
 
 def test_export_needs_torch_and_says_so():
-    code = TORCH_BLOCK + "import sc2deploy.export"
+    code = TORCH_BLOCK + "from sc2deploy.export import export_bundle"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0 and "blocked for this test: torch" in result.stderr
 
 
 @pytest.mark.parametrize("modules,heavy", [
     # the ARM check and the emulation: the standard library only, at import time
-    (("sc2deploy.orchestrate.arm_check", "sc2deploy.orchestrate.emulation"),
+    (("sc2deploy.orchestrate.emulation.arm_check", "sc2deploy.orchestrate.emulation.emulator"),
      ("numpy", "torch", "onnxruntime", "sc2deploy.targets", "tarfile", "zipfile")),
     # remote profiling runs before anything heavy is needed
-    (("sc2deploy.orchestrate.remote",), ("numpy", "torch", "PIL", "onnxruntime")),
+    (("sc2deploy.orchestrate.ssh.remote",), ("numpy", "torch", "PIL", "onnxruntime")),
+    # the wire protocol and the rooms: the standard library only
+    (("sc2deploy.wire", "sc2deploy.rooms"), ("numpy", "PIL", "sc2deploy.bundle")),
+    # the command line and the options it declares: every runtime is loaded by the command
+    (("sc2deploy.cli", "sc2deploy.export"),
+     ("torch", "onnx", "onnxruntime", "ray", "matplotlib", "ai_edge_litert", "tensorflow")),
     # results and reports: matplotlib only where plots are drawn
     (("sc2deploy.results.schema", "sc2deploy.report.document"), ("matplotlib", "torch")),
 ])

@@ -33,8 +33,10 @@ from sc2deploy.bundle import TXN_PREFIX, Bundle, Transaction
 from sc2deploy.errors import BuildError, FidelityError, Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import logger, step
 from sc2deploy.machine import here_entry, here_key
-from sc2deploy.preprocess import preprocessor, sample_images
-from sc2deploy.targets.gate import (GATES, TASK_IMAGES, agreement, decide, refuted,
+from sc2deploy.options import option, validate
+from sc2deploy.builders.speed import search_lines, speed_text, speed_vs_fp32, time_in_turns
+from sc2deploy.preprocess import list_images, preprocessor, sample_images
+from sc2deploy.targets.gate import (TASK_IMAGES, GateOptions, agreement, refuted,
                                    task_agreement)
 from sc2deploy.targets.registry import (Fp16Options, Int8Options,  # re-exported
                                         Target, get_target)
@@ -42,35 +44,36 @@ from sc2deploy.targets.registry import (Fp16Options, Int8Options,  # re-exported
 
 @dataclass(frozen=True)
 class BuildOptions:
-    calib: Optional[Sequence[Path]] = None  # default: first half of the sample images
-    allow_low_fidelity: bool = False
-    search: bool = False
-    int8: Int8Options = field(default_factory=Int8Options)
-    fp16: Optional[Fp16Options] = None  # None: keep in float what int8.keep_float names
-    latency_runs: int = 10
-    min_agreement: Optional[float] = None  # % symbols equal; default: by precision
-    gate: str = "auto"  # "task" (needs a tail), "symbols", or auto: task when there is a tail
-    min_top1: Optional[float] = None  # task gate: % images with the fp32 pipeline's top-1
-    max_kl: Optional[float] = None  # task gate: mean KL divergence of the predictions, nats
-    task_images: Optional[Sequence[Path]] = None  # task gate's images; default: generated
+    """How ``build`` makes and gates each target (``verify``: the gate only)."""
+
+    calib: Optional[Sequence[Path]] = option(
+        None, flag="--calib", type=Path, metavar="DIR", parse=list_images,
+        help="calibration images (default: half of the bundled samples)")
+    task_images: Optional[Sequence[Path]] = option(
+        None, flag="--task-images", type=Path, metavar="DIR", parse=list_images,
+        help=f"task gate (bundles with a tail): evaluation images, ideally >= {TASK_IMAGES} "
+             f"and apart from --calib (default: {TASK_IMAGES} generated texture images)")
+    search: bool = option(False, flag="--search", type=bool,
+                          help="int8, onnx-fp16: try configurations, keep the fastest that "
+                               "passes the gate (with --emulate: the first that passes on every "
+                               "CPU)")
+    allow_low_fidelity: bool = option(False, flag="--allow-low-fidelity", type=bool,
+                                      help="keep an artifact that fails the gate")
+    gate: GateOptions = option(GateOptions(), nested=GateOptions)
+    int8: Int8Options = option(Int8Options(), nested=Int8Options)
+    fp16: Optional[Fp16Options] = option(
+        None, help="fp16 settings (Python API); None: keep in float what --keep-float names")
+    latency_runs: int = option(10, type=int, minimum=1, help="timed inferences per artifact")
 
     def __post_init__(self):
-        for flag, value in (("--min-agreement", self.min_agreement),
-                            ("--min-top1", self.min_top1)):
-            if value is not None and not 0.0 <= value <= 100.0:
-                raise UsageError(f"{flag} {value:g}: expected a percentage from 0 to 100")
-        if self.max_kl is not None and not self.max_kl >= 0.0:
-            raise UsageError(f"--max-kl {self.max_kl:g}: expected a divergence >= 0 (nats)")
-        if self.gate not in GATES:
-            raise UsageError(f"--gate {self.gate!r}: expected one of {', '.join(GATES)}")
+        validate(self)
 
     def fp16_options(self) -> Fp16Options:
         """The fp16 settings: ``fp16``, else ``--keep-float`` (``int8.keep_float``)."""
         return self.fp16 if self.fp16 is not None else Fp16Options(self.int8.keep_float)
 
     def verdict(self, precision: str, stats: Dict) -> Dict:
-        return decide(precision, stats, stats.get("task"), self.gate, self.min_agreement,
-                      self.min_top1, self.max_kl)
+        return self.gate.verdict(precision, stats)
 
 
 def split_images(calib: Optional[Sequence[Path]]):
@@ -127,7 +130,7 @@ def eval_images(bundle: Bundle, options: "BuildOptions", calib: Sequence[Path],
                 evals: Sequence[Path]) -> EvalImages:
     """What a build measures on: the task's images when the task gate may decide, else
     ``evals`` (the samples not used to calibrate)."""
-    if has_tail(bundle) and options.gate != "symbols":
+    if has_tail(bundle) and options.gate.kind != "symbols":
         return task_images(bundle, options.task_images, calib)
     if options.task_images:
         why = "has no tail (tail.onnx)" if not has_tail(bundle) else "is gated on symbols"
@@ -326,8 +329,8 @@ def build_targets(bundle_path: Path, names: Sequence[str], options: BuildOptions
     Each target is one bundle transaction: it lands only when its gate passes,
     so a failure (or Ctrl-C) leaves the bundle and every earlier artifact as they were.
     ``search(txn, target, options, calibration, reference) -> Choice`` picks among the
-    candidates (default :func:`host_search`: on this CPU; ``sc2deploy.orchestrate.
-    search_emulated``: also on emulated CPUs, for every target).
+    candidates (default :func:`host_search`: on this CPU;
+    ``sc2deploy.orchestrate.emulation.search``: also on emulated CPUs, for every target).
     """
     bundle = Bundle.open(bundle_path)
     ensure_writable(bundle.path, "bundle")
@@ -440,7 +443,8 @@ class Candidate:
         """Its entry in the manifest's ``options.search``."""
         if self.refused:
             return {"options": self.recorded, "passed": False, "refused": self.refused}
-        return {"options": self.recorded, "passed": self.verdict["passed"], **self.stats}
+        return {"options": self.recorded, "passed": self.verdict["passed"],
+                "decision": self.verdict.get("decision"), **self.stats}
 
     def describe(self) -> str:
         return "default" if self.config is None else _describe(self.config, self.recorded)
@@ -507,6 +511,7 @@ def faithfulness(stats: Dict):
 
 
 SCREEN_IMAGES = 32  # a search's first look at each configuration (evenly picked images)
+NEAR = 1.3  # screening p50s within this factor of a passing one's are measured and timed too
 
 
 def host_search(txn: Transaction, target: Target, options, calibration, reference) -> Choice:
@@ -516,7 +521,9 @@ def host_search(txn: Transaction, target: Target, options, calibration, referenc
     With several configurations and more than SCREEN_IMAGES images, each is first measured on
     SCREEN_IMAGES of them: under the task gate those images can refute a configuration (the
     interval wholly below the bar, or the KL above it) but not pass one, so the others are then
-    measured on every image, fastest first, until one passes: a verdict rests on every image."""
+    measured on every image, fastest first (:func:`_confirm`): a verdict rests on every image.
+    The ones that pass are then timed in turns (:func:`sc2deploy.builders.speed.time_in_turns`),
+    and the fastest kept."""
     configs = configurations(target, options)
     screen = len(configs) > 1 and len(reference.inputs) > SCREEN_IMAGES
     first = (subset(reference, emulation_indices(len(reference.inputs), SCREEN_IMAGES))
@@ -540,8 +547,8 @@ def host_search(txn: Transaction, target: Target, options, calibration, referenc
         if least_bad is not None and kept:
             shutil.rmtree(least_bad[1].stage)
         kept = _confirm(txn, target, options, reference, kept or [least_bad], tried)
-    else:
-        kept = [found for _, found in kept]
+    _time_passing(txn.bundle, target, kept, reference.inputs[0], tried)
+    kept = [found for _, found in kept]
     best = None
     for found in kept:
         ok = found.verdict["passed"]
@@ -557,6 +564,19 @@ def host_search(txn: Transaction, target: Target, options, calibration, referenc
     return Choice(found, recorded, found.verdict,
                   host_fidelity(target, found.stats, found.verdict), tried=len(tried),
                   note=refused_note(refused, len(tried)))
+
+
+def _time_passing(bundle: Bundle, target: Target, kept: List[Tuple], x, tried: List[Dict]
+                  ) -> None:
+    """Time the passing candidates (index in ``tried``, candidate) in turns: their p50 then
+    decides, here and in ``tried``, rather than each one's own short run."""
+    passing = [(i, c) for i, c in kept if c.verdict["passed"]]
+    if len(passing) < 2:
+        return
+    p50s = time_in_turns(bundle, [(target, c.path) for _, c in passing], x)
+    for (index, found), p50 in zip(passing, p50s):
+        found.stats["latency_p50_ms"] = p50
+        tried[index] = {**tried[index], "latency_p50_ms": p50, "timed_in_turns": True}
 
 
 def every_one_refused(target: Target, refused: Sequence[Candidate]) -> BuildError:
@@ -577,11 +597,15 @@ def refused_note(refused: Sequence[Candidate], tried: int) -> Optional[str]:
 
 def _confirm(txn: Transaction, target: Target, options, reference, screened: List[Tuple],
              tried: List[Dict]) -> List[Candidate]:
-    """Screened (index in ``tried``, candidate) measured on every image, fastest first,
-    until one passes (the others are removed); without a pass, all of them, for the most
-    faithful. Each one's entry in ``tried`` then holds its measure on every image."""
-    measured = []
+    """Screened (index in ``tried``, candidate) measured on every image, fastest first, until
+    one passes and then those within NEAR of its screening p50 (a short run's noise could
+    have ordered them wrongly; the slower ones are removed). Each measured one's entry in
+    ``tried`` then holds its measure on every image."""
+    measured, passed_at = [], None
     for index, found in sorted(screened, key=lambda e: e[1].stats["latency_p50_ms"]):
+        if passed_at is not None and found.stats["latency_p50_ms"] > NEAR * passed_at:
+            shutil.rmtree(found.stage, ignore_errors=True)  # slower than one that passes
+            continue
         stats = evaluate(txn.bundle, target, found.path, reference, options.latency_runs)
         verdict = {**options.verdict(target.precision, stats), "cpu": host_cpu(target)}
         full = Candidate(found.config, found.stage, found.path, found.recorded, stats, verdict)
@@ -590,12 +614,9 @@ def _confirm(txn: Transaction, target: Target, options, reference, screened: Lis
                     "passes" if verdict["passed"] else "does not pass")
         tried[index] = {**full.tried(), "screened": {"images": found.stats["images"],
                                                      "decision": found.verdict.get("decision")}}
-        measured.append(full)
-        if verdict["passed"]:
-            for _, rest in screened:
-                if rest is not found:
-                    shutil.rmtree(rest.stage, ignore_errors=True)
-            return [full]
+        measured.append((index, full))
+        if verdict["passed"] and passed_at is None:
+            passed_at = found.stats["latency_p50_ms"]
     return measured
 
 
@@ -694,11 +715,19 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
         if choice.note:
             logger.info("  %s: %s", target.name, choice.note)
         scheme = quantization(target, choice.recorded)
+        speed = speed_vs_fp32(bundle, target, path, reference.inputs[0]) if ok or \
+            options.allow_low_fidelity else None
+        if speed:
+            logger.info("  %s: %s", target.name, speed_text(speed))
+        row = {**choice.row, **({"speed": speed} if speed else {})}
+        if "search" in choice.recorded:
+            row["search_lines"] = search_lines(target.name, choice.recorded["search"],
+                                               choice.candidate.recorded)
         if not ok and not options.allow_low_fidelity:
             raise FidelityError(_refusal(target, choice, options, bundle),
                                 {**stats, "rule": verdict["rule"], "measured_on": verdict["cpu"],
                                  **verdict_fields(verdict),
-                                 "quantization": scheme, **choice.row,
+                                 "quantization": scheme, **row,
                                  **({"note": choice.note} if choice.note else {})})
         txn.add_artifact(target.name, path, precision=target.precision, target=target.name,
                          runtime=target.runtime, executed=target.executed(),
@@ -706,13 +735,14 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
                          gate=verdict, fidelity_by_cpu=choice.fidelity_by_cpu,
                          build={"seconds": round(seconds, 2), "bytes": path.stat().st_size,
                                 "sc2deploy": __version__},
-                         **({"quantization": scheme} if scheme else {}))
+                         **({"quantization": scheme} if scheme else {}),
+                         **({"speed": speed} if speed else {}))
         txn.commit()
     return {"target": target.name, "passed": ok, "file": path.name, "rule": verdict["rule"],
             **verdict_fields(verdict),
             "measured_on": verdict["cpu"], "precision": target.precision, "quantization": scheme,
             "executed": target.executed(),
-            **({"note": choice.note} if choice.note else {}), **choice.row, **stats}
+            **({"note": choice.note} if choice.note else {}), **row, **stats}
 
 
 def verify_images(bundle: Bundle, images: Optional[Sequence[Path]] = None) -> EvalImages:
@@ -860,6 +890,8 @@ def format_table(rows: List[Dict]) -> str:
             verdict += f" ({r['rule'].split(':')[0]}{', undecided' if undecided else ''})"
         if r.get("timing"):
             verdict += f"; {r['timing']}"
+        if r.get("speed"):
+            verdict += f"; {speed_text(r['speed'])}"
         if r.get("note"):
             verdict += f"; {r['note']}"
         extra = ""
@@ -881,6 +913,8 @@ def format_table(rows: List[Dict]) -> str:
         lines.append("task evidence (the gate: the 95 % interval's lower bound of the top-1 "
                      "agreement at or above the bar):")
         lines.extend(f"  {n}" for n in notes)
+    for r in rows:
+        lines.extend(r.get("search_lines", ()))
     return "\n".join(lines)
 
 
@@ -898,6 +932,45 @@ def next_steps(bundle: Path, rows: List[Dict]) -> List[str]:
                          f"{check.device_runtime} on {check.device}: sc2deploy build-engine "
                          f"{bundle} --precision {t.precision}, then sc2deploy profile {bundle} "
                          f"--target {check.device_target}")
+    return lines
+
+
+def outcome_lines(bundle: Path, rows: List[Dict]) -> List[str]:
+    """What ``build`` prints: the table, each emulated CPU's cost, what to run next, and which
+    targets failed (refused, or kept anyway by --allow-low-fidelity)."""
+    lines = [format_table(rows)]
+    for row in rows:
+        for cpu, c in row.get("emulation", {}).items():
+            lines.append(f"{row['target']} on {cpu} (qemu): {c['inference_s_per_image']:.2f} s "
+                         f"per image per candidate ({c['images']} images, {c['process_s']:.1f} "
+                         "s in all); emulated: no timing")
+    lines += next_steps(bundle, rows)
+    failed = [r["target"] for r in rows if not r["passed"]]
+    refused = [r["target"] for r in rows if not r["passed"] and "error" in r]
+    kept = [t for t in failed if t not in refused]
+    if refused:
+        lines.append(f"failed: {', '.join(refused)} (the bundle is unchanged for them)")
+    if kept:
+        lines.append(f"failed the gate, kept anyway (--allow-low-fidelity): {', '.join(kept)}")
+    return lines
+
+
+def verify_lines(bundle: Path, rows: List[Dict], preprocess: str = "exact") -> List[str]:
+    """What ``verify`` prints: the table, how the inputs were preprocessed, where each
+    measurement was recorded."""
+    lines = [format_table(rows)]
+    measured = [r for r in rows if "reduced_decodes" in r]
+    if measured:
+        r = measured[0]
+        lines.append(f"preprocessing: {preprocess} ({r['reduced_decodes']} of {r['images']} "
+                     "images decoded at reduced size), compared with the torch reference on "
+                     "exact inputs")
+    keys = sorted({r["measured_on"] for r in rows if r.get("measured_on")})
+    if keys:
+        where = ("fidelity_by_cpu" if preprocess == "exact"
+                 else f"fidelity_by_preprocess.{preprocess}")
+        lines.append(f"recorded: {where} of each artifact in {bundle}/manifest.json (this CPU: "
+                     f"{', '.join(keys)})")
     return lines
 
 

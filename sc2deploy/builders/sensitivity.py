@@ -35,6 +35,8 @@ from sc2deploy.bundle import Bundle
 from sc2deploy.errors import BuildError, DeviceError, UsageError
 from sc2deploy.log import logger, step
 from sc2deploy.machine import here_key
+from sc2deploy.options import option, validate
+from sc2deploy.preprocess import list_images
 from sc2deploy.targets.onnx_graph import graph_nodes
 from sc2deploy.targets.registry import Int8Options, get_target
 
@@ -48,12 +50,27 @@ SQNR_IMAGES = 4  # images whose every activation is kept for the SQNR (~35 MB ea
 
 @dataclass(frozen=True)
 class ExplainOptions:
-    target: str = "onnx-int8"
-    images: int = EVAL_IMAGES
-    sqnr_images: int = SQNR_IMAGES
-    activations: str = "int8"  # "int16": A16W8 (each node then int16 activations alone)
-    calib: Optional[Sequence[Path]] = None  # default: the first half of the sample images
-    task_images: Optional[Sequence[Path]] = None  # default: the task gate's generated images
+    """Which int8 build ``explain`` takes apart, on how many images."""
+
+    target: str = option("onnx-int8", flag="--target", choices=TARGETS,
+                         help="int8 target to explain (default: {default})")
+    images: int = option(EVAL_IMAGES, flag="--images", type=int, metavar="N",
+                         help="evaluation images, picked evenly from the task gate's images (a "
+                              "bundle with a tail) or the samples not used to calibrate "
+                              "(default: {default})")
+    sqnr_images: int = option(SQNR_IMAGES, flag="--sqnr-images", type=int, metavar="N",
+                              help="images whose activations give the SQNR (every activation "
+                                   "is kept; default: {default})")
+    activations: str = option(  # int16: A16W8 (each node then int16 activations alone)
+        "int8", flag="--activations", choices=("int8", "int16"),
+        help="activation type of the quantized nodes (default: {default})")
+    calib: Optional[Sequence[Path]] = option(  # default: the first half of the sample images
+        None, flag="--calib", type=Path, metavar="DIR", parse=list_images,
+        help="calibration images (default: half of the bundled samples)")
+    task_images: Optional[Sequence[Path]] = option(
+        None, flag="--task-images", type=Path, metavar="DIR", parse=list_images,
+        help="evaluation images of a bundle with a tail (default: the task gate's generated "
+             "images)")
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -66,6 +83,7 @@ class ExplainOptions:
             raise UsageError(f"--activations {self.activations!r}: expected int8 or int16 "
                              "(static activations: what a node kept alone in float is "
                              "compared against)")
+        validate(self)
 
 
 def _no_progress(title: str, total: int):

@@ -1,4 +1,4 @@
-"""Room ``codec``: lossless range coding of latents (torch-free). May import: core.
+"""Room ``codec``: lossless range coding of latents (torch-free).
 
 Two implementations of one bitstream: constriction where it installs, and
 sc2deploy's portable C coder (byte-identical) everywhere else.

@@ -10,7 +10,6 @@ checkpoint's folded head (encoder and medians) must equal the bundle's ``head_st
 """
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict
 
@@ -23,6 +22,7 @@ from sc2deploy.export.checkpoint import (bottleneck_state, entropy_naming, load_
                                          strip_data_parallel)
 from sc2deploy.export.decoder import build_decoder
 from sc2deploy.export.heads import build_head, head_arrays
+from sc2deploy.export.options import AddTailOptions
 from sc2deploy.export.pipeline import TAIL_CHECKS
 from sc2deploy.export.tables import AUTO, TABLE_FORMULAS, choose_formula
 from sc2deploy.export.tail import build_tail, no_tail_reason, reference_samples, write_tail
@@ -31,16 +31,6 @@ from sc2deploy.specs import get_spec
 
 NAME = re.compile(r"[a-z0-9_-]{1,32}")
 RESERVED = ("tail", "default")  # the main tail is "tail" in the manifest, "default" in answers
-
-
-@dataclass(frozen=True)
-class AddTailOptions:
-    """Which checkpoint's tail to add to which bundle, under which name."""
-
-    bundle: Path
-    name: str
-    checkpoint: Path
-    replace: bool = False
 
 
 def add_tail(options: AddTailOptions) -> Bundle:

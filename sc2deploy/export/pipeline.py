@@ -4,9 +4,8 @@ import datetime
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from sc2deploy.export.decoder import build_decoder, write_decoder
 from sc2deploy.export.bq_tail import bq_no_tail_reason, build_bq_tail
 from sc2deploy.export.tail import build_tail, no_tail_reason, reference_samples, write_tail
 from sc2deploy.export.heads import BuiltHead, build_head, head_arrays
+from sc2deploy.export.options import ExportOptions
 from sc2deploy.export.onnx_head import OPSET, INPUT_NAME, export_onnx, verify_onnx
 from sc2deploy.export.tables import AUTO, choose_formula
 from sc2deploy.log import logger, step
@@ -32,20 +32,6 @@ from sc2deploy.targets.gate import decide
 
 DECODER_CHECKS = 4  # reference latents the decoder's ONNX is checked on
 TAIL_CHECKS = 16  # reference latents tail.onnx is checked on (logits and top-1)
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What to export and where."""
-
-    model: str
-    out: Path
-    checkpoint: Optional[Path] = None
-    input_size: Optional[int] = None
-    images: Optional[Sequence[Path]] = None  # verification images; default: the samples
-    force: bool = False
-    tables_formula: str = AUTO  # pmf of missing tables: auto, compressai-1.2.4, compressai-1.2.6
-    exif_transpose: bool = False  # preprocessing applies the EXIF orientation (training: ignored)
 
 
 def export_bundle(options: ExportOptions) -> Bundle:

@@ -25,12 +25,9 @@ from torch import Tensor
 
 from sc2deploy.errors import CheckpointError, PriorError, UsageError
 from sc2deploy.export.layers import FactorizedPrior
+from sc2deploy.export.options import AUTO, PLAIN, SIGN_TRICK, TABLE_FORMULAS
 from sc2deploy.prior import CDF_PRECISION, PriorTables
 
-SIGN_TRICK = "compressai-1.2.4"
-PLAIN = "compressai-1.2.6"
-AUTO = "auto"
-TABLE_FORMULAS = (AUTO, SIGN_TRICK, PLAIN)
 PMF_TEXT = {SIGN_TRICK: "|sigmoid(s*upper) - sigmoid(s*lower)|, s = -sign(lower + upper)",
             PLAIN: "sigmoid(upper) - sigmoid(lower)"}
 _BY_NAMING = {  # entropy-bottleneck parameter names -> (formula, who wrote them)

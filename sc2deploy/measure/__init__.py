@@ -3,6 +3,6 @@
 Per-stage latency (``runtime``), per-op latency with the runtime's profiler (``per_op``), the
 power sampler and sensors (``sampler``, ``power``), energy models, run conditions, statistics,
 link models, the adaptive ladder policy and its modeled replay (``adaptive``, ``replay``),
-JPEG/WebP input baselines and server-side timing.
-May import: core, ``codec``, ``targets``, ``results``.
+JPEG/WebP input baselines, server-side timing and accuracy (``evaluate``). Sending to a
+server is ``stream``'s.
 """

@@ -49,6 +49,7 @@ class ThroughputEstimator:
         self.bps = float(prior_bps)
         self.alpha, self.drop, self.rise, self.confirm = alpha, drop, rise, confirm
         self.observed = 0
+        self.dropped = False  # the last send took the drop path
         self._rises: List[float] = []
 
     @classmethod
@@ -64,7 +65,8 @@ class ThroughputEstimator:
                              f"{seconds} s")
         rate = 8 * nbytes / seconds
         self.observed += 1
-        if rate < self.drop * self.bps:
+        self.dropped = rate < self.drop * self.bps
+        if self.dropped:
             self.bps, self._rises = rate, []
             return self.bps
         self._rises = self._rises + [rate] if rate > self.rise * self.bps else []
@@ -212,13 +214,14 @@ class PolicyOptions:
     recent: int = 4  # containers per point the byte predictor averages
     top1_floor: Optional[float] = None  # set: energy mode (%)
     tx_watts: Optional[float] = None  # the radio's TX power (links.Link.tx_watts)
+    settle: int = 1  # images sent on the fewest-bytes point after a drop that made one late
 
     def __post_init__(self):
         require_positive("deadline_s", self.deadline_s, "seconds per image")
         if not 0 <= self.hysteresis < 1 or self.latency_s < 0 or self.recent < 1 \
-                or (self.tx_watts is not None and self.tx_watts < 0):
+                or (self.tx_watts is not None and self.tx_watts < 0) or self.settle < 0:
             raise UsageError(f"policy options: expected 0 <= hysteresis < 1, latency_s >= 0, "
-                             f"recent >= 1, tx_watts >= 0; got {self}")
+                             f"recent >= 1, tx_watts >= 0, settle >= 0; got {self}")
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,14 @@ class Decision:
 
 
 class Policy:
-    """Per image: ``decide`` the point, send it, ``observe`` what the send took."""
+    """Per image: ``decide`` the point, send it, ``observe`` what the send took.
+
+    After a drop that made a send late (deadline mode) the next ``settle`` images go on the
+    fewest-bytes point: that send ran partly at the old rate, so its rate overstates the new
+    one, and the link may still be draining it (resent segments, a full queue); the point
+    then moves up again through the hysteresis margin, on settled estimates. A drop that
+    left the send in time (e.g. after a burst overstated a rise) changes the estimate only.
+    """
 
     def __init__(self, points: Sequence[Point], estimator: ThroughputEstimator,
                  options: PolicyOptions):
@@ -243,6 +253,7 @@ class Policy:
         self.points, self.estimator, self.options = tuple(points), estimator, options
         self.bytes = BytePredictor({p.name: p.bytes for p in points}, options.recent)
         self.current: Optional[Point] = None
+        self._settling = 0  # images still to send on the fewest-bytes point
         if options.top1_floor is not None:
             predicted_joules(points, estimator.bps, options.tx_watts)  # fails early if unknown
 
@@ -250,7 +261,12 @@ class Policy:
         bps, opt, sizes = self.estimator.bps, self.options, self.bytes.predictions()
         times = {p.name: end_to_end_s(p, sizes[p.name], bps, opt.latency_s) for p in self.points}
         joules = None
-        if opt.top1_floor is None:
+        if opt.top1_floor is None and self._settling:
+            self._settling -= 1
+            smallest = min(self.points, key=lambda p: (sizes[p.name], -p.top1))
+            choice = Choice(smallest, times[smallest.name] <= opt.deadline_s,
+                            f"settling after a drop: {smallest.name} (fewest bytes)")
+        elif opt.top1_floor is None:
             choice = choose(self.points, bps, opt.deadline_s, latency_s=opt.latency_s,
                             nbytes=sizes, current=self.current, hysteresis=opt.hysteresis)
         else:
@@ -267,6 +283,10 @@ class Policy:
         link_s = seconds - self.options.latency_s
         if link_s > 0:
             self.estimator.observe(bytes_sent, link_s)
+            point = decision.point
+            late = point.encode_s + seconds + point.server_s > self.options.deadline_s
+            if self.estimator.dropped and late:
+                self._settling = self.options.settle
         else:
             logger.debug("send of %s B took %.4f s, not more than the latency: no throughput "
                          "estimate from it", bytes_sent, seconds)

@@ -20,6 +20,7 @@ from sc2deploy.measure.adaptive import (Point, Policy, PolicyOptions, Throughput
 from sc2deploy.measure.energy_models import get_profile
 from sc2deploy.measure.ladder import evaluated, load_evaluations, open_family, point_name
 from sc2deploy.measure.links import load_link
+from sc2deploy.options import option, validate
 from sc2deploy.results.schema import SCHEMA, SCHEMA_VERSION, utc_now
 
 Segment = Tuple[float, float]  # (t_start_s, bits_per_s): the rate from t_start_s to the next
@@ -252,22 +253,46 @@ class ReplayOptions:
     """``sc2deploy replay``: the ladder, each point's `evaluate` results, the trace and how
     to choose (the deadline, or with ``min_top1`` the least device + radio energy)."""
 
-    bundles: Tuple[Path, ...]
-    evaluations: Tuple[Path, ...]  # each point's top-1, mean bytes and ms (target ``target``)
-    trace: Path
-    deadline_ms: float
-    target: str = "onnx"
-    min_top1: Optional[float] = None
-    duration_s: Optional[float] = None  # default: default_duration_s(trace)
-    interval_ms: float = 0.0  # 0: images back to back
-    prior_kbps: Optional[float] = None  # default: the trace's first rate
-    latency_ms: float = 0.0  # the link's fixed delay per send
-    overhead_bytes: float = 0.0  # sent with every container (headers)
-    link: Optional[str] = None  # energy mode: the radio's TX power
-    device_profile: Optional[str] = None  # energy mode: device watts x encode time
-    label: Optional[str] = None
+    bundles: Tuple[Path, ...] = option(flag="--ladder", type=Path, nargs="+", required=True,
+                                       metavar="BUNDLE",
+                                       help="the points of one ladder (as `serve` holds them)")
+    evaluations: Tuple[Path, ...] = option(  # each point's top-1, mean bytes and ms (``target``)
+        flag="--evaluation", type=Path, nargs="+", required=True, metavar="RESULTS",
+        help="`sc2deploy evaluate` results of every point: its top-1, mean container bytes and "
+             "median device/server ms")
+    trace: Path = option(flag="--trace", type=Path, required=True, metavar="TRACE.json|csv",
+                         help="the link's rate over time: JSON [[t_start_s, bits_per_s], ...] or "
+                              "CSV with the header t_start_s,bits_per_s")
+    deadline_ms: float = option(flag="--deadline-ms", type=float, required=True, metavar="MS",
+                                help="end to end per image")
+    target: str = option("onnx", flag="--target", metavar="TARGET",
+                         help="artifact that runs the head (default: {default})")
+    min_top1: Optional[float] = option(
+        None, flag="--min-top1", type=float, metavar="PCT",
+        help="choose the least device + radio energy among points with top-1 >= PCT instead "
+             "(needs --link and/or --device-profile)")
+    link: Optional[str] = option(None, flag="--link", metavar="NAME|FILE",  # energy: TX power
+                                 help="with --min-top1: the radio's TX power")
+    device_profile: Optional[str] = option(  # energy mode: device watts x encode time
+        None, flag="--device-profile", metavar="NAME",
+        help="with --min-top1: device watts x each point's encode time (e.g. rpi4)")
+    duration_s: Optional[float] = option(  # default: default_duration_s(trace)
+        None, flag="--duration-s", type=float, metavar="S",
+        help="seconds replayed (default: the last segment lasts as long as the one before it)")
+    interval_ms: float = option(0.0, flag="--interval-ms", type=float, metavar="MS",
+                                help="begin an image at most every MS (default: 0, back to back)")
+    prior_kbps: Optional[float] = option(
+        None, flag="--prior-kbps", type=float, metavar="K",
+        help="the estimate before the first send (default: the trace's first rate)")
+    latency_ms: float = option(0.0, flag="--latency-ms", type=float, metavar="MS",
+                               help="the link's fixed delay per send (default: 0)")
+    overhead_bytes: float = option(0.0, flag="--overhead-bytes", type=float, metavar="N",
+                                   help="bytes every send carries besides the container, e.g. "
+                                        "headers (default: 0)")
+    label: Optional[str] = option(None, flag="--label", metavar="NAME", help="name in reports")
 
     def __post_init__(self):
+        validate(self)
         require_positive("--deadline-ms", self.deadline_ms, "milliseconds per image, end to end")
         for name, value in (("--interval-ms", self.interval_ms),
                             ("--latency-ms", self.latency_ms),

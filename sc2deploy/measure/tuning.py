@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from sc2deploy.bundle import Bundle
-from sc2deploy.errors import UsageError
 from sc2deploy.machine import core_name, here_key, runtime_version
-from sc2deploy.measure.options import option, validate
+from sc2deploy.options import option, validate
 from sc2deploy.measure.progress import Progress
 from sc2deploy.preprocess import list_images, sample_images
 from sc2deploy.targets import get_target, load_runner
@@ -155,6 +154,14 @@ def format_tuning(result: dict, target: str) -> str:
     lines.append(f"kept: {result['why']}")
     lines.append(f"XNNPACK: {result['xnnpack']}")
     return "\n".join(lines)
+
+
+def outcome_line(options: TuneOptions, result: dict) -> str:
+    """Where the result went: nowhere (--dry-run), else the bundle's record."""
+    if options.dry_run:
+        return "--dry-run: the bundle is as it was"
+    return (f"recorded in {options.bundle}: artifacts.{options.target}.sessions_by_cpu"
+            f"[{result['key']}]; `sc2deploy profile` uses it on this CPU")
 
 
 def _providers() -> Tuple[str, ...]:

@@ -1,7 +1,6 @@
-"""Room ``orchestrate``: runs that combine the others — remote profiling over ssh,
-emulated ARM CPUs under qemu-user (``emulation``, ``arm_check``, ``compare``), sweeps,
-the demo, and encode/decode of container files.
-
-May import every room below it (core, ``codec``, ``targets``, ``results``, ``measure``,
-``report``, ``export``, ``builders``); only ``cli`` imports it.
+"""Room ``orchestrate``: runs that combine the others — a real device over ssh (``ssh``:
+``profile --host``, ``verify --host``), emulated ARM CPUs under qemu-user (``emulation``:
+``verify --emulate``, ``build --search --emulate``, ``make arm-check``), what both record in
+``fidelity_by_cpu``, the comparison of runs (``compare``), sweeps, the demo, and
+encode/decode of container files.
 """

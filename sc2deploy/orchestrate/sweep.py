@@ -24,7 +24,8 @@ from sc2deploy import atomic
 from sc2deploy.errors import Interrupted, Sc2DeployError, UsageError
 from sc2deploy.log import logger
 from sc2deploy.config_files import read_mapping
-from sc2deploy.measure.options import ProfileOptions, from_mapping, sweep_keys
+from sc2deploy.measure.options import ProfileOptions
+from sc2deploy.options import from_mapping, sweep_keys
 
 LOCAL = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -117,6 +118,15 @@ def _no_unknown(data: dict, known: set, where: str) -> None:
         raise UsageError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
 
 
+def _build_options(build: dict):
+    """The sweep file's ``build`` mapping (keys: BUILD_KEYS) as BuildOptions."""
+    from sc2deploy.builders.build import BuildOptions
+    from sc2deploy.targets.gate import GateOptions
+
+    given = {k: v for k, v in build.items() if k != "min_agreement"}
+    return BuildOptions(**given, gate=GateOptions(min_agreement=build.get("min_agreement")))
+
+
 def _prepare(checkpoint: Checkpoint, targets: Tuple[str, ...], build: dict, out: Path,
              threads: int) -> dict:
     """Worker: export one checkpoint and build its targets (each failure kept apart)."""
@@ -124,7 +134,7 @@ def _prepare(checkpoint: Checkpoint, targets: Tuple[str, ...], build: dict, out:
 
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.log import configure
-    from sc2deploy.builders.build import BuildOptions, build_targets
+    from sc2deploy.builders.build import build_targets
 
     configure(verbose=False)
     torch.set_num_threads(threads)
@@ -140,7 +150,7 @@ def _prepare(checkpoint: Checkpoint, targets: Tuple[str, ...], build: dict, out:
     for name in targets:
         try:
             if name != "onnx":  # export already made and verified the onnx artifact
-                build_targets(out, [name], BuildOptions(**build))
+                build_targets(out, [name], _build_options(build))
             record["targets"][name] = "built"
         except Sc2DeployError as exc:
             record["targets"][name] = f"build failed: {exc}"
@@ -192,7 +202,7 @@ def _profile_one(sweep: Sweep, bundle: Path, target: str, host: str, label: str,
         return doc
     from sc2deploy.preprocess import sample_images
     from sc2deploy.measure.options import RemoteOptions
-    from sc2deploy.orchestrate.remote import profile_on_host
+    from sc2deploy.orchestrate.ssh.remote import profile_on_host
 
     images = sweep.images or sample_images()[0].parent
     return profile_on_host(replace(options, images=images),

@@ -2,6 +2,5 @@
 LaTeX/CSV) and summaries.
 
 Also the human description of a bundle (``info``). matplotlib is imported only where
-plots are drawn. May import: core, ``results``, ``measure`` (labels of energy models
-and links); never ``export``, ``builders`` or ``orchestrate``.
+plots are drawn; energy models' and links' labels come from ``measure``.
 """

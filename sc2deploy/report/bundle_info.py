@@ -39,6 +39,8 @@ def describe(bundle: Bundle) -> str:
         precision = " ".join(filter(None, (art["precision"], art.get("quantization"))))
         lines.append(f"  {name:<12} {art['file']:<16} {precision:<18} "
                      f"{size / 1024:8.1f} KiB  {agree}; run by {_ran(art)}")
+        if art.get("speed"):  # recorded by build: against the fp32 head, in turns
+            lines.append(f"  {'':<12} speed: {art['speed']['summary']}")
     prov = m.get("provenance", {})
     ckpt = prov.get("checkpoint", {})
     lines.append(f"checkpoint {ckpt.get('file')} sha256 {str(ckpt.get('sha256'))[:16]}…")

@@ -1,5 +1,8 @@
 """A short human summary of a results document, printed by the CLI."""
 
+from pathlib import Path
+from typing import List
+
 from sc2deploy.report.data import host_check_of, host_timed_on, ran_text
 from sc2deploy.report.per_op import format_per_op
 
@@ -37,3 +40,14 @@ def format_profile(doc: dict) -> str:
     if doc.get("per_op"):
         lines += format_per_op(doc["per_op"])
     return "\n".join(lines)
+
+
+def measured_lines(doc: dict, out: Path, written: Path, next_command: str) -> List[str]:
+    """What ``profile`` and ``profile-server`` print after measuring: the summary, then where
+    the results went and the next command, or where the partial results went."""
+    lines = [format_profile(doc)]
+    if not doc["complete"]:
+        kept = f"; {out} is as it was" if written != out else ""
+        return lines + [f"interrupted: PARTIAL results ({doc['runs']['measured']} images) "
+                        f"written to {written}{kept}"]
+    return lines + [f"results written: {out}", f"next: {next_command}"]

@@ -8,7 +8,6 @@
 
 ``service`` holds the engine-free logic (validation, decoding, tasks, the replay cache),
 ``batching`` how a batch runs through each model (at once or image by image, measured),
-``auth`` the token, ``ray_app`` the Ray Serve deployment. The wire format is defined once
-in :mod:`sc2deploy.measure.stream` (the device side) and documented in docs/serving.md.
-May import: core, ``codec``, ``targets``, ``results``, ``measure``.
+``auth`` the token, ``ray_app`` the Ray Serve deployment. The wire protocol, shared with
+the device (:mod:`sc2deploy.stream`), is :mod:`sc2deploy.wire` (docs/serving.md, Protocol).
 """

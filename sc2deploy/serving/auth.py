@@ -9,15 +9,16 @@ from typing import Optional, Tuple
 
 from sc2deploy import atomic
 from sc2deploy.errors import UsageError
-from sc2deploy.measure.stream import TOKEN_ENV
+from sc2deploy.wire import TOKEN_ENV, bearer_token
 
 TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,256}")
 TOKEN_MODE = 0o600
 
 
 def server_token(token_file: Optional[Path]) -> Tuple[str, str]:
-    """(token, where it came from): SC2DEPLOY_TOKEN, else ``token_file``; a new one is
-    generated when neither holds one, and written to ``token_file`` (0600) when given."""
+    """(token, where it came from): the environment variable ``wire.TOKEN_ENV``, else
+    ``token_file``; a new one is generated when neither holds one, and written to
+    ``token_file`` (0600) when given."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
         return _checked(token, TOKEN_ENV), f"environment variable {TOKEN_ENV}"
@@ -40,6 +41,5 @@ def _checked(token: str, where: str) -> str:
 
 def authorized(header: Optional[str], token: str) -> bool:
     """Does an Authorization header carry ``token`` (compared in constant time)?"""
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                               token.encode())
+    given = bearer_token(header)
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())

@@ -12,15 +12,17 @@ Ray is imported only here (``pip install sc2deploy[serve]``).
 
 import asyncio
 import json
+import signal
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
+from sc2deploy import wire
 from sc2deploy.errors import Refused, UsageError
 from sc2deploy.log import logger
 from sc2deploy.measure.ladder import open_family
-from sc2deploy.measure.stream import INFER_PATH, INFO_PATH, REQUEST_ID_HEADER
 from sc2deploy.serving.service import Pending, ServeOptions, Service, refusal_body
 
 try:
@@ -65,8 +67,8 @@ def _unpack(files: Dict[str, bytes], bundle: str) -> tempfile.TemporaryDirectory
 
 
 def _json(status: int, body: dict) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return Response(json.dumps(body), status_code=status, media_type="application/json",
+    headers = {wire.CHALLENGE_HEADER: wire.AUTH_SCHEME} if status == wire.UNAUTHORIZED else None
+    return Response(json.dumps(body), status_code=status, media_type=wire.JSON_TYPE,
                     headers=headers)
 
 
@@ -78,7 +80,7 @@ class SplitServer:
                  bundles: List[Tuple[str, Dict[str, bytes]]]):
         self._bundles = [_unpack(files, name) for name, files in bundles]  # Service re-verifies
         paths = [Path(folder.name, name) for folder, (name, _) in zip(self._bundles, bundles)]
-        self.service = Service(replace(options, bundle=paths[0], family=tuple(paths[1:])), token)
+        self.service = Service(replace(options, bundles=tuple(paths)), token)
         context = serve.get_replica_context()
         self.identity = {"node": ray.get_runtime_context().get_node_id()[:12],
                          "replica": context.replica_id.unique_id}
@@ -87,25 +89,25 @@ class SplitServer:
         self._inflight: Dict[str, asyncio.Future] = {}
 
     async def __call__(self, request) -> Response:
-        request_id = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = request.headers.get(wire.REQUEST_ID_HEADER, "")
         try:
             self.service.check_auth(request.headers)
-            if request.url.path == INFO_PATH and request.method == "GET":
-                return _json(200, self.service.info())
-            if request.url.path != INFER_PATH or request.method != "POST":
-                raise Refused(404, f"{request.method} {request.url.path}: expected POST "
-                                   f"{INFER_PATH} (or GET {INFO_PATH})")
+            if request.url.path == wire.INFO_PATH and request.method == "GET":
+                return _json(wire.OK, self.service.info())
+            if request.url.path != wire.INFER_PATH or request.method != "POST":
+                raise Refused(wire.NOT_FOUND, f"{request.method} {request.url.path}: expected "
+                                              f"POST {wire.INFER_PATH} (or GET {wire.INFO_PATH})")
             declared = request.headers.get("content-length")
             self.service.check_size(int(declared) if declared and declared.isdigit() else None)
             body = await request.body()
             if request_id in self._inflight:  # the same id resent while its first is running
-                return _json(200, {**await asyncio.shield(self._inflight[request_id]),
-                                   "replayed": True})
+                return _json(wire.OK, wire.replayed(await asyncio.shield(
+                    self._inflight[request_id])))
             pending = self.service.prepare(request.headers, body)
         except Refused as exc:
             return _json(exc.status, refusal_body(exc, request_id))
         if pending.answer is not None:
-            return _json(200, {**pending.answer, "served_by": self.identity})
+            return _json(wire.OK, wire.served_by(pending.answer, self.identity))
         future = asyncio.get_running_loop().create_future()
         self._inflight[pending.request_id] = future
         try:
@@ -115,11 +117,11 @@ class SplitServer:
             future.set_exception(exc)
             future.exception()  # retrieved: a waiting replay re-raises it, else it is dropped
             logger.exception("request %s failed", pending.request_id)
-            return _json(500, {"error": f"server error: {exc}", "status": 500,
-                               "request_id": pending.request_id})
+            return _json(wire.SERVER_ERROR, wire.refusal(wire.SERVER_ERROR, f"server error: {exc}",
+                                                         pending.request_id))
         finally:
             del self._inflight[pending.request_id]
-        return _json(200, {**answer, "served_by": self.identity})
+        return _json(wire.OK, wire.served_by(answer, self.identity))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def answer(self, batch: List[Pending]) -> List[dict]:
@@ -160,3 +162,23 @@ def stop(shutdown_ray: bool = False, joined: bool = False) -> None:
         serve.shutdown()
     if shutdown_ray and ray.is_initialized():
         ray.shutdown()
+
+
+def serve_until_stopped(options: ServeOptions, token: str,
+                        started: Callable[[str], None]) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop Ray (or leave the joined cluster);
+    ``started(url)`` is called once the server answers."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop Ray cleanly on SIGTERM
+    try:
+        url = start(options, token)
+        # Ray's core worker put its own SIGTERM handler in (a stack dump, then abort): SIGTERM
+        # and SIGINT are Ctrl-C again, which stops Ray below
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.default_int_handler)
+        started(url)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(shutdown_ray=True, joined=options.ray_address is not None)

@@ -22,12 +22,15 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sc2deploy import wire
 from sc2deploy.bundle import Bundle
 from sc2deploy.codec import container
+from sc2deploy.codec.backends import CODERS
 from sc2deploy.errors import CodecError, Refused, UsageError
 from sc2deploy.log import logger
 from sc2deploy.measure.ladder import open_family
-from sc2deploy.measure.stream import BUNDLE_HEADER, PROTOCOL, REQUEST_ID, REQUEST_ID_HEADER
+from sc2deploy.measure.options import CODER_HELP
+from sc2deploy.options import option, validate
 from sc2deploy.serving import batching
 from sc2deploy.serving.auth import authorized
 from sc2deploy.targets import NAMED_TAIL, load_server_runner, server_parts, tail_parts
@@ -36,42 +39,72 @@ from sc2deploy.targets.encoding import latent_codec
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How ``sc2deploy serve`` serves a bundle."""
+    """How ``sc2deploy serve`` serves a bundle, or the points of one ladder."""
 
-    bundle: Path
-    family: Tuple[Path, ...] = ()  # more bundles of bundle's family (a ladder's other points)
-    host: str = "127.0.0.1"
-    port: int = 8000
-    replicas: int = 1
-    max_batch: int = 8  # 1: no batching
-    batch_wait_ms: float = 5.0
-    max_ongoing: int = 64  # requests a replica holds at once (Ray Serve's default is 5)
-    max_bytes: int = 1 << 20  # larger bodies: 413
-    top_k: int = 5
-    coder: Optional[str] = None
-    threads: Optional[int] = 1  # onnxruntime threads per replica
-    cache_size: int = 4096  # answers kept per replica for replayed request ids
-    ray_address: Optional[str] = None  # join this Ray cluster (None: start a local one)
-    tail_batch: str = "auto"  # batching.MODES: how a batch runs through each model
+    bundles: Tuple[Path, ...] = option(  # one bundle, or one ladder's points (a family)
+        positional=True, nargs="+", type=Path, metavar="BUNDLE",
+        help="bundle directory; several: the points of one ladder (same input and task), each "
+             "container routed to the bundle whose prior coded it")
+    host: str = option("127.0.0.1", flag="--host", metavar="HOST",
+                       help="address to bind (default: {default})")
+    port: int = option(8000, flag="--port", type=int, metavar="PORT",
+                       help="port (default: {default})")
+    replicas: int = option(1, flag="--replicas", type=int, metavar="N",
+                           help="replicas (default: {default})")
+    max_batch: int = option(8, flag="--max-batch", type=int, metavar="N",  # 1: no batching
+                            help="dynamic batching: at most N requests per batch; 1: none "
+                                 "(default: {default})")
+    batch_wait_ms: float = option(5.0, flag="--batch-wait-ms", type=float, metavar="MS",
+                                  help="longest wait for a batch to fill (default: {default})")
+    tail_batch: str = option(  # how a batch runs through each model
+        "auto", flag="--tail-batch", choices=batching.MODES,
+        help="run a batch through each tail at once or image by image; auto: whichever is "
+             "faster on this CPU, timed at start on the bundle's reference latents (default)")
+    max_ongoing: int = option(  # requests a replica holds at once (Ray Serve's default is 5)
+        64, flag="--max-ongoing", type=int, metavar="N",
+        help="requests a replica holds at once, >= --max-batch (default: 64; Ray Serve's own "
+             "default of 5 cut throughput ~10x with 32 devices here)")
+    max_bytes: int = option(1 << 20, flag="--max-bytes", type=int, metavar="N",  # else 413
+                            help="larger requests are refused with 413 (default: 1 MiB)")
+    threads: int = option(1, flag="--threads", type=int, metavar="N",
+                          help="onnxruntime threads per replica (default: {default})")
+    ray_address: Optional[str] = option(  # None: start a local cluster
+        None, flag="--ray-address", metavar="HOST:PORT",
+        help="join this existing Ray cluster (see docs/serving.md, Several machines): replicas "
+             "and proxies spread over its nodes (default: a local cluster)")
+    coder: Optional[str] = option(None, flag="--coder", choices=CODERS, help=CODER_HELP)
+    top_k: int = option(5, type=int, help="classes in each answer of a classification tail")
+    cache_size: int = option(4096, type=int,
+                             help="answers kept per replica for replayed request ids")
 
     @property
-    def bundles(self) -> Tuple[Path, ...]:
-        return (Path(self.bundle), *map(Path, self.family))
+    def bundle(self) -> Path:
+        """The first bundle (the ladder's first point)."""
+        return self.bundles[0]
+
+    @property
+    def family(self) -> Tuple[Path, ...]:
+        """The other bundles of the family (a ladder's other points)."""
+        return self.bundles[1:]
 
     def __post_init__(self):
+        if isinstance(self.bundles, (str, Path)):
+            object.__setattr__(self, "bundles", (self.bundles,))
+        object.__setattr__(self, "bundles", tuple(map(Path, self.bundles)))
+        validate(self)
+        if not self.bundles:
+            raise UsageError("no bundle to serve: give at least one BUNDLE")
         checks = {"--port": 0 <= self.port <= 65535, "--replicas": self.replicas >= 1,
                   "--max-batch": self.max_batch >= 1,
                   "--max-ongoing": self.max_ongoing >= self.max_batch,
                   "--batch-wait-ms": self.batch_wait_ms >= 0,
                   "--max-bytes": self.max_bytes >= container.HEADER_SIZE,
-                  "--top-k": self.top_k >= 1, "cache_size": self.cache_size >= 1,
-                  "--tail-batch": self.tail_batch in batching.MODES}
+                  "--top-k": self.top_k >= 1, "cache_size": self.cache_size >= 1}
         bad = [flag for flag, ok in checks.items() if not ok]
         if bad:
             raise UsageError(f"invalid serve options {', '.join(bad)} in {self}: expected a port "
                              "0-65535, replicas/max-batch/top-k >= 1, max ongoing >= max batch, "
-                             f"batch wait >= 0 ms, tail batch one of {', '.join(batching.MODES)}, "
-                             f"max bytes >= {container.HEADER_SIZE}")
+                             f"batch wait >= 0 ms, max bytes >= {container.HEADER_SIZE}")
 
 
 @dataclass
@@ -98,10 +131,10 @@ class ReplayCache:
             return None
         sha, answer = self._answers[request_id]
         if sha != body_sha256:
-            raise Refused(409, f"request id {request_id!r} was already used for another "
-                               "container: give every image its own request id")
+            raise Refused(wire.CONFLICT, f"request id {request_id!r} was already used for "
+                                         "another container: give every image its own request id")
         self._answers.move_to_end(request_id)
-        return {**answer, "replayed": True}
+        return wire.replayed(answer)
 
     def put(self, request_id: str, body_sha256: str, answer: dict) -> None:
         self._answers[request_id] = (body_sha256, answer)
@@ -160,45 +193,46 @@ class Service:
         self._stack.close()
 
     def info(self) -> dict:
-        return {"protocol": PROTOCOL, "bundle": self.digest, "tasks": list(self.tasks) or
+        return {"protocol": wire.PROTOCOL, "bundle": self.digest, "tasks": list(self.tasks) or
                 ["decode"], "latent_shape": list(self.shape), "coder": self.codec.coder,
                 "max_bytes": self.options.max_bytes, "batching": self.batching,
                 "bundles": [m.info() for m in self.members]}
 
     def check_auth(self, headers: Mapping[str, str]) -> None:
-        if not authorized(headers.get("authorization"), self.token):
-            raise Refused(401, "missing or wrong bearer token: send 'Authorization: Bearer "
-                               "TOKEN' with the token `sc2deploy serve` printed or wrote")
+        if not authorized(headers.get(wire.AUTHORIZATION_HEADER.lower()), self.token):
+            raise Refused(wire.UNAUTHORIZED, "missing or wrong bearer token: send "
+                          f"'{wire.AUTHORIZATION_HEADER}: {wire.authorization('TOKEN')}' with the "
+                          "token `sc2deploy serve` printed or wrote")
 
     def check_size(self, declared: Optional[int]) -> None:
         if declared is not None and declared > self.options.max_bytes:
-            raise Refused(413, f"request body of {declared} bytes; this server accepts at most "
-                               f"{self.options.max_bytes} (sc2deploy serve --max-bytes)")
+            raise Refused(wire.TOO_LARGE, f"request body of {declared} bytes; this server "
+                          f"accepts at most {self.options.max_bytes} (sc2deploy serve --max-bytes)")
 
     def prepare(self, headers: Mapping[str, str], body: bytes) -> Pending:
         """Check and decode one request (headers with lower-case names); raises Refused."""
         self.check_auth(headers)
         self.check_size(len(body))
-        request_id = headers.get(REQUEST_ID_HEADER.lower(), "")
-        if not REQUEST_ID.fullmatch(request_id):
-            raise Refused(400, f"{REQUEST_ID_HEADER} {request_id[:80]!r}: expected 1-64 "
-                               "characters of A-Z a-z 0-9 . _ : -")
+        request_id = headers.get(wire.REQUEST_ID_HEADER.lower(), "")
+        if not wire.REQUEST_ID.fullmatch(request_id):
+            raise Refused(wire.BAD_REQUEST, f"{wire.REQUEST_ID_HEADER} {request_id[:80]!r}: "
+                          "expected 1-64 characters of A-Z a-z 0-9 . _ : -")
         sha = hashlib.sha256(body).hexdigest()
         cached = self.cache.get(request_id, sha)
         if cached is not None:
             return Pending(request_id, sha, np.zeros(0), 0.0, cached)
-        declared = headers.get(BUNDLE_HEADER.lower(), "")
+        declared = headers.get(wire.BUNDLE_HEADER.lower(), "")
         if declared not in self.by_digest:
-            raise Refused(409, f"{BUNDLE_HEADER} {declared[:80]!r}: this server serves bundle"
-                               f"{'s' if len(self.members) > 1 else ''} {self._digests()}; "
-                               "encode with one of them")
+            raise Refused(wire.CONFLICT, f"{wire.BUNDLE_HEADER} {declared[:80]!r}: this server "
+                          f"serves bundle{'s' if len(self.members) > 1 else ''} "
+                          f"{self._digests()}; encode with one of them")
         t0 = time.perf_counter_ns()
         try:
             head, _ = container.unpack(body)
             member = self._route(head.prior_digest, self.by_digest[declared])
             latent = member.codec.decode(body, member.shape)
         except CodecError as exc:
-            raise Refused(400, f"invalid container: {exc}") from None
+            raise Refused(wire.BAD_REQUEST, f"invalid container: {exc}") from None
         self.decoded += 1
         return Pending(request_id, sha, latent, (time.perf_counter_ns() - t0) / 1e6, member=member)
 
@@ -207,14 +241,15 @@ class Service:
         member = self.by_prior.get(prior_digest)
         if member is None:
             priors = ", ".join(f"{m.prior16:04x} ({m.name})" for m in self.members)
-            raise Refused(409, f"container coded with prior {prior_digest:04x}, this server's "
-                               f"prior{'s are' if len(self.members) > 1 else ' is'} {priors}: "
-                               "encode with a bundle the server serves (GET /v1/info lists them)")
+            raise Refused(wire.CONFLICT, f"container coded with prior {prior_digest:04x}, this "
+                          f"server's prior{'s are' if len(self.members) > 1 else ' is'} "
+                          f"{priors}: encode with a bundle the server serves (GET "
+                          f"{wire.INFO_PATH} lists them)")
         if member is not declared:
-            raise Refused(409, f"container coded with the prior of bundle {member.name} "
-                               f"({member.digest[:12]}), but {BUNDLE_HEADER} names "
-                               f"{declared.name} ({declared.digest[:12]}): send the digest of "
-                               "the bundle that encoded it")
+            raise Refused(wire.CONFLICT, f"container coded with the prior of bundle "
+                          f"{member.name} ({member.digest[:12]}), but {wire.BUNDLE_HEADER} names "
+                          f"{declared.name} ({declared.digest[:12]}): send the digest of the "
+                          "bundle that encoded it")
         return member
 
     def _digests(self) -> str:
@@ -239,11 +274,9 @@ class Service:
                 continue
             outputs, task_ms = computed[k]
             member = item.member or self.members[0]
-            answer = {"protocol": PROTOCOL, "request_id": item.request_id,
-                      "bundle": member.digest, "outputs": outputs, "batch_size": len(batch),
-                      "replayed": False,
-                      "server_ms": {"decode": item.decode_ms, **task_ms,
-                                    "total": item.decode_ms + sum(task_ms.values())}}
+            answer = wire.answer(item.request_id, member.digest, outputs,
+                                 {"decode": item.decode_ms, **task_ms,
+                                  "total": item.decode_ms + sum(task_ms.values())}, len(batch))
             self.cache.put(item.request_id, item.body_sha256, answer)
             answers.append(answer)
         return answers
@@ -282,5 +315,20 @@ def _output(part: str, y: np.ndarray, top_k: int) -> dict:
                       for c in order if math.isfinite(p[c])]}
 
 
+def started_lines(options: ServeOptions, url: str, token: str, where: str,
+                  token_file: Optional[Path]) -> List[str]:
+    """What ``sc2deploy serve`` prints once it answers: what it serves where, the token's
+    source (the token too when it was generated and kept in no file) and the device's
+    command."""
+    bundles = " ".join(map(str, options.bundles))
+    lines = [f"serving {bundles} at {url} (token: {where})"]
+    if token_file is None and "generated" in where:
+        lines.append(f"token: {token}")
+    which = (f"--ladder {bundles} --deadline-ms MS --evaluation EVAL.json ..." if options.family
+             else str(options.bundle))
+    return lines + [f"next, on the device: sc2deploy stream {which} --server {url} "
+                    "--token-file TOKEN_FILE --images DIR -o RESULTS.json"]
+
+
 def refusal_body(exc: Refused, request_id: str = "") -> Dict[str, object]:
-    return {"error": str(exc), "status": exc.status, "request_id": request_id}
+    return wire.refusal(exc.status, str(exc), request_id)

@@ -2,8 +2,9 @@
 
 Each module of ``registry.TARGET_MODULES`` declares its :class:`Target` records
 (capabilities as data); ``gate`` holds the fidelity metric, rule and thresholds;
-``load_runner`` gives a context-managed runner whose ``infer()`` validates its input.
-May import: core, ``codec``.
+``load_runner`` gives a context-managed runner whose ``infer()`` validates its input;
+``device_job`` is what ``verify --host`` and ``--emulate`` run on the other CPU
+(``python -m sc2deploy.targets.device_job``).
 """
 
 from dataclasses import replace

@@ -8,14 +8,18 @@
 A symbol is the rounding of a float. When the reference float lies within
 ``TIE_TOLERANCE`` of a .5 boundary, two correct float implementations may
 round it differently; such *ties* are counted apart from real mismatches.
+:class:`GateOptions` is the rule and thresholds a user picks (``--gate``, ``--min-agreement``,
+``--min-top1``, ``--max-kl``), shared by ``build`` and ``verify``.
 """
 
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from sc2deploy.errors import FidelityError, RegistryError
+from sc2deploy.errors import FidelityError, RegistryError, UsageError
+from sc2deploy.options import option, validate
 
 # % of symbols equal to the torch fp32 head that each precision must reach (by default).
 MIN_AGREEMENT: Mapping[str, float] = MappingProxyType({"fp32": 100.0, "fp16": 99.9,
@@ -236,3 +240,41 @@ def decide(precision: str, stats: Dict, task: Optional[Dict], gate: str = "auto"
                     f"KL <= {kl:g} nats",
             "passed": decision == "passed", "decision": decision, "min_top1_pct": top1,
             "max_kl": kl, "evidence": evidence}
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Which gate decides and its thresholds (None: the defaults above)."""
+
+    kind: str = option("auto", flag="--gate", choices=("auto", "task", "symbols"),
+                       help="what decides: task = the server's predictions (needs a tail), "
+                            "symbols; auto = task when the bundle has a tail (fp32: always "
+                            "symbols)")
+    min_agreement: Optional[float] = option(
+        None, flag="--min-agreement", type=float, metavar="PCT",
+        help="symbols gate: required %% of symbols equal to torch (default: fp32 100, fp16 "
+             "99.9, int8 99)")
+    min_top1: Optional[float] = option(
+        None, flag="--min-top1", type=float, metavar="PCT",
+        help="task gate: the bar for the lower bound of the 95 %% interval of the top-1 "
+             f"agreement with the fp32 pipeline (default: {MIN_TOP1_PCT:g})")
+    max_kl: Optional[float] = option(
+        None, flag="--max-kl", type=float, metavar="NATS",
+        help="task gate: mean KL divergence of the predictions from the fp32 pipeline's "
+             f"(default: {MAX_KL:g})")
+
+    def __post_init__(self):
+        if self.kind not in GATES:
+            raise UsageError(f"--gate {self.kind!r}: expected one of {', '.join(GATES)}")
+        validate(self)
+        for flag, value in (("--min-agreement", self.min_agreement),
+                            ("--min-top1", self.min_top1)):
+            if value is not None and not 0.0 <= value <= 100.0:
+                raise UsageError(f"{flag} {value:g}: expected a percentage from 0 to 100")
+        if self.max_kl is not None and not self.max_kl >= 0.0:
+            raise UsageError(f"--max-kl {self.max_kl:g}: expected a divergence >= 0 (nats)")
+
+    def verdict(self, precision: str, stats: Dict) -> Dict:
+        """:func:`decide` with these options, on ``stats`` (and its ``task``, if any)."""
+        return decide(precision, stats, stats.get("task"), self.kind, self.min_agreement,
+                      self.min_top1, self.max_kl)

@@ -13,9 +13,10 @@ only when used, so the registry (and every runner) imports without torch or a ve
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from sc2deploy.errors import RegistryError, UsageError
+from sc2deploy.options import option, validate
 from sc2deploy.targets.gate import PRECISIONS
 
 TARGET_MODULES = ("onnx", "tensorrt", "tflite")  # sc2deploy.targets.<name>, each with TARGETS
@@ -29,16 +30,32 @@ GDN = "<GDN>"  # ... to the nodes of each GDN normalization: |x| or x², its Con
 #              product or quotient with x (ONNX fp16 builder)
 
 
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise ValueError("expected on or off")
+    return text == "on"
+
+
 @dataclass(frozen=True)
 class Int8Options:
     """Static int8 quantization settings (``--per-channel``, ``--activations`` ...); a target's
     ``search`` is a tuple of these."""
 
-    per_channel: bool = True
-    reduce_range: bool = False
-    activations: str = "int8"  # one of ACTIVATIONS; which ones a target accepts is declared
-    calibration: str = "minmax"  # one of CALIBRATIONS
-    keep_float: Sequence[str] = ()  # node names or op types left in float (TFLite: layer indices)
+    per_channel: bool = option(True, flag="--per-channel", metavar="{on,off}", parse=_on_off,
+                               show=lambda on: "on" if on else "off",
+                               help="int8: per-channel weight scales (default: {default})")
+    reduce_range: bool = option(False, flag="--reduce-range", type=bool,
+                                help="int8: 7-bit weights")
+    activations: str = option(  # which ones a target accepts is declared on the target
+        "int8", flag="--activations", choices=ACTIVATIONS,
+        help="int8: activation type (int16 = A16W8 for onnx; dynamic for tflite; float = int8 "
+             "weights only)")
+    calibration: str = option("minmax", flag="--calibration", choices=CALIBRATIONS,
+                              help="int8: calibration method (default: {default})")
+    keep_float: Sequence[str] = option(  # TFLite: layer indices
+        (), flag="--keep-float", repeat=True, metavar="NODE",
+        help=f"int8, onnx-fp16: node name, op type, '{LAST_CONV}' or (fp16) '{GDN}' left in "
+             "float (repeatable)")
 
     def __post_init__(self):
         if self.activations not in ACTIVATIONS:
@@ -47,6 +64,9 @@ class Int8Options:
         if self.calibration not in CALIBRATIONS:
             raise UsageError(f"calibration {self.calibration!r}: expected minmax, entropy or "
                              "percentile")
+        if not isinstance(self.per_channel, bool):
+            raise UsageError(f"per_channel must be true or false, got {self.per_channel!r}")
+        validate(self)
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,12 @@ def _add(target: Target, into: Dict[str, Target]) -> None:
 def targets() -> Dict[str, Target]:
     _load_all()
     return dict(_REGISTRY)
+
+
+def target_lines() -> List[str]:
+    """One line per target: precision, runtime, where it is built, whether it builds here."""
+    return [f"{name:<21} {t.precision:<5} {t.runtime:<25} built on {t.build_on:<6}  "
+            f"{t.missing('build') or 'buildable here'}" for name, t in targets().items()]
 
 
 def get_target(name: str) -> Target:

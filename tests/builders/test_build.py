@@ -10,6 +10,7 @@ import pytest
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import BuildError, UsageError
 from sc2deploy.targets import get_target, load_runner, targets
+from sc2deploy.targets.gate import GateOptions
 from sc2deploy.builders.build import (BuildOptions, build_targets, format_table, split_images,
                                      verify_bundle)
 
@@ -53,13 +54,16 @@ def test_fp32_and_fp16_builds_record_fidelity(bundle_copy):
     assert json.dumps(rows)
 
 
+STRICT = GateOptions("symbols", min_agreement=100.0)  # every symbol equal: fp16 fails
+
+
 def _snapshot(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_gate_removes_a_failing_artifact(bundle_copy):
-    strict = BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0)
+    strict = BuildOptions(latency_runs=1, gate=STRICT)
     before = _snapshot(bundle_copy)
     row, = build_targets(bundle_copy, ["onnx-fp16"], strict)
     assert row["passed"] is False
@@ -70,7 +74,7 @@ def test_gate_removes_a_failing_artifact(bundle_copy):
     assert _snapshot(bundle_copy) == before
     assert "onnx-fp16" not in Bundle.open(bundle_copy).manifest["artifacts"]
     rows = build_targets(bundle_copy, ["onnx-fp16"],
-                         BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0,
+                         BuildOptions(latency_runs=1, gate=STRICT,
                                       allow_low_fidelity=True))
     assert rows[0]["passed"] is False
     assert Bundle.open(bundle_copy).manifest["artifacts"]["onnx-fp16"]["gate"]["passed"] is False
@@ -105,8 +109,14 @@ def test_int8_options_and_search(bundle_copy, caplog):
     assert found["passed"] and found["agreement_pct"] >= 99.0
     entry = Bundle.open(bundle_copy).manifest["artifacts"]["onnx-int8"]
     assert len(entry["options"]["search"]) == len(get_target("onnx-int8").search) == 13
-    assert any(t["passed"] for t in entry["options"]["search"])
-    assert any(not t["passed"] for t in entry["options"]["search"])
+    passing = [t for t in entry["options"]["search"] if t["passed"]]
+    assert passing and (len(passing) == 1 or all(t.get("timed_in_turns") for t in passing))
+    fastest = min(passing, key=lambda t: t["latency_p50_ms"])
+    assert {k: v for k, v in entry["options"].items() if k != "search"} == fastest["options"]
+    speed = entry["speed"]  # against the fp32 head, timed in turns on this CPU
+    assert speed["gain"] == (speed["fp32_p50_ms"] / speed["p50_ms"] >= 1.05)
+    assert ("no speed gain" in speed["summary"]) != speed["gain"]
+    assert "onnx-int8 search: 13 configurations" in format_table([found])
 
 
 def test_failed_rebuild_leaves_a_passing_artifact_usable(bundle_copy):
@@ -115,11 +125,11 @@ def test_failed_rebuild_leaves_a_passing_artifact_usable(bundle_copy):
     entry = Bundle.open(bundle_copy).manifest["artifacts"]["onnx-int8"]
     assert entry["quantization"] in ("A8W8", "A16W8", "W8 only")
     before = _snapshot(bundle_copy)
-    failing = BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0)
+    failing = BuildOptions(latency_runs=1, gate=STRICT)
     row, = build_targets(bundle_copy, ["onnx-int8"], failing)
     assert not row["passed"] and "try --search" in row["error"]
     row, = build_targets(bundle_copy, ["onnx-int8"], BuildOptions(
-        latency_runs=1, search=True, gate="symbols", min_agreement=100.0))
+        latency_runs=1, search=True, gate=STRICT))
     assert not row["passed"] and "--search" not in row["error"]  # it was given already
     assert _snapshot(bundle_copy) == before
     with load_runner(Bundle.open(bundle_copy), "onnx-int8") as runner:
@@ -129,7 +139,7 @@ def test_failed_rebuild_leaves_a_passing_artifact_usable(bundle_copy):
 
 def test_each_target_is_gated_on_its_own(bundle_copy):
     rows = build_targets(bundle_copy, ["onnx-fp16", "onnx"],
-                         BuildOptions(latency_runs=1, gate="symbols", min_agreement=100.0))
+                         BuildOptions(latency_runs=1, gate=STRICT))
     by_name = {r["target"]: r for r in rows}
     assert not by_name["onnx-fp16"]["passed"] and by_name["onnx"]["passed"]
     onnx = Bundle.open(bundle_copy).manifest["artifacts"]
@@ -140,9 +150,9 @@ def test_each_target_is_gated_on_its_own(bundle_copy):
 
 
 def test_fp32_refusal_says_the_export_file_stays(bundle_copy, monkeypatch):
-    import sc2deploy.builders.build as build
+    import sc2deploy.targets.gate as gate
 
-    monkeypatch.setattr(build, "decide", lambda *a: {"rule": "symbols: exact bar .5 ties",
+    monkeypatch.setattr(gate, "decide", lambda *a: {"rule": "symbols: exact bar .5 ties",
                                                      "passed": False, "min_agreement_pct": 100.0})
     row, = build_targets(bundle_copy, ["onnx"], BuildOptions(latency_runs=1))
     assert "head.onnx is the export's own and stays; onnx was not recorded" in row["error"]
@@ -153,7 +163,7 @@ def test_fp32_refusal_says_the_export_file_stays(bundle_copy, monkeypatch):
 def test_min_agreement_is_a_percentage(value):
     with pytest.raises(UsageError, match=f"--min-agreement {value:g}: expected a percentage "
                                          "from 0 to 100"):
-        BuildOptions(min_agreement=value)
+        GateOptions(min_agreement=value)
 
 
 def test_a16w8_is_labeled_as_such(bundle_copy):

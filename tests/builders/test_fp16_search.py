@@ -10,6 +10,7 @@ from sc2deploy.bundle import Bundle
 from sc2deploy.builders.build import (BuildOptions, Fp16Options, Int8Options, build_targets,
                                      split_images)
 from sc2deploy.targets import get_target, load_runner
+from sc2deploy.targets.gate import GateOptions
 from sc2deploy.targets.registry import GDN, LAST_CONV
 
 GDN_NODES = [f"/encoder/encoder.{i}/{op}" for i in (1, 3)
@@ -62,8 +63,8 @@ def test_search_tries_each_configuration_and_records_the_float_nodes(bundle_copy
 
 def test_a_search_that_never_passes_fails_without_suggesting_search(bundle_copy):
     row, = build_targets(bundle_copy, ["onnx-fp16"],
-                         BuildOptions(latency_runs=1, search=True, gate="symbols",
-                                      min_agreement=100.0))
+                         BuildOptions(latency_runs=1, search=True,
+                                      gate=GateOptions("symbols", min_agreement=100.0)))
     assert not row["passed"] and "--search" not in row["error"]
     assert re.search(r"onnx-fp16: none of the 4 configurations tried passed the gate; the most "
                      r"faithful \(.*\): 99\.\d+ % of symbols equal the torch fp32 reference on "
@@ -71,7 +72,7 @@ def test_a_search_that_never_passes_fails_without_suggesting_search(bundle_copy)
                      r"artifact was discarded", row["error"]), row["error"]
     assert "onnx-fp16" not in Bundle.open(bundle_copy).manifest["artifacts"]
     row, = build_targets(bundle_copy, ["onnx-fp16"], BuildOptions(
-        latency_runs=1, gate="symbols", min_agreement=100.0))
+        latency_runs=1, gate=GateOptions("symbols", min_agreement=100.0)))
     assert "try --search to try other fp16 configurations" in row["error"]
 
 

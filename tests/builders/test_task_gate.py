@@ -9,10 +9,10 @@ from sc2deploy.builders.build import (BuildOptions, Reference, build_targets, fi
                                       format_table, task_images, verify_bundle)
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import FidelityError, UsageError
-from sc2deploy.orchestrate.verify_emulated import emulation_indices, subset
+from sc2deploy.builders.build import emulation_indices, subset
 from sc2deploy.preprocess import sample_images
 from sc2deploy.targets import load_runner
-from sc2deploy.targets.gate import MIN_TOP1_PCT, TASK_IMAGES, wilson_interval
+from sc2deploy.targets.gate import MIN_TOP1_PCT, TASK_IMAGES, GateOptions, wilson_interval
 
 
 @pytest.fixture()
@@ -79,7 +79,8 @@ def test_the_demo_fp16_passes_on_200_images_and_verify_takes_the_same_verdict(de
 def test_a_task_refusal_says_what_reached_the_server(tiny):
     bundle = tiny
     before = sorted(p.name for p in bundle.iterdir())
-    row, = build_targets(bundle, ["onnx-fp16"], BuildOptions(latency_runs=1, max_kl=0.0))
+    row, = build_targets(bundle, ["onnx-fp16"],
+                         BuildOptions(latency_runs=1, gate=GateOptions(max_kl=0.0)))
     assert not row["passed"] and row["decision"] == "failed"
     assert "the server's top-1 equals the fp32 pipeline's on" in row["error"]
     assert "mean KL <= 0 nats" in row["error"] and "200 images" in row["error"]
@@ -122,10 +123,11 @@ def test_fewer_images_are_judged_by_the_same_rule_and_say_what_it_costs(tiny, tm
 
 
 def test_symbols_gate_can_be_chosen_and_task_needs_a_tail(bundle, head_only_bundle, tmp_path):
-    row, = build_targets(bundle, ["onnx-fp16"], BuildOptions(latency_runs=1, gate="symbols"))
+    row, = build_targets(bundle, ["onnx-fp16"],
+                         BuildOptions(latency_runs=1, gate=GateOptions("symbols")))
     assert row["rule"] == "symbols: >= 99.9 % equal" and row["images"] == 16
     with pytest.raises(FidelityError, match="--gate task needs a bundle with a tail"):
-        BuildOptions(gate="task").verdict("fp16", {"agreement_pct": 100.0})
+        GateOptions("task").verdict("fp16", {"agreement_pct": 100.0})
     head_only = shutil.copytree(head_only_bundle.path, tmp_path / "head-only")
     with pytest.raises(UsageError, match=r"--task-images received, but .*head-only has no tail "
                                          r"\(tail.onnx\): .*omit --task-images"):

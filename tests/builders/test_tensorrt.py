@@ -12,6 +12,7 @@ from onnx import numpy_helper
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
 from sc2deploy.targets import get_target
+from sc2deploy.targets.gate import GateOptions
 from sc2deploy.builders.build import (BuildOptions, build_targets, format_table, next_steps,
                                       verify_bundle)
 from sc2deploy.builders.tensorrt_build import build_engine, tensorrt_problems
@@ -30,7 +31,7 @@ def trt_build(demo_bundle, tmp_path_factory):
     # The graph is under test, not the gate: judged on symbols (the demo's tail would judge the
     # task, on which this plain int8 recipe flips 1 of 16 predictions).
     rows = build_targets(dst, ["tensorrt-fp16", "tensorrt-int8"],
-                         BuildOptions(latency_runs=1, gate="symbols"))
+                         BuildOptions(latency_runs=1, gate=GateOptions("symbols")))
     return Bundle.open(dst), rows
 
 

@@ -5,12 +5,13 @@ import shutil
 import numpy as np
 import pytest
 
-from symbols import assert_same_symbols
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
 from sc2deploy.targets import get_target, load_runner
+from sc2deploy.targets.gate import GateOptions
 from sc2deploy.builders.build import BuildOptions, Int8Options, build_targets, format_table
+from tests.helpers.symbols import assert_same_symbols
 
 pytestmark = pytest.mark.skipif(get_target("tflite").missing("build") is not None,
                                 reason="litert-torch is not installed (make test installs it)")
@@ -61,7 +62,8 @@ def test_int8_static_has_quantized_input_and_dynamic_passes(tflite_bundle):
         with load_runner(bundle, "tflite-int8") as runner:
             assert np.dtype(runner._input["dtype"]) == np.int8  # the runner quantizes input
             assert runner.infer(np.zeros((1, 3, 224, 224), np.float32)).dtype == np.int32
-    dynamic = BuildOptions(latency_runs=1, gate="symbols", int8=Int8Options(activations="dynamic"))
+    dynamic = BuildOptions(latency_runs=1, gate=GateOptions("symbols"),
+                           int8=Int8Options(activations="dynamic"))
     row = build_targets(tflite_bundle, ["tflite-int8"], dynamic)[0]
     assert row["passed"] and row["agreement_pct"] >= 99.0
     with pytest.raises(UsageError, match="tflite-int8 accepts activations int8 or dynamic or "
@@ -79,8 +81,8 @@ def test_a_search_records_what_litert_refuses_and_goes_on(demo_bundle, tmp_path)
     refuses to run those configurations; the search records why and tries the next ones."""
     bundle = tmp_path / "b"
     shutil.copytree(demo_bundle.path, bundle)
-    row, = build_targets(bundle, ["tflite-int8"], BuildOptions(latency_runs=1, gate="symbols",
-                                                                search=True))
+    row, = build_targets(bundle, ["tflite-int8"], BuildOptions(
+        latency_runs=1, gate=GateOptions("symbols"), search=True))
     tried = Bundle.open(bundle).manifest["artifacts"]["tflite-int8"]["options"]["search"]
     refused = [t for t in tried if "refused" in t]
     assert len(tried) == len(get_target("tflite-int8").search)

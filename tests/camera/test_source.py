@@ -1,18 +1,16 @@
-"""The capture thread with a real camera command (tests/camera/mjpeg_camera.py on a pipe)."""
+"""The capture thread with a real camera command (tests/helpers/mjpeg_camera.py on a pipe)."""
 
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from sc2deploy.camera.source import open_camera
 from sc2deploy.errors import CameraEnded, CameraError, UsageError
+from tests.helpers import mjpeg_camera
+from tests.helpers.mjpeg_camera import frame_number
 
-sys.path.insert(0, str(Path(__file__).parent))
-from mjpeg_camera import frame_number  # noqa: E402
-
-CAMERA = f"{sys.executable} {Path(__file__).parent / 'mjpeg_camera.py'}"
+CAMERA = f"{sys.executable} {mjpeg_camera.__file__}"
 
 
 def test_the_newest_frame_is_handed_out_and_the_rest_counted_as_skipped():

@@ -69,8 +69,8 @@ def test_layouts_and_ioctl_numbers_match_the_kernel_header(tmp_path):
 def test_layouts_match_on_aarch64_under_qemu(tmp_path):
     """The header compiled for aarch64 vs ctypes in an aarch64 Python, both under qemu-user."""
     needs("qemu-aarch64-static", "aarch64-linux-gnu-gcc")
-    from sc2deploy.orchestrate import verify_emulated as ve
-    from sc2deploy.orchestrate.emulation import Emulator
+    from sc2deploy.orchestrate.emulation import verify as ve
+    from sc2deploy.orchestrate.emulation.emulator import Emulator
 
     header = compile_and_run(tmp_path, "aarch64-linux-gnu-gcc", ["qemu-aarch64-static"])
     emu = Emulator(ve.DEFAULT_WORK, [CPU])

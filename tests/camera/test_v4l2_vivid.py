@@ -1,4 +1,4 @@
-"""V4L2 capture against a real kernel driver: vivid, in a virtual machine (tests/camera/vivid_vm.py).
+"""V4L2 capture against a real kernel driver: vivid, in a VM (tests/helpers/vivid_vm.py).
 
 The guest runs the checks below once (``GUEST``) and prints what it saw as JSON; the tests
 judge it here. vivid's webcam input shows 75 % colour bars under a text overlay, at
@@ -7,17 +7,15 @@ discrete sizes (320x180, 640x360, 640x480, ...), about 30 frames per second.
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import vivid_vm  # noqa: E402
+from tests.helpers import vivid_vm
 
 BARS = [(191, 191, 191), (191, 191, 0), (0, 191, 191), (0, 191, 0), (191, 0, 191),
         (191, 0, 0), (0, 0, 191), (0, 0, 0)]  # 75 % colour bars: white ... black
-TESTS = Path(__file__).parents[1]  # tests/service_front.py: the stream's server
+ROOT = Path(__file__).resolve().parents[2]  # the guest's PYTHONPATH: tests.helpers.service_front
 
 GUEST = r'''
 import json, os, subprocess, sys, time, traceback
@@ -93,8 +91,7 @@ def refused(fmt):
     return {"type": None}
 
 def stream():
-    sys.path.insert(0, sys.argv[1])
-    from service_front import ServiceFront
+    from tests.helpers.service_front import ServiceFront  # PYTHONPATH: the repository root
     from sc2deploy.bundle import Bundle
     TOKEN = "stream-test-token-0123456789"
     front = ServiceFront([Bundle.open(f"{OUT}/bundle")], TOKEN)
@@ -129,8 +126,8 @@ def guest(tmp_path_factory, split_bundle):
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("vivid")
     shutil.copytree(split_bundle.path, folder / "out" / "bundle")
-    script = GUEST.replace("sys.argv[1]", repr(str(TESTS)))
-    rc, log, console = vivid_vm.run_in_guest(folder, script, timeout_s=900)
+    rc, log, console = vivid_vm.run_in_guest(folder, GUEST, timeout_s=900,
+                                             env={"PYTHONPATH": str(ROOT)})
     lines = [line for line in log.splitlines() if line.startswith("REPORT ")]
     assert rc == 0 and lines, f"guest exit {rc}\n{log[-3000:]}\nconsole:\n{console[-2000:]}"
     return json.loads(lines[-1][len("REPORT "):])

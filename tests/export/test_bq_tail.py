@@ -5,13 +5,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from reference_models import bq_reference_logits, bq_student
-from symbols import assert_same_top1
 from sc2deploy.errors import CheckpointError, UsageError
 from sc2deploy.export import ExportOptions, export_bundle
 from sc2deploy.export.bq_tail import build_bq_tail
 from sc2deploy.preprocess import sample_images
 from sc2deploy.targets import load_server_runner
+from tests.helpers.reference_models import bq_reference_logits, bq_student
+from tests.helpers.symbols import assert_same_top1
 
 CHANNELS = 6
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from reference_models import MATRIX_NAMINGS, compressai_bottleneck, write_checkpoint
 from sc2deploy.errors import CheckpointError
 from sc2deploy.export.checkpoint import bottleneck_state, load_state_dict
 from sc2deploy.export.heads import build_head
 from sc2deploy.specs import get_spec
+from tests.helpers.reference_models import MATRIX_NAMINGS, compressai_bottleneck, write_checkpoint
 
 PREFIXES = ("backbone.bottleneck_layer.", "backbone.body.bottleneck_layer.",
             "bottleneck_layer.", "")

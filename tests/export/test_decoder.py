@@ -5,10 +5,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from reference_models import compressai_bottleneck, write_checkpoint
 from sc2deploy.errors import BundleError
 from sc2deploy.export import ExportOptions, export_bundle
 from sc2deploy.preprocess import sample_images
+from tests.helpers.reference_models import compressai_bottleneck, write_checkpoint
 
 
 @pytest.fixture(scope="module")

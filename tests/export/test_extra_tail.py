@@ -8,12 +8,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from reference_models import classification_student, reference_logits, write_student
-from symbols import assert_same_top1
 from sc2deploy.bundle import Bundle, file_entries
 from sc2deploy.errors import BundleError, ExportError, UsageError
 from sc2deploy.export.extra_tail import AddTailOptions, add_tail
 from sc2deploy.report.bundle_info import describe
+from tests.helpers.reference_models import classification_student, reference_logits, write_student
+from tests.helpers.symbols import assert_same_top1
 
 
 def sibling(seed: int = 11):
@@ -96,7 +96,7 @@ def test_an_existing_name_needs_replace_and_a_modified_file_is_detected(bundle, 
 
 
 def test_a_bq_bundle_gets_a_bq_tail(tmp_path):
-    from reference_models import bq_student
+    from tests.helpers.reference_models import bq_student
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.preprocess import sample_images
 

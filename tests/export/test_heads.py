@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from reference_models import (bq_head_state, compressai_bottleneck, reference_symbols,
-                              torchdistill_quantize)
 from sc2deploy.errors import CheckpointError
 from sc2deploy.export.heads import build_head
 from sc2deploy.export.layers import GDN1, FoldedGDN1, effective_gdn_constants
 from sc2deploy.specs import get_spec
+from tests.helpers.reference_models import (bq_head_state, compressai_bottleneck, reference_symbols,
+                                            torchdistill_quantize)
 
 
 def test_folded_head_is_bit_identical_to_compressai():

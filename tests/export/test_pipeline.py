@@ -6,14 +6,15 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from reference_models import (bq_head_state, compressai_bottleneck, reference_pre_round,
-                              reference_symbols, torchdistill_quantize, write_checkpoint)
-from symbols import assert_same_symbols
 from sc2deploy.errors import UsageError
 from sc2deploy.export import ExportOptions, export_bundle
 from sc2deploy.export.checkpoint import load_state_dict
 from sc2deploy.preprocess import sample_images
 from sc2deploy.specs import demo_checkpoint
+from tests.helpers.reference_models import (bq_head_state, compressai_bottleneck,
+                                            reference_pre_round, reference_symbols,
+                                            torchdistill_quantize, write_checkpoint)
+from tests.helpers.symbols import assert_same_symbols
 
 
 

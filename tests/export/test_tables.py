@@ -7,9 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import compressai_ref
-from reference_models import (TABLE_BUFFERS, compressai_bottleneck, rename_entropy_keys,
-                              write_checkpoint)
 from sc2deploy.errors import PriorError, UsageError
 from sc2deploy.export import ExportOptions, export_bundle
 from sc2deploy.export.checkpoint import bottleneck_state, entropy_naming, load_state_dict
@@ -19,6 +16,9 @@ from sc2deploy.export.tables import (PLAIN, SIGN_TRICK, TABLE_FORMULAS, choose_f
 from sc2deploy.log import logger
 from sc2deploy.preprocess import sample_images
 from sc2deploy.specs import get_spec
+from tests.helpers import compressai_ref
+from tests.helpers.reference_models import (TABLE_BUFFERS, compressai_bottleneck,
+                                            rename_entropy_keys, write_checkpoint)
 
 
 def _random_pmfs(rng, count):
@@ -97,7 +97,7 @@ def old_reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compressai-1.1.9")
     ckpt, tables = folder / "singh.pt", folder / "tables.npz"
     compressai_ref.run_old(
-        "import reference_models\n"
+        "from tests.helpers import reference_models\n"
         f"reference_models.write_unupdated_reference(r'{ckpt}', r'{tables}', "
         f"{SINGH_PREFIX!r}, channels=24, seed=0)\n")
     return ckpt, dict(np.load(tables))

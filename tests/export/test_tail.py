@@ -7,11 +7,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from reference_models import (classification_student, compressai_bottleneck, reference_logits,
-                              write_checkpoint, write_student)
-from symbols import assert_same_top1
 from sc2deploy.export import ExportOptions, export_bundle
 from sc2deploy.preprocess import sample_images
+from tests.helpers.reference_models import (classification_student, compressai_bottleneck,
+                                            reference_logits, write_checkpoint, write_student)
+from tests.helpers.symbols import assert_same_top1
 
 
 @pytest.fixture(scope="module")

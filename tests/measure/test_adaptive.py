@@ -32,6 +32,28 @@ def test_estimator_takes_a_drop_after_one_transfer():
     assert estimator.bps == pytest.approx(5500)
 
 
+def test_the_policy_settles_on_the_smallest_point_after_a_drop():
+    """At the 15 kbit/s the late send shows, 600 B would fit (345 ms); the policy still
+    sends the next image on 300 B (the link may be draining the late one), then moves up."""
+    def after_drop(settle):
+        policy = Policy(LADDER, ThroughputEstimator(37500), PolicyOptions(DEADLINE_S,
+                                                                           settle=settle))
+        first = policy.decide(0)
+        assert first.point == BIG
+        policy.observe(first, 1500, 8 * 1500 / 15000)
+        return policy, policy.decide(1)
+
+    policy, settle = after_drop(1)
+    assert settle.point == SMALL and settle.reason.startswith("settling after a drop")
+    policy.observe(settle, 300, 8 * 300 / 20000)
+    assert policy.decide(2).point == MID  # ~16 kbit/s: 600 B in 325 ms, within the margin
+    assert after_drop(0)[1].point == MID
+    relaxed = Policy(LADDER, ThroughputEstimator(37500), PolicyOptions(2.0))
+    first = relaxed.decide(0)
+    relaxed.observe(first, 1500, 8 * 1500 / 15000)  # a drop, but the send was in time
+    assert relaxed.estimator.dropped and "settling" not in relaxed.decide(1).reason
+
+
 def test_estimator_needs_two_fast_transfers_to_jump_up():
     estimator = ThroughputEstimator(5500)
     estimator.observe(300, 8 * 300 / 37500)

@@ -118,7 +118,7 @@ def test_the_cli_writes_results_and_report_reads_them(student_bundle, tmp_path, 
     assert "tiny/eval: 4 images, 10 classes" in printed and f"results written: {out}" in printed
     doc = json.loads(out.read_text())
     assert doc["targets"][0]["top1"]["correct"] == 4
-    from results_factory import make_result
+    from tests.helpers.results_factory import make_result
 
     assert main(["report", str(out), "-o", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
@@ -179,7 +179,7 @@ def test_bad_folders_and_labels_are_refused_in_one_line(tmp_path, flat):
 
 
 def test_evaluate_runs_without_torch(student_bundle, flat, tmp_path):
-    from test_rooms import run_cli_without_torch
+    from tests.helpers.blocked_imports import run_cli_without_torch
 
     folder, labels = flat
     out = tmp_path / "e.json"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sc2deploy.cli import build_parser
+from sc2deploy.cli import build_parser, commands
 from sc2deploy.errors import UsageError
-from sc2deploy.measure.options import (ProfileOptions, RemoteOptions, ServerOptions,
-                                       add_arguments, from_mapping, from_namespace, option,
-                                       spec_of, sweep_key, sweep_keys, to_argv, to_mapping)
+from sc2deploy.measure.options import ProfileOptions, RemoteOptions, ServerOptions
+from sc2deploy.options import (add_arguments, from_mapping, from_namespace, option, spec_of,
+                               sweep_key, sweep_keys, to_argv, to_mapping)
 
 BUNDLE = Path("/bundles/b")
 COMMAND = {ProfileOptions: "profile", ServerOptions: "profile-server", RemoteOptions: "profile"}
@@ -56,6 +56,13 @@ def one_field(cls, f):
     return cls(**{**base(cls), **NEEDS.get(f.name, {}), f.name: sample(f)})
 
 
+def parsed(cls, ns):
+    """The ``cls`` part of the options the command of ``cls`` parsed (its nested field)."""
+    command = commands()[COMMAND[cls]].options
+    whole = from_namespace(command, ns)
+    return next(getattr(whole, f.name) for f in fields(command) if spec_of(f).nested is cls)
+
+
 def settable(cls):
     return [f for f in fields(cls) if not spec_of(f).positional]
 
@@ -85,8 +92,8 @@ def test_cli_round_trip(cls, f):
         return
     prefix = [] if base(cls) else [str(BUNDLE)]
     ns = build_parser().parse_args([COMMAND[cls], *prefix, *argv, "-o", "r.json"])
-    assert from_namespace(cls, ns) == options
-    assert from_namespace(cls, ns) != cls(**base(cls), **NEEDS.get(f.name, {}))  # it did change
+    assert parsed(cls, ns) == options
+    assert parsed(cls, ns) != cls(**base(cls), **NEEDS.get(f.name, {}))  # it did change
 
 
 @pytest.mark.parametrize("f", PROFILE)
@@ -109,7 +116,7 @@ def test_remote_round_trip(f, tmp_path):
     ns = build_parser().parse_args(["profile", str(device["bundle"]), "--images",
                                     str(device["images"]), *argv, "-o",
                                     str(tmp_path / "r.json")])
-    assert from_namespace(ProfileOptions, ns) == replace(options, **device)
+    assert parsed(ProfileOptions, ns) == replace(options, **device)
 
 
 @pytest.mark.parametrize("f", PROFILE)
@@ -208,7 +215,7 @@ def test_sweep_null_means_the_default_and_ints_are_numbers():
 
 def parse_profile(*args):
     ns = build_parser().parse_args(["profile", str(BUNDLE), *args, "-o", "r.json"])
-    return from_namespace(ProfileOptions, ns)
+    return parsed(ProfileOptions, ns)
 
 
 @pytest.mark.parametrize("args", [["--runs", "3", "--duration", "2"],
@@ -234,7 +241,7 @@ def test_command_line_shapes_convert_and_fail_clearly(tmp_path):
 
 
 def test_server_results_are_measured_and_stay_local(tmp_path):
-    from results_factory import make_result
+    from tests.helpers.results_factory import make_result
 
     from sc2deploy.results.schema import write_results
 

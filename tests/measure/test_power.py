@@ -8,7 +8,7 @@ from sc2deploy.errors import DeviceError, UsageError
 from sc2deploy.measure.power import (INA2xx, JetsonINA3221, Pi5PMIC, RAPL, SensorUnavailable,
                                        discover, parse_pmic_adc)
 
-from sensor_trees import PMIC, hwmon_chip, tx2_iio, write
+from tests.helpers.sensor_trees import PMIC, hwmon_chip, tx2_iio, write
 
 
 def test_tx2_iio_uses_vdd_in_without_its_sub_rails(tmp_path):

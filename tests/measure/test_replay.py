@@ -165,7 +165,7 @@ def test_replay_ladder_on_the_demo_ladder(ladder_bundles, ladder_evaluations_tim
     assert doc["images"][0]["point"] == "demo-beta0.1"
     assert "demo-beta3" in chosen and chosen <= {"demo-beta1", "demo-beta3"}
     assert doc["images"][-1]["point"] == "demo-beta0.1"
-    assert adaptive.hit_rate >= 0.95 and 2 <= adaptive.switches <= 4
+    assert adaptive.hit_rate >= 0.95 and 2 <= adaptive.switches <= 5  # settling: one more
     fixed = {name: run.summary for name, run in result.fixed.items()}
     assert fixed["demo-beta3"].hit_rate == 1.0
     for name in ("demo-beta0.1", "demo-beta1"):  # slow: ~1.8 s and ~0.7 s an image

@@ -19,7 +19,7 @@ from sc2deploy.errors import UsageError
 from sc2deploy.results.schema import load_results
 from sc2deploy.measure.runtime import ProfileOptions, profile
 
-from sensor_trees import PMIC, hwmon_chip, tx2_iio, write
+from tests.helpers.sensor_trees import PMIC, hwmon_chip, tx2_iio, write
 
 QUICK = ["--runs", "4", "--warmup", "1", "--idle", "0.2", "--no-baselines"]
 

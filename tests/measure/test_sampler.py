@@ -10,7 +10,7 @@ from sc2deploy.errors import DeviceError, UsageError
 from sc2deploy.measure.power import JetsonINA3221, RAPL
 from sc2deploy.measure.sampler import Sampler, counter_joules, integrate_power
 
-from sensor_trees import hwmon_chip, write
+from tests.helpers.sensor_trees import hwmon_chip, write
 
 
 def test_trapezoid_is_exact_on_a_ramp_and_interpolates_the_window_ends():

@@ -139,7 +139,7 @@ def test_the_demo_exports_its_tail_and_tail_onnx_gives_the_torch_tails_top1(demo
     from sc2deploy.specs import demo_checkpoint
     from sc2deploy.export.tail import build_tail
     from sc2deploy.orchestrate.demo_data import CLASSES
-    from symbols import assert_same_top1
+    from tests.helpers.symbols import assert_same_top1
 
     tail = demo_bundle.manifest["tail"]
     assert tail["output"]["shape"] == [1, len(CLASSES)] and "file" in tail

@@ -3,9 +3,9 @@ an adaptive stream (measured) and a replay (modeled) of the 37.5 -> 5.5 -> 37.5 
 
 import pytest
 
-from results_factory import make_adaptive_stream, make_replay, make_result
 from sc2deploy.report.adaptive import adaptive_docs, adaptive_table, timeline
 from sc2deploy.report.document import figure_keys, write_report
+from tests.helpers.results_factory import make_adaptive_stream, make_replay, make_result
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib (pip install .[report])")
 

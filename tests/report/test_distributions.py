@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from results_factory import make_result
+from tests.helpers.results_factory import make_result
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib (pip install .[report])")
 

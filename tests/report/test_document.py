@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from results_factory import make_evaluation, make_replay, make_result
 from sc2deploy.errors import ResultsError
 from sc2deploy.report.data import FIGURES
 from sc2deploy.report.document import PLOTS, end_to_end_bars, figure_keys, names, write_report
+from tests.helpers.results_factory import make_evaluation, make_replay, make_result
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib (pip install .[report])")
 

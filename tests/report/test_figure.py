@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from results_factory import make_result
+from tests.helpers.results_factory import make_result
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib (pip install .[report])")
 

@@ -1,7 +1,7 @@
 """The noise-aware Pareto front: differences inside the noise are ties, not wins."""
 
-from results_factory import make_evaluation, make_result
 from sc2deploy.report.pareto import front
+from tests.helpers.results_factory import make_evaluation, make_result
 
 
 def test_differences_inside_the_noise_are_ties():

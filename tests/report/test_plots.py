@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from results_factory import make_result, sample_times, stats
 from sc2deploy.report.data import end_to_end_bars
 from sc2deploy.report.tables import end_to_end_table
+from tests.helpers.results_factory import make_result, sample_times, stats
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib (pip install .[report])")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from results_factory import make_evaluation
+from tests.helpers.results_factory import make_evaluation
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib (pip install .[report])")
 

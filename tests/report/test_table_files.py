@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from results_factory import make_evaluation, make_result
 from sc2deploy.report.table_files import latex_escape, to_csv, to_latex
 from sc2deploy.report.tables import Table
+from tests.helpers.results_factory import make_evaluation, make_result
 
 
 def test_latex_escapes_specials_and_the_report_symbols():

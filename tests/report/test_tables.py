@@ -1,7 +1,7 @@
 """Report tables: conditions once per device, not per row; the Pareto table's ties."""
 
-from results_factory import PI4_MODEL, make_result
 from sc2deploy.report.tables import device_blocks, pareto_table, run_conditions_table
+from tests.helpers.results_factory import PI4_MODEL, make_result
 
 
 def test_one_conditions_block_per_device_with_differences_joined():

@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from results_factory import make_evaluation
 from sc2deploy.measure.links import load_link
 from sc2deploy.report.worth import (best_top1_within, compare, format_comparison, least_at,
                                     verdict)
+from tests.helpers.results_factory import make_evaluation
 
 POINTS = [(100.0, 50.0), (200.0, 70.0), (400.0, 65.0), (800.0, 90.0)]  # (value, top-1 %)
 

@@ -11,10 +11,10 @@ import re
 import numpy as np
 import pytest
 
-from results_factory import make_result
 from sc2deploy.errors import ResultsError
 from sc2deploy.results.schema import (SCHEMA, SCHEMA_VERSION, STAT_KEYS, load_results,
                                          validate, write_results)
+from tests.helpers.results_factory import make_result
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -289,7 +289,7 @@ def test_schema_constants():
 # ------------------------------------------------ the adaptive ladder (issue 22)
 
 def test_adaptive_stream_and_replay_documents_are_valid(tmp_path):
-    from results_factory import make_adaptive_stream, make_replay
+    from tests.helpers.results_factory import make_adaptive_stream, make_replay
 
     for doc in (make_adaptive_stream(), make_replay(), make_replay(period_s=1.0)):
         assert validate(doc, "x.json") is doc
@@ -325,7 +325,7 @@ def _choice(d):
      r"adaptive\.points\[0\]: missing required key 'top1'"),
 ])
 def test_adaptive_stream_validation_says_what_is_wrong(edit, message):
-    from results_factory import make_adaptive_stream
+    from tests.helpers.results_factory import make_adaptive_stream
 
     doc = make_adaptive_stream()
     edit(doc)
@@ -354,7 +354,7 @@ def test_adaptive_stream_validation_says_what_is_wrong(edit, message):
     (lambda d: d.pop("trace"), r"^a\.json: missing required key 'trace'$"),
 ])
 def test_replay_validation_says_what_is_wrong(edit, message):
-    from results_factory import make_replay
+    from tests.helpers.results_factory import make_replay
 
     doc = make_replay()
     edit(doc)

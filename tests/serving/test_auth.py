@@ -5,7 +5,8 @@ import stat
 import pytest
 
 from sc2deploy.errors import UsageError
-from sc2deploy.measure.stream import TOKEN_ENV, read_token
+from sc2deploy.stream.client import read_token
+from sc2deploy.wire import TOKEN_ENV
 from sc2deploy.serving.auth import authorized, server_token
 
 

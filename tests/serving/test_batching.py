@@ -8,7 +8,7 @@ import pytest
 
 from sc2deploy.bundle import Bundle
 from sc2deploy.errors import UsageError
-from sc2deploy.measure.stream import BUNDLE_HEADER, REQUEST_ID_HEADER
+from sc2deploy.wire import BUNDLE_HEADER, REQUEST_ID_HEADER
 from sc2deploy.preprocess import sample_images
 from sc2deploy.serving import batching
 from sc2deploy.serving.service import ServeOptions, Service
@@ -16,7 +16,7 @@ from sc2deploy.targets import load_server_runner
 from sc2deploy.targets.encoding import encode_images
 from sc2deploy.targets.onnx import ServerRunner
 
-from symbols import assert_same_top1
+from tests.helpers.symbols import assert_same_top1
 
 TOKEN = "batching-test-token-0123456789"
 
@@ -103,7 +103,7 @@ def test_infer_batch_refuses_a_wrong_shape_or_dtype(split_bundle, latents):
 @pytest.mark.parametrize("mode", ["batched", "single"])
 def test_the_service_answers_a_batch_the_same_either_way(split_bundle, mode):
     data = [d for _, d in encode_images(split_bundle, sample_images()[:4])]
-    s = Service(ServeOptions(bundle=split_bundle.path, tail_batch=mode), TOKEN)
+    s = Service(ServeOptions(bundles=split_bundle.path, tail_batch=mode), TOKEN)
     try:
         assert s.info()["batching"] == {"tail": {"mode": mode, "why": f"--tail-batch {mode}"}}
         batch = s.run_batch([s.prepare(headers(split_bundle, f"{mode}-{i}"), d)
@@ -125,7 +125,7 @@ def test_the_service_answers_a_batch_the_same_either_way(split_bundle, mode):
 
 def test_an_unknown_mode_is_refused():
     with pytest.raises(UsageError, match="--tail-batch"):
-        ServeOptions(bundle="b", tail_batch="always")
+        ServeOptions(bundles="b", tail_batch="always")
 
 
 def test_batched_is_refused_before_start_for_a_batch_one_tail(split_bundle):

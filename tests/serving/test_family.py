@@ -13,7 +13,7 @@ import pytest
 from sc2deploy.cli import main
 from sc2deploy.codec import container
 from sc2deploy.errors import Refused, UsageError
-from sc2deploy.measure.stream import BUNDLE_HEADER, REQUEST_ID_HEADER
+from sc2deploy.wire import BUNDLE_HEADER, REQUEST_ID_HEADER
 from sc2deploy.preprocess import sample_images
 from sc2deploy.serving.service import ServeOptions, Service
 from sc2deploy.targets.encoding import encode_images
@@ -32,7 +32,7 @@ def encoded(ladder_bundles, split_bundle):
 @pytest.fixture(scope="module")
 def service(ladder_bundles):
     first, *rest = [b.path for b in ladder_bundles]
-    s = Service(ServeOptions(bundle=first, family=tuple(rest)), TOKEN)
+    s = Service(ServeOptions(bundles=(first, *rest)), TOKEN)
     yield s
     s.close()
 
@@ -100,11 +100,11 @@ def test_a_bundle_of_another_family_is_refused_at_start_with_the_reason(ladder_b
     first = ladder_bundles[0].path
     with pytest.raises(UsageError, match=r"does not belong to the family .*input\.crop: "
                                          r"\[64, 64\] \(the first bundle's: \[224, 224\]\)"):
-        Service(ServeOptions(bundle=first, family=(split_bundle.path,)), TOKEN)
+        Service(ServeOptions(bundles=(first, split_bundle.path)), TOKEN)
     with pytest.raises(UsageError, match=r"does not belong to the family .*tasks"):
-        Service(ServeOptions(bundle=first, family=(head_only_bundle.path,)), TOKEN)
+        Service(ServeOptions(bundles=(first, head_only_bundle.path)), TOKEN)
     with pytest.raises(UsageError, match="is given twice"):
-        Service(ServeOptions(bundle=first, family=(first,)), TOKEN)
+        Service(ServeOptions(bundles=(first, first)), TOKEN)
 
 
 def test_the_cli_refuses_a_foreign_bundle_before_starting_anything(ladder_bundles, split_bundle,
@@ -124,7 +124,7 @@ def test_ray_serve_routes_a_family_and_refuses_foreign_containers(ladder_bundles
     ray_app = pytest.importorskip("sc2deploy.serving.ray_app", reason="Ray Serve is not "
                                   "installed (pip install 'sc2deploy[serve]')")
     first, *rest = [b.path for b in ladder_bundles]
-    options = ServeOptions(bundle=first, family=tuple(rest), port=free_port(), max_batch=4)
+    options = ServeOptions(bundles=(first, *rest), port=free_port(), max_batch=4)
     ray_app.start(options, TOKEN)
     try:
         status, info = request(options, "GET", "/v1/info", None, {})

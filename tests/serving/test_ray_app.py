@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sc2deploy.codec import container
-from sc2deploy.measure.stream import StreamOptions, answered_top1, stream
+from sc2deploy.stream.client import StreamOptions, answered_top1, stream
 from sc2deploy.preprocess import sample_images
 from sc2deploy.results.schema import validate
 from sc2deploy.serving.service import ServeOptions, Service
@@ -33,7 +33,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(split_bundle):
-    options = ServeOptions(bundle=split_bundle.path, port=free_port(), max_batch=8,
+    options = ServeOptions(bundles=split_bundle.path, port=free_port(), max_batch=8,
                            batch_wait_ms=20, max_bytes=8192)
     url = ray_app.start(options, TOKEN)
     yield options, url
@@ -101,7 +101,7 @@ def test_concurrent_requests_are_batched_and_replays_answered_once(server, strea
 
 def test_a_server_restart_mid_stream_loses_and_duplicates_nothing(server, split_bundle,
                                                                   tmp_path, monkeypatch):
-    from sc2deploy.measure import stream as device
+    from sc2deploy.stream import client as device
 
     options, url = server
     images = tmp_path / "images"

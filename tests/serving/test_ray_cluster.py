@@ -1,5 +1,5 @@
 """`sc2deploy serve --ray-address`: one app over a real two-node Ray cluster, each node in a
-network namespace of its own (tests/serving/netns.py), with Ray's token auth on.
+network namespace of its own (tests/helpers/netns.py), with Ray's token auth on.
 
     namespace a: ray start --head (1 CPU) + sc2deploy serve --replicas 2 --ray-address A:6379
     namespace b: ray start --address A:6379 (1 CPU)        devices: POSTs to both nodes' proxies
@@ -24,10 +24,8 @@ import pytest
 from sc2deploy.preprocess import sample_images
 from sc2deploy.serving.service import ServeOptions, Service
 from sc2deploy.targets.encoding import encode_images
-
-sys.path.insert(0, os.path.dirname(__file__))
-import netns  # noqa: E402
-from symbols import assert_same_top1  # noqa: E402
+from tests.helpers import netns
+from tests.helpers.symbols import assert_same_top1
 
 pytest.importorskip("ray", reason="Ray Serve is not installed (pip install 'sc2deploy[serve]')")
 HEAD_IP, WORKER_IP, GCS_PORT, PORT = "10.214.0.1", "10.214.0.2", 6379, 8000
@@ -104,7 +102,7 @@ def logits_here(bundle):
     by tail.onnx in this process."""
     import onnxruntime as ort
 
-    service = Service(ServeOptions(bundle=bundle.path), TOKEN)
+    service = Service(ServeOptions(bundles=bundle.path), TOKEN)
     session = ort.InferenceSession(str(bundle.file("tail.onnx")),
                                    providers=["CPUExecutionProvider"])
     headers = {"authorization": f"Bearer {TOKEN}",

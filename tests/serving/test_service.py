@@ -7,13 +7,13 @@ import onnxruntime as ort
 import pytest
 
 from sc2deploy.codec import container
-from sc2deploy.measure.stream import BUNDLE_HEADER, REQUEST_ID_HEADER
+from sc2deploy.wire import BUNDLE_HEADER, REQUEST_ID_HEADER
 from sc2deploy.preprocess import sample_images
 from sc2deploy.errors import Refused
 from sc2deploy.serving.service import ServeOptions, Service
 from sc2deploy.targets.encoding import encode_images
 
-from symbols import assert_same_top1
+from tests.helpers.symbols import assert_same_top1
 
 TOKEN = "t0ken-for-the-tests-0123456789"
 
@@ -25,7 +25,7 @@ def streams(split_bundle):
 
 @pytest.fixture(scope="module")
 def service(split_bundle):
-    s = Service(ServeOptions(bundle=split_bundle.path, max_bytes=4096), TOKEN)
+    s = Service(ServeOptions(bundles=split_bundle.path, max_bytes=4096), TOKEN)
     yield s
     s.close()
 
@@ -97,7 +97,7 @@ def test_a_replayed_request_id_gets_the_same_answer_and_is_decoded_once(split_bu
 
 
 def test_the_replay_cache_is_bounded(split_bundle, streams):
-    s = Service(ServeOptions(bundle=split_bundle.path, cache_size=2), TOKEN)
+    s = Service(ServeOptions(bundles=split_bundle.path, cache_size=2), TOKEN)
     try:
         for i in range(3):
             s.run_batch([s.prepare(headers(split_bundle, f"c-{i}"), streams[0])])
@@ -108,7 +108,7 @@ def test_the_replay_cache_is_bounded(split_bundle, streams):
 
 
 def test_a_head_only_bundle_answers_with_decoding_alone(head_only_bundle, few_images):
-    s = Service(ServeOptions(bundle=head_only_bundle.path), TOKEN)
+    s = Service(ServeOptions(bundles=head_only_bundle.path), TOKEN)
     try:
         (_, data), = list(encode_images(head_only_bundle, few_images[:1]))
         (answer,) = s.run_batch([s.prepare(headers(head_only_bundle, "demo"), data)])
@@ -121,14 +121,14 @@ def test_a_head_only_bundle_answers_with_decoding_alone(head_only_bundle, few_im
 
 def test_options_are_checked():
     with pytest.raises(Exception, match="--replicas, --max-batch"):
-        ServeOptions(bundle="b", replicas=0, max_batch=0)
+        ServeOptions(bundles="b", replicas=0, max_batch=0)
 
 
 def test_one_request_answers_every_tail_of_the_bundle(split_bundle, streams, tmp_path):
     import copy
     import shutil
 
-    from reference_models import classification_student, write_student
+    from tests.helpers.reference_models import classification_student, write_student
     from sc2deploy.export.extra_tail import AddTailOptions, add_tail
 
     first, second = classification_student(), classification_student(seed=11)
@@ -140,7 +140,7 @@ def test_one_request_answers_every_tail_of_the_bundle(split_bundle, streams, tmp
     sessions = {name: ort.InferenceSession(str(bundle.file(file)),
                                            providers=["CPUExecutionProvider"])
                 for name, file in (("default", "tail.onnx"), ("second", "tail-second.onnx"))}
-    s = Service(ServeOptions(bundle=bundle.path), TOKEN)
+    s = Service(ServeOptions(bundles=bundle.path), TOKEN)
     try:
         assert s.info()["tasks"] == ["tail", "tail:second"]
         item = s.prepare(headers(bundle, "both"), streams[0])

@@ -1,4 +1,4 @@
-"""`sc2deploy serve` and `sc2deploy stream` in network namespaces (tests/serving/netns.py: the
+"""`sc2deploy serve` and `sc2deploy stream` in network namespaces (tests/helpers/netns.py: the
 server's bridge, one namespace per device), each device's link shaped by tc tbf to LoRa's
 37.5 kbit/s: measured transfer vs bytes x 8 / 37,500, for one device and for four at once.
 
@@ -8,19 +8,15 @@ when the test ends. Skipped, with the reason, where namespaces cannot be made.
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
 from sc2deploy.measure.links import BUILTIN
 from sc2deploy.preprocess import sample_images
-
-sys.path.insert(0, os.path.dirname(__file__))
-import netns  # noqa: E402
+from tests.helpers import netns
 
 pytest.importorskip("ray", reason="Ray Serve is not installed (pip install 'sc2deploy[serve]')")
 RATE_BPS = 37500

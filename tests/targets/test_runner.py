@@ -27,7 +27,7 @@ def test_server_runner_returns_the_models_float_output(tmp_path, head_only_bundl
     """decoder.onnx / tail.onnx run through the same contract, float32 in and out."""
     import shutil
 
-    from reference_models import classification_student, write_student
+    from tests.helpers.reference_models import classification_student, write_student
     from sc2deploy.export import ExportOptions, export_bundle
     from sc2deploy.preprocess import sample_images
     from sc2deploy.targets import load_runner, load_server_runner
