@@ -722,7 +722,7 @@ def _build_one(bundle_path: Path, target: Target, options, calibration, referenc
         row = {**choice.row, **({"speed": speed} if speed else {})}
         if "search" in choice.recorded:
             row["search_lines"] = search_lines(target.name, choice.recorded["search"],
-                                               choice.candidate.recorded)
+                                               choice.candidate.recorded, ok)
         if not ok and not options.allow_low_fidelity:
             raise FidelityError(_refusal(target, choice, options, bundle),
                                 {**stats, "rule": verdict["rule"], "measured_on": verdict["cpu"],

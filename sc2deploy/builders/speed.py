@@ -68,9 +68,11 @@ def speed_text(speed: Optional[Dict]) -> str:
     return text if speed["gain"] else f"no speed gain: {text}"
 
 
-def search_lines(target: str, tried: List[Dict], kept: Optional[Dict]) -> List[str]:
+def search_lines(target: str, tried: List[Dict], kept: Optional[Dict],
+                 passed: bool = True) -> List[str]:
     """Every configuration a search tried: its p50 on this CPU and its verdict, and why the
-    kept one won (the fastest that passed)."""
+    kept one won (the fastest that passed); ``passed`` False: none passed, ``kept`` is the
+    most faithful, which the build discards unless told to keep it."""
     lines = [f"{target} search: {len(tried)} configurations, the fastest that passes the gate "
              "is kept (* timed in turns with the others that pass)"]
     for entry in tried:
@@ -85,7 +87,8 @@ def search_lines(target: str, tried: List[Dict], kept: Optional[Dict]) -> List[s
         decision = entry.get("decision") or ("passed" if entry.get("passed") else "failed")
         verdict = {"passed": "passes", "failed": "fails",
                    "undecided": "not confirmed: slower than one that passes"}[decision]
-        mark = "  <- kept" if kept is not None and options == kept else ""
+        mark = ("" if kept is None or options != kept
+                else "  <- kept" if passed else "  <- the most faithful (none passed)")
         p50 = entry.get("latency_p50_ms")
         p50 = "n/a" if p50 is None else f"{p50:.1f}" + ("*" if entry.get("timed_in_turns")
                                                        else "")
