@@ -75,6 +75,7 @@ def search_lines(target: str, tried: List[Dict], kept: Optional[Dict],
     most faithful, which the build discards unless told to keep it."""
     lines = [f"{target} search: {len(tried)} configurations, the fastest that passes the gate "
              "is kept (* timed in turns with the others that pass)"]
+    most = max(((e.get("task") or {}).get("images", 0) for e in tried), default=0)
     for entry in tried:
         options = entry["options"]
         label = describe_options(options)
@@ -85,8 +86,12 @@ def search_lines(target: str, tried: List[Dict], kept: Optional[Dict],
         evidence = (f"top-1 {task['top1_agree']}/{task['images']}" if task
                     else f"{entry.get('agreement_pct', 0):.3f} % equal")
         decision = entry.get("decision") or ("passed" if entry.get("passed") else "failed")
+        if decision == "undecided":  # the interval straddles the bar: not shown to pass
+            # on fewer images than the others (screened only) beside one that passes: skipped
+            skipped = passed and task.get("images", 0) < most
+            decision = "skipped" if skipped else "failed"
         verdict = {"passed": "passes", "failed": "fails",
-                   "undecided": "not confirmed: slower than one that passes"}[decision]
+                   "skipped": "not confirmed: slower than one that passes"}[decision]
         mark = ("" if kept is None or options != kept
                 else "  <- kept" if passed else "  <- the most faithful (none passed)")
         p50 = entry.get("latency_p50_ms")

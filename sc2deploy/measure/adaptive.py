@@ -245,6 +245,12 @@ class Policy:
     one, and the link may still be draining it (resent segments, a full queue); the point
     then moves up again through the hysteresis margin, on settled estimates. A drop that
     left the send in time (e.g. after a burst overstated a rise) changes the estimate only.
+
+    A send during which the transport sent bytes again (``resent_bytes``: a TCP timeout that
+    fired while the rate fell) leaves those bytes queued on the link after the answer is in:
+    ``hold_s`` is the time the link needs for them at the new estimate; the device waits for
+    them (:meth:`sc2deploy.stream.client.Client.wait_for_resent`) before it takes the next
+    image, rather than queue that image behind them.
     """
 
     def __init__(self, points: Sequence[Point], estimator: ThroughputEstimator,
@@ -254,6 +260,7 @@ class Policy:
         self.bytes = BytePredictor({p.name: p.bytes for p in points}, options.recent)
         self.current: Optional[Point] = None
         self._settling = 0  # images still to send on the fewest-bytes point
+        self.hold_s = 0.0  # seconds the link still needs for bytes the last send resent
         if options.top1_floor is not None:
             predicted_joules(points, estimator.bps, options.tx_watts)  # fails early if unknown
 
@@ -276,9 +283,13 @@ class Policy:
         self.current = choice.point
         return Decision(image_index, choice.point, choice.fits, bps, times, choice.reason, joules)
 
-    def observe(self, decision: Decision, bytes_sent: float, seconds: float) -> None:
+    def observe(self, decision: Decision, bytes_sent: float, seconds: float,
+                resent_bytes: float = 0.0) -> None:
         """``seconds``: the send, first byte out to last in (stream's round trip − server);
-        the configured latency is taken off before the throughput is estimated."""
+        the configured latency is taken off before the throughput is estimated.
+        ``resent_bytes``: what the transport sent again during it (sets ``hold_s``)."""
+        if resent_bytes < 0:
+            raise UsageError(f"resent_bytes must be >= 0, got {resent_bytes}")
         self.bytes.observe(decision.point.name, bytes_sent)
         link_s = seconds - self.options.latency_s
         if link_s > 0:
@@ -290,6 +301,7 @@ class Policy:
         else:
             logger.debug("send of %s B took %.4f s, not more than the latency: no throughput "
                          "estimate from it", bytes_sent, seconds)
+        self.hold_s = 8 * resent_bytes / self.estimator.bps
 
 
 def _most_accurate(points: Sequence[Point]) -> Point:

@@ -275,7 +275,7 @@ ADAPTIVE_OPTIONS = {"mode": _one_of("deadline", "energy"), "deadline_ms": NUM,
 CHOICE = _object({"point": STR, "fits": BOOL, "reason": STR, "estimate_bps": NUM,
                   "predicted_bytes": NUM, "predicted_e2e_ms": NUM},
                  {"predicted_j": NUM, "measured_e2e_ms": NUM, "transfer_ms": NUM, "met": BOOL,
-                  "estimate_after_bps": NUM})
+                  "estimate_after_bps": NUM, "waited_ms": NUM})
 STREAM_ADAPTIVE = _object({**ADAPTIVE_OPTIONS, "points": _list(_object({
     "name": STR, "bundle": STR, "path": STR, "top1": NUM, "reference_bytes": NUM,
     "encode_ms": NUM, "server_ms": NUM})), "summary": _object({
@@ -292,6 +292,7 @@ STREAM = _object({"complete": BOOL, "label": STR, "created_utc": STR, "bundle": 
                       "round_trip_ms": _nullable(NUM), "server_ms": _nullable(NUM),
                       "attempts": INT, "outputs": _nullable(_list(_object({"task": STR})))},
                       {"frame": INT, "frame_age_ms": NUM, "captured_utc": STR,
+                       "resent_bytes": INT,
                        "served_by": _object({"node": STR, "replica": STR}),
                        "adaptive": CHOICE}))},
                  {"conditions": CONDITIONS, "samples": _nullable(SAMPLES),

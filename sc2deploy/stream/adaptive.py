@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from sc2deploy import wire
 from sc2deploy.errors import UsageError
+from sc2deploy.log import logger
 from sc2deploy.measure.adaptive import (Decision, Point, Policy, PolicyOptions,
                                         ThroughputEstimator, require_positive)
 from sc2deploy.measure.ladder import describe, ladder_points, load_evaluations, open_family
@@ -33,7 +34,8 @@ from sc2deploy.measure.progress import Progress
 from sc2deploy.options import option, validate
 from sc2deploy.preprocess import list_images, sample_images
 from sc2deploy.results.schema import utc_now
-from sc2deploy.stream.client import Client, Queue, Sender, StreamOptions, refused
+from sc2deploy.stream.client import (SEGMENT_HEADERS_BYTES, Client, Queue, Sender,
+                                     StreamOptions, refused)
 from sc2deploy.targets import load_runner
 from sc2deploy.targets.encoding import latent_codec
 
@@ -42,7 +44,7 @@ ESTIMATOR = ("exponentially weighted harmonic mean (alpha 0.3) of 8 x bytes on t
              "under half the estimate is taken at once, two in a row over twice it are taken at "
              "once")
 # TCP/IP + Ethernet headers of about two segments up and two ACKs of the reply, per request
-PACKET_HEADERS_BYTES = 4 * 66
+PACKET_HEADERS_BYTES = 4 * SEGMENT_HEADERS_BYTES
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def stream_ladder(options: StreamOptions, ladder: LadderOptions) -> dict:
         timings.apply(policy)
         started_with = describe(policy.points, bundles, overhead)
         for index, path in enumerate(images):
+            waited_s = _wait_for_the_link(policy, client)
             started, decision = time.monotonic(), None
             if path.name not in queue.entries:
                 decision = policy.decide(index)
@@ -139,7 +142,7 @@ def stream_ladder(options: StreamOptions, ladder: LadderOptions) -> dict:
                 data = encode(name, path)
                 queue.add(path.name, data, (time.perf_counter_ns() - t0) / 1e6,
                           bundle=by_name[name][0].manifest["manifest_sha256"],
-                          adaptive=_choice(decision, policy, overhead))
+                          adaptive=_choice(decision, policy, overhead, waited_s))
             sender.send(path.name)
             _outcome(queue, queue.entries[path.name], policy, decision, ladder.deadline_ms,
                      timings, overhead)
@@ -190,12 +193,27 @@ def request_overhead_bytes(client: Client) -> int:
             + PACKET_HEADERS_BYTES)
 
 
-def _choice(decision: Decision, policy: Policy, overhead: int) -> dict:
+def _wait_for_the_link(policy: Policy, client: Client) -> float:
+    """Before the next image is taken, wait for the link to carry what the last send resent
+    (until the server reports the duplicates; about the policy's ``hold_s``); returns the
+    seconds waited."""
+    expected, policy.hold_s = policy.hold_s, 0.0
+    if expected <= 0:
+        return 0.0
+    waited = client.wait_for_resent(expected)
+    logger.info("the last send was partly sent again: waited %.0f ms (%.0f expected) for the "
+                "link to carry it before the next image", waited * 1e3, expected * 1e3)
+    return waited
+
+
+def _choice(decision: Decision, policy: Policy, overhead: int, waited_s: float = 0.0) -> dict:
     name = decision.point.name
     record = {"point": name, "fits": decision.fits, "reason": decision.reason,
               "estimate_bps": decision.throughput_bps,
               "predicted_bytes": policy.bytes.predict(name) - overhead,
               "predicted_e2e_ms": decision.predicted_s[name] * 1e3}
+    if waited_s > 0:
+        record["waited_ms"] = waited_s * 1e3
     if decision.predicted_j is not None:
         record["predicted_j"] = decision.predicted_j[name]
     return record
@@ -213,7 +231,8 @@ def _outcome(queue: Queue, entry: dict, policy: Policy, decision: Optional[Decis
     record.update(measured_e2e_ms=measured, met=measured <= deadline_ms,
                   transfer_ms=entry["round_trip_ms"] - server_ms)
     if decision is not None and record["transfer_ms"] > 0:
-        policy.observe(decision, entry["bytes"] + overhead, record["transfer_ms"] / 1e3)
+        policy.observe(decision, entry["bytes"] + overhead, record["transfer_ms"] / 1e3,
+                       entry.get("resent_bytes", 0))
         record["estimate_after_bps"] = policy.estimator.bps
         timings.observe(record["point"], entry["encode_ms"] / 1e3, server_ms / 1e3)
         timings.apply(policy)

@@ -26,6 +26,8 @@ import http.client
 import json
 import os
 import secrets
+import socket
+import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +56,37 @@ from sc2deploy.targets.encoding import latent_codec
 
 STAGES = ("encode", "transfer", "server", "total")
 QUEUE_VERSION = 1
+SEGMENT_HEADERS_BYTES = 66  # TCP (with timestamps), IPv4 and Ethernet headers of one segment
+# Linux's struct tcp_info (append-only ABI): tcpi_total_retrans (u32); from 4.19 on
+# tcpi_bytes_retrans (u64); from 5.3 on tcpi_dsack_dups (u32)
+_TOTAL_RETRANS, _BYTES_RETRANS, _DSACK_DUPS = 100, 208, 216
+RESENT_POLL_S = 0.005  # how often the wait for a resent segment's delivery looks
+
+
+@dataclass(frozen=True)
+class TcpCounts:
+    """What TCP has sent again on a connection since it opened, and how many duplicates the
+    peer has reported receiving (D-SACK; None where the kernel does not count them)."""
+
+    resent_segments: int
+    resent_bytes: int  # payload
+    duplicates_seen: Optional[int]
+
+
+def tcp_counts(sock) -> Optional[TcpCounts]:
+    """The connection's :class:`TcpCounts`; None where the platform does not say (not
+    Linux, a kernel before 4.19, not a TCP socket, a closed one)."""
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(raw) < _DSACK_DUPS:
+        return None
+    dups = struct.unpack_from("I", raw, _DSACK_DUPS)[0] if len(raw) >= _DSACK_DUPS + 4 else None
+    return TcpCounts(struct.unpack_from("I", raw, _TOTAL_RETRANS)[0],
+                     struct.unpack_from("Q", raw, _BYTES_RETRANS)[0], dups)
 
 
 def read_token(token_file: Optional[Path]) -> str:
@@ -208,27 +241,61 @@ class Client:
         self.timeout = options.timeout_s
         self.headers = wire.request_headers(options.token, bundle_digest)
         self._conn: Optional[http.client.HTTPConnection] = None
+        self.resent_bytes: Optional[int] = None  # on the wire, during the last answered post
+        self._duplicates_due: Optional[int] = None  # D-SACKs once those bytes crossed
 
     def post(self, request_id: str, body: bytes, bundle: Optional[str] = None
              ) -> Tuple[int, dict]:
         """(status, JSON body); raises OSError/HTTPException when the link or server drops.
-        ``bundle``: the digest of the bundle that encoded ``body`` (default: the client's)."""
+        ``bundle``: the digest of the bundle that encoded ``body`` (default: the client's).
+        Where the platform says (:func:`tcp_counts`), ``resent_bytes`` is what TCP sent again
+        meanwhile, headers included: bytes the link may still carry when the answer is in
+        (:meth:`wait_for_resent`)."""
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         headers = {**self.headers, wire.REQUEST_ID_HEADER: request_id}
         if bundle is not None:
             headers[wire.BUNDLE_HEADER] = bundle
+        before = tcp_counts(self._conn.sock) or TcpCounts(0, 0, 0)  # a new one starts at 0
+        self.resent_bytes = self._duplicates_due = None
         try:
             self._conn.request("POST", wire.INFER_PATH, body, headers)
+            sock = self._conn.sock  # a server that closes after its answer: gone after it
             response = self._conn.getresponse()
+            after = tcp_counts(sock)  # the request is in: its counts are final
             raw = response.read()
         except (OSError, http.client.HTTPException):
             self.close()
             raise
+        if after is not None:
+            segments = after.resent_segments - before.resent_segments
+            self.resent_bytes = (after.resent_bytes - before.resent_bytes
+                                 + SEGMENT_HEADERS_BYTES * segments)
+            if segments and after.duplicates_seen is not None:
+                self._duplicates_due = after.duplicates_seen + segments
         try:
             return response.status, json.loads(raw)
         except ValueError:
             return response.status, {"error": raw[:200].decode("utf-8", "replace")}
+
+    def wait_for_resent(self, expected_s: float) -> float:
+        """After an answered post that TCP partly sent again: wait until the server has
+        reported the duplicates (D-SACK: they have crossed the link), at most twice
+        ``expected_s``; where it cannot be seen, ``expected_s``. Returns the seconds waited."""
+        if expected_s <= 0:
+            return 0.0
+        start = time.monotonic()
+        due, self._duplicates_due = self._duplicates_due, None
+        while True:
+            elapsed = time.monotonic() - start
+            counts = tcp_counts(self._conn.sock) if self._conn is not None else None
+            if due is None or counts is None or counts.duplicates_seen is None:
+                time.sleep(max(0.0, expected_s - elapsed))  # cannot be seen: the expected time
+                break
+            if counts.duplicates_seen >= due or elapsed >= 2 * expected_s:
+                break
+            time.sleep(RESENT_POLL_S)
+        return time.monotonic() - start
 
     def close(self) -> None:
         if self._conn is not None:
@@ -250,6 +317,8 @@ def send(client: Client, entry: dict, options: StreamOptions) -> int:
         elapsed_ms = (time.perf_counter_ns() - t0) / 1e6
         if wire.is_answer(status, reply, entry["request_id"]):
             entry.update(answer=reply, round_trip_ms=elapsed_ms, status=status)
+            if client.resent_bytes is not None:
+                entry["resent_bytes"] = client.resent_bytes
             return retries
         if wire.is_refusal(status, reply):
             entry.update(status=status, answer={"error": reply.get("error", "")})
@@ -437,8 +506,8 @@ def _document(options, bundle, created, names, queue: Queue, retries: int, coder
 
 def _prediction(image: str, entry: dict) -> dict:
     answer = entry["answer"] or {}
-    extra = {k: entry[k] for k in ("frame", "frame_age_ms", "captured_utc", "adaptive")
-             if k in entry}
+    extra = {k: entry[k] for k in ("frame", "frame_age_ms", "captured_utc", "adaptive",
+                                   "resent_bytes") if k in entry}
     if answer.get("served_by"):
         extra["served_by"] = answer["served_by"]
     return {"image": image, "request_id": entry["request_id"], "bytes": entry["bytes"],

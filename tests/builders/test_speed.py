@@ -38,6 +38,21 @@ def test_search_lines_say_when_none_passed():
     assert "kept" not in "".join(lines[1:])
 
 
+def test_an_undecided_configuration_is_skipped_only_beside_one_that_passes():
+    """Undecided: the task's interval straddles the bar. Screened only (on fewer images than
+    the others) beside one that passes: not confirmed; measured on every image, or with none
+    passing: it fails."""
+    screened_only = {"options": W8, "latency_p50_ms": 9.0, "passed": False,
+                     "decision": "undecided", "task": {"top1_agree": 31, "images": 32}}
+    measured = {**screened_only, "task": {"top1_agree": 194, "images": 200}}
+    passing = _tried(True, False)[:1]
+    assert search_lines("onnx-int8", passing + [screened_only], A8W8)[2].endswith(
+        "not confirmed: slower than one that passes")
+    assert search_lines("onnx-int8", passing + [measured], A8W8)[2].endswith("194/200    fails")
+    assert search_lines("onnx-int8", [measured], W8, passed=False)[1].endswith(
+        "fails  <- the most faithful (none passed)")
+
+
 def test_describe_options_in_a_few_words():
     assert describe_options(A8W8) == "act int8, per-channel, minmax"
     assert describe_options({**W8, "keep_float": ["/encoder/encoder.4/Conv"]}) == \

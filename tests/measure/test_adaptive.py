@@ -54,6 +54,21 @@ def test_the_policy_settles_on_the_smallest_point_after_a_drop():
     assert relaxed.estimator.dropped and "settling" not in relaxed.decide(1).reason
 
 
+def test_the_policy_holds_for_what_the_transport_resent():
+    """A send whose request TCP partly sent again leaves those bytes on the link: the
+    policy's hold is their time at the new estimate, then back to 0 after a clean send."""
+    policy = Policy(LADDER, ThroughputEstimator(37500), PolicyOptions(DEADLINE_S))
+    first = policy.decide(0)
+    policy.observe(first, 1500, 8 * 1500 / 15000, resent_bytes=500)
+    assert policy.hold_s == pytest.approx(8 * 500 / policy.estimator.bps)
+    assert policy.estimator.bps == pytest.approx(15000)  # the drop, taken at once
+    second = policy.decide(1)
+    policy.observe(second, 300, 8 * 300 / 15000)
+    assert policy.hold_s == 0
+    with pytest.raises(UsageError, match="resent_bytes must be >= 0"):
+        policy.observe(second, 300, 0.1, resent_bytes=-1)
+
+
 def test_estimator_needs_two_fast_transfers_to_jump_up():
     estimator = ThroughputEstimator(5500)
     estimator.observe(300, 8 * 300 / 37500)

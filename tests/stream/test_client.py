@@ -2,6 +2,7 @@
 logic (sc2deploy.serving.service) behind the standard library's HTTP server, with faults
 (tests/helpers/service_front.py; the Ray Serve front is tested in tests/serving/test_ray_app.py)."""
 
+import http.client
 import json
 import os
 import signal
@@ -17,7 +18,8 @@ import pytest
 from tests.helpers.service_front import ServiceFront
 
 from sc2deploy.errors import UsageError
-from sc2deploy.stream.client import StreamOptions, answered_top1, read_token, stream
+from sc2deploy.stream.client import (Client, StreamOptions, TcpCounts, answered_top1,
+                                     read_token, stream, tcp_counts)
 from sc2deploy.preprocess import sample_images
 from sc2deploy.results.schema import validate
 
@@ -63,6 +65,39 @@ def test_every_image_is_answered_once_and_measured(split_bundle, front, images, 
     assert ms["total"]["p50"] > ms["encode"]["p50"]
     assert all(isinstance(c, int) for c in answered_top1(doc))
     assert len(set(p["request_id"] for p in doc["predictions"])) == 6
+    if sys.platform.startswith("linux"):  # what TCP sent again, per answer: none over loopback
+        assert [p["resent_bytes"] for p in doc["predictions"]] == [0] * 6
+
+
+def test_tcp_counts_are_the_sockets_own():
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as sock:
+        counts = tcp_counts(sock)
+        if sys.platform.startswith("linux"):
+            assert counts in (TcpCounts(0, 0, 0), TcpCounts(0, 0, None))
+        else:
+            assert counts is None  # the platform does not say: no hold, no field
+    assert tcp_counts(None) is None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        assert tcp_counts(udp) is None
+
+
+def test_the_wait_for_resent_bytes_is_bounded(split_bundle, tmp_path, images):
+    """Nothing resent: no wait; resent where no duplicates can be seen (no connection):
+    the expected time; duplicates due that never come: at most twice the expected time."""
+    client = Client(options(split_bundle, "http://127.0.0.1:9", tmp_path, images), "digest")
+    assert client.wait_for_resent(0.0) == 0.0
+    assert 0.05 <= client.wait_for_resent(0.05) < 0.5
+    server = socket.create_server(("127.0.0.1", 0))
+    with server:
+        client = Client(options(split_bundle, f"http://127.0.0.1:{server.getsockname()[1]}",
+                                tmp_path, images), "digest")
+        client._conn = http.client.HTTPConnection("127.0.0.1", server.getsockname()[1])
+        client._conn.connect()
+        client._duplicates_due = 1  # a duplicate this connection will never report
+        waited = client.wait_for_resent(0.05)
+        client.close()
+    assert 0.05 <= waited < 0.5 and (not sys.platform.startswith("linux") or waited >= 0.1)
 
 
 def test_lost_replies_and_503s_are_retried_without_duplicates(split_bundle, front, images,
